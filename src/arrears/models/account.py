@@ -1,0 +1,112 @@
+"""Accounts (one debt each), their instalment schedules, cases and flags."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from arrears.models.base import Base, Timestamped
+
+
+class Case(Timestamped, Base):
+    """The collection file of one debtor within one portfolio."""
+
+    __tablename__ = "case"
+    __table_args__ = (UniqueConstraint("portfolio_id", "debtor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
+    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtor.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
+    stage: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+
+    accounts: Mapped[list[Account]] = relationship(back_populates="case")
+
+
+class Account(Timestamped, Base):
+    """One debt: a card account, a loan, an invoice. Balances are cached by component."""
+
+    __tablename__ = "account"
+    __table_args__ = (
+        UniqueConstraint("portfolio_id", "external_ref"),
+        Index("ix_account_case_id", "case_id"),
+        Index("ix_account_debtor_id", "debtor_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtor.id"))
+    external_ref: Mapped[str] = mapped_column(String(100))
+    product: Mapped[str] = mapped_column(String(24))
+    currency: Mapped[str] = mapped_column(String(3))
+    original_principal_minor: Mapped[int | None] = mapped_column(BigInteger)
+    # Annual rates in parts per million (24% a year = 240000): exact integers, no floats.
+    interest_rate_annual_ppm: Mapped[int | None] = mapped_column(Integer)
+    penalty_rate_annual_ppm: Mapped[int | None] = mapped_column(Integer)
+    origination_date: Mapped[date | None] = mapped_column(Date)
+    # Earliest unpaid due date: days past due count from here.
+    due_date: Mapped[date] = mapped_column(Date)
+    # Due date of the last instalment (CN-21 limitation start for instalment debts).
+    last_due_date: Mapped[date | None] = mapped_column(Date)
+    instalment_count: Mapped[int | None] = mapped_column(Integer)
+    instalment_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    first_instalment_date: Mapped[date | None] = mapped_column(Date)
+    principal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    interest_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    penalty_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    fees_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    costs_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    overdue_amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    is_secured: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+
+    case: Mapped[Case] = relationship(back_populates="accounts")
+    instalments: Mapped[list[Instalment]] = relationship(
+        back_populates="account", order_by="Instalment.seq"
+    )
+
+    @property
+    def balance_minor(self) -> int:
+        return (
+            self.principal_minor + self.interest_minor + self.penalty_minor + self.fees_minor + self.costs_minor
+        )
+
+
+class Instalment(Timestamped, Base):
+    """One instalment of an instalment product's contractual schedule."""
+
+    __tablename__ = "instalment"
+    __table_args__ = (UniqueConstraint("account_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    due_date: Mapped[date] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+    account: Mapped[Account] = relationship(back_populates="instalments")
+
+
+class AccountFlag(Timestamped, Base):
+    """A dispute, cease request, deceased, bankruptcy, complaint or legal hold on an account.
+
+    Collection contact stops on a flagged account until an authorised user clears the flag with a reason.
+    """
+
+    __tablename__ = "account_flag"
+    __table_args__ = (Index("ix_account_flag_account_id_kind", "account_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32), default="import")
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    cleared_at: Mapped[datetime | None] = mapped_column()
+    cleared_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    clear_reason: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,122 @@
+"""Temporary staging tables and the bulk load into them (COPY on PostgreSQL, executemany on SQLite)."""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import Session
+
+from arrears.portfolios.validate import STAGE_SCHEMA
+
+_meta = MetaData()
+
+
+def _sa_type(dtype: pl.DataType) -> object:
+    if dtype == pl.Int64():
+        return BigInteger()
+    if dtype == pl.Date():
+        return Date()
+    if dtype == pl.Boolean():
+        return Boolean()
+    return Text()
+
+
+stage_account = Table(
+    "stage_account",
+    _meta,
+    *[Column(name, _sa_type(dtype)) for name, dtype in STAGE_SCHEMA.items()],  # type: ignore[arg-type]
+    Column("debtor_id", BigInteger),
+    Column("case_id", BigInteger),
+    Column("account_id", BigInteger),
+    Column("new_debtor", Boolean),
+    Column("new_account", Boolean),
+    prefixes=["TEMPORARY"],
+)
+
+stage_instalment = Table(
+    "stage_instalment",
+    _meta,
+    Column("row_no", BigInteger),
+    Column("seq", Integer),
+    Column("due_date", Date),
+    Column("amount_minor", BigInteger),
+    prefixes=["TEMPORARY"],
+)
+
+stage_contact = Table(
+    "stage_contact",
+    _meta,
+    Column("debtor_id", BigInteger),
+    Column("kind", String(16)),
+    Column("value", Text),
+    Column("extension", String(16)),
+    Column("owner_relation", String(24)),
+    Column("owner_name", Text),
+    Column("debt_related", Boolean),
+    Column("verified", Boolean),
+    Column("new_debtor", Boolean),
+    prefixes=["TEMPORARY"],
+)
+
+STAGE_TABLES = [stage_account, stage_instalment, stage_contact]
+
+
+def create(session: Session) -> None:
+    conn = session.connection()
+    for table in STAGE_TABLES:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+
+
+def drop(session: Session) -> None:
+    conn = session.connection()
+    for table in STAGE_TABLES:
+        table.drop(conn, checkfirst=True)
+
+
+def load(session: Session, table: Table, df: pl.DataFrame) -> None:
+    """Append a frame to a staging table as fast as the dialect allows."""
+    if df.height == 0:
+        return
+    conn = session.connection()
+    columns = df.columns
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        buf = io.BytesIO()
+        df.write_csv(buf, include_header=False, null_value="")
+        names = ", ".join(f'"{c}"' for c in columns)
+        with raw.cursor() as cur:  # type: ignore[union-attr]
+            with cur.copy(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(buf.getvalue())
+        return
+    prepared = df.with_columns(
+        [pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Date()]
+        + [pl.col(c).cast(pl.Int8) for c, t in df.schema.items() if t == pl.Boolean()]
+    )
+    placeholders = ", ".join("?" for _ in columns)
+    names = ", ".join(f'"{c}"' for c in columns)
+    dbapi = conn.connection.driver_connection
+    cur = dbapi.cursor()  # type: ignore[union-attr]
+    try:
+        cur.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})", prepared.iter_rows())
+    finally:
+        cur.close()
+
+
+def analyze(session: Session) -> None:
+    """Temporary tables get no automatic statistics on PostgreSQL; without them joins go quadratic."""
+    conn = session.connection()
+    for table in STAGE_TABLES:
+        conn.exec_driver_sql(f"ANALYZE {table.name}")
