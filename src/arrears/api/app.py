@@ -1,0 +1,50 @@
+"""The FastAPI application: REST API under /api/v1 and, later, the pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+
+from arrears import __version__
+from arrears.api.v1 import read
+from arrears.api.v1.schemas import Health
+from arrears.errors import ArrearsError
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    from arrears import db
+
+    app = FastAPI(
+        title="arrears API",
+        version=__version__,
+        description="Compliance-first debt collection. Amounts are integer minor units (fen, cents).",
+    )
+    app.state.engine = engine or db.get_engine()
+
+    @app.exception_handler(ArrearsError)
+    async def _arrears_error(_request: Request, exc: ArrearsError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content=exc.to_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"code": "validation_failed", "message": "invalid request", "details": jsonable(exc.errors())},
+        )
+
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    def healthz() -> Health:
+        with app.state.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return Health(status="ok", database=app.state.engine.dialect.name, version=__version__)
+
+    app.include_router(read.router)
+    return app
+
+
+def jsonable(errors: object) -> object:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(errors)

@@ -1,0 +1,146 @@
+"""A realistic synthetic portfolio: zh_CN names and addresses, valid ID numbers, real-looking phones.
+
+The demo is written as a lender's CSV with Chinese headers and imported through the normal import, so the
+demo is also an import test.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from datetime import date, timedelta
+from pathlib import Path
+
+from faker import Faker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from arrears.models import AppUser, Portfolio
+from arrears.portfolios import service
+
+DEMO_PORTFOLIO = "demo"
+DEMO_CREDITOR = "示例消费金融有限公司"
+
+HEADERS = [
+    "借据号", "客户类型", "姓名", "身份证号", "手机号", "固定电话", "邮箱", "地址", "单位名称", "月收入", "产品类型",
+    "合同金额", "年利率", "罚息利率", "放款日期", "到期日", "期数", "每期金额", "首期还款日", "本金", "利息",
+    "罚息", "费用", "逾期金额", "紧急联系人", "紧急联系人关系", "紧急联系人电话", "特殊标记", "标记原因",
+]
+PRODUCTS = [("信用卡", 35), ("消费贷", 30), ("分期", 20), ("先享后付", 10), ("应收账款", 5)]
+RELATIONS = ["配偶", "父亲", "母亲", "兄弟", "姐妹", "朋友", "同事", "担保人"]
+AREA_CODES = ["010", "020", "021", "022", "023", "024", "025", "027", "028", "029"]
+MOBILE_PREFIXES = ["130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "157",
+                   "158", "159", "170", "176", "177", "180", "181", "182", "185", "186", "187", "188", "189",
+                   "191", "198", "199"]
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def _uscc(rng: random.Random) -> str:
+    from stdnum.cn import uscc
+
+    body = "91" + "110105" + "".join(rng.choice(USCC_ALPHABET) for _ in range(9))
+    return body + uscc.calc_check_digit(body)
+
+
+def _mobile(rng: random.Random) -> str:
+    return rng.choice(MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+
+
+def _landline(rng: random.Random) -> str:
+    return f"{rng.choice(AREA_CODES)}-{rng.randrange(2, 9)}{rng.randrange(10**7):07d}"
+
+
+def _money(minor: int) -> str:
+    return f"{minor // 100}.{minor % 100:02d}"
+
+
+def generate_rows(*, accounts: int, seed: int, as_of: date) -> list[list[str]]:
+    """Rows of a demo account file; deterministic for a seed and date."""
+    rng = random.Random(seed)
+    fake = Faker("zh_CN")
+    fake.seed_instance(seed)
+    rows: list[list[str]] = []
+    debtor: dict[str, str] = {}
+    n = 0
+    while n < accounts:
+        # about one debtor in six has a second account
+        same_debtor = bool(debtor) and debtor["kind"] == "个人" and rng.random() < 0.16
+        product = rng.choices([p for p, _ in PRODUCTS], weights=[w for _, w in PRODUCTS])[0]
+        if not same_debtor or product == "应收账款":
+            company = product == "应收账款"
+            debtor = {
+                "kind": "企业" if company else "个人",
+                "name": fake.company() if company else fake.name(),
+                "id": _uscc(rng) if company else fake.ssn(min_age=20, max_age=70),
+                "mobile": _mobile(rng),
+                "landline": _landline(rng) if rng.random() < 0.3 else "",
+                "email": fake.email() if rng.random() < 0.4 else "",
+                "address": fake.address().split(" ")[0],
+                "employer": fake.company() if not company and rng.random() < 0.7 else "",
+                "income": _money(rng.randrange(3000, 30000) * 100) if not company else "",
+            }
+        dpd = rng.choice([rng.randint(-5, 30), rng.randint(-5, 90), rng.randint(-5, 400)])
+        due = as_of - timedelta(days=dpd)
+        principal = rng.randrange(500, 80000) * 100 + rng.randrange(100)
+        orig_principal = principal + rng.randrange(0, 20000) * 100
+        interest = principal * rng.randrange(0, 12) // 100
+        penalty = principal * rng.randrange(0, 6) // 100 if dpd > 0 else 0
+        fees = rng.choice([0, 0, 5000, 10000, 2000])
+        origination = due - timedelta(days=rng.randint(60, 900))
+        count = amount = first = ""
+        if product in ("分期", "先享后付"):
+            terms = rng.choice([3, 6, 12, 24]) if product == "分期" else rng.choice([3, 6])
+            first_date = origination + timedelta(days=30)
+            count, first = str(terms), first_date.isoformat()
+            amount = _money(max(100, orig_principal // terms))
+        rate = rng.choice(["24%", "18%", "15.4%", "0.12", "7.2%"])
+        hold, hold_reason = "", ""
+        r = rng.random()
+        if r < 0.01:
+            hold, hold_reason = "异议", "债务人称已还款，待核实"
+        elif r < 0.02:
+            hold, hold_reason = "停催", "债务人书面要求停止联系"
+        has_ec = product != "应收账款" and rng.random() < 0.8
+        n += 1
+        rows.append([
+            f"DEMO{n:07d}", debtor["kind"], debtor["name"], debtor["id"], debtor["mobile"], debtor["landline"], debtor["email"],
+            debtor["address"], debtor["employer"], debtor["income"], product, _money(orig_principal), rate,
+            "36%" if product != "应收账款" else "", origination.isoformat(), due.isoformat(), count, amount, first,
+            _money(principal), _money(interest), _money(penalty), _money(fees),
+            _money(principal + interest + penalty + fees),
+            fake.name() if has_ec else "", rng.choice(RELATIONS) if has_ec else "",
+            _mobile(rng) if has_ec else "", hold, hold_reason,
+        ])
+    return rows
+
+
+def write_demo_file(path: Path, *, accounts: int, seed: int, as_of: date) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HEADERS)
+        w.writerows(generate_rows(accounts=accounts, seed=seed, as_of=as_of))
+    return path
+
+
+DEMO_USERS = [
+    ("collector1", "催收员 王芳", "collector"),
+    ("collector2", "催收员 李强", "collector"),
+    ("supervisor", "组长 陈静", "supervisor"),
+    ("compliance", "合规专员 赵敏", "compliance"),
+    ("admin", "管理员", "admin"),
+    ("agency1", "外包机构 用户", "agency"),
+    ("auditor", "只读审计", "read_only"),
+]
+
+
+def ensure_demo_portfolio(session: Session) -> Portfolio:
+    """The demo creditor, portfolio and one user per role (idempotent)."""
+    portfolio = session.scalar(select(Portfolio).where(Portfolio.name == DEMO_PORTFOLIO))
+    if portfolio is None:
+        portfolio = service.create_portfolio(session, name=DEMO_PORTFOLIO, creditor=DEMO_CREDITOR)
+    for username, display, role in DEMO_USERS:
+        if session.scalar(select(AppUser).where(AppUser.username == username)) is None:
+            session.add(AppUser(username=username, display_name=display, role=role))
+    session.flush()
+    return portfolio

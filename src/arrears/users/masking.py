@@ -1,0 +1,55 @@
+"""Masking of sensitive fields (PI-6): ID numbers, phone numbers, e-mail, bank accounts, addresses.
+
+Pure functions. Views show masked values unless a role needs the full value and the reveal is logged.
+"""
+
+from __future__ import annotations
+
+
+def mask_national_id(value: str | None) -> str | None:
+    """Keep the region code (6) and the last 4 characters: ``110105********002X``."""
+    if not value:
+        return value
+    if len(value) > 10:
+        return value[:6] + "*" * (len(value) - 10) + value[-4:]
+    if len(value) > 2:
+        return value[0] + "*" * (len(value) - 2) + value[-1]
+    return "*" * len(value)
+
+
+def mask_phone(value: str | None) -> str | None:
+    """Keep the country code, the first 3 and last 4 digits: ``+86 138****8000``."""
+    if not value:
+        return value
+    if value.startswith("+86") and len(value) >= 12:
+        national = value[3:]
+        return f"+86 {national[:3]}{'*' * (len(national) - 7)}{national[-4:]}"
+    digits = value.lstrip("+")
+    if len(digits) <= 4:
+        return "*" * len(value)
+    return value[: len(value) - len(digits)] + digits[:2] + "*" * (len(digits) - 6) + digits[-4:]
+
+
+def mask_email(value: str | None) -> str | None:
+    """``z***@example.com``."""
+    if not value or "@" not in value:
+        return value
+    local, domain = value.split("@", 1)
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_address(value: str | None) -> str | None:
+    """Keep the first 6 characters (province and city), mask the rest."""
+    if not value:
+        return value
+    return value[:6] + "*" * min(8, max(0, len(value) - 6))
+
+
+def mask_contact_value(kind: str, value: str | None) -> str | None:
+    if kind in ("mobile", "landline"):
+        return mask_phone(value)
+    if kind == "email":
+        return mask_email(value)
+    if kind == "address":
+        return mask_address(value)
+    return value
