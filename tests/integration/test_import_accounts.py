@@ -1,0 +1,170 @@
+"""Account import end to end on SQLite and PostgreSQL: messy files, all-or-nothing, re-imports."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from arrears.models import Account, AccountFlag, ContactPoint, Debtor, ImportChange, Instalment
+from arrears.portfolios import service
+
+AS_OF = date(2025, 7, 1)
+HEADERS = ["借据号", "姓名", "身份证号", "手机号", "产品类型", "逾期金额", "到期日", "放款日期",
+           "紧急联系人", "紧急联系人关系", "紧急联系人电话", "期数", "每期金额", "首期还款日", "特殊标记"]
+# Valid IDs (check digits computed by python-stdnum in test_validate_unit).
+ID_A = "11010519491231002X"
+ID_B = "440524198001010013"
+ID_C = "110105199003070017"
+
+
+def messy_rows() -> list[list[str]]:
+    """Full-width digits, Excel serial dates, currency signs, thousands separators, mixed date styles."""
+    return [
+        ["LN0001", "张三", ID_A, "１３８００１３８０００", "信用卡", "￥１,２３４.５０", "45800", "", "张父", "父亲",
+         "010-12345678", "", "", "", ""],
+        ["LN0002", "张三", ID_A, "13800138000", "消费贷", "CNY 500", "2025年6月1日", "2024/1/1", "", "", "", "",
+         "", "", "异议"],
+        ["LN0003", "李四", ID_B, "13900001111", "分期", "1,200.00", "2025/5/31", "2024-12-01", "", "", "", "12",
+         "100", "2025-01-31", ""],
+        ["LN0004", "王五", ID_C, "13700001111", "消费贷", "800", "20250420", "2024-02-02", "王妻", "配偶",
+         "13600002222", "", "", "", ""],
+    ]
+
+
+def write_csv(path: Path, rows: list[list[str]], encoding: str = "gb18030") -> Path:
+    with path.open("w", encoding=encoding, newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HEADERS)
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def portfolio(session: Session) -> str:
+    service.create_portfolio(session, name="p-test", creditor="测试银行")
+    return "p-test"
+
+
+def count(session: Session, model: type) -> int:
+    return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_messy_gb18030_file_with_two_bad_rows_imports_nothing_and_names_exactly_those_rows(
+    session: Session, portfolio: str, tmp_path: Path
+) -> None:
+    rows = messy_rows()
+    rows[1][2] = ID_A[:-1] + "5"  # wrong check digit on row 3 of the sheet
+    rows[3][3] = "1380013"  # invalid phone on row 5
+    path = write_csv(tmp_path / "messy.csv", rows)
+
+    report = service.import_accounts(session, path=path, portfolio_name=portfolio, as_of=AS_OF)
+
+    assert report.encoding == "gb18030"
+    assert report.status == "rejected"
+    assert report.error_rows == [3, 5]
+    codes = {(r["row"], r["column"], r["code"]) for r in report.errors.iter_rows(named=True)}
+    assert codes == {(3, "身份证号", "id_check_digit"), (5, "手机号", "bad_mobile")}
+    assert count(session, Account) == 0
+    assert count(session, Debtor) == 0
+
+
+def test_fixed_file_imports_then_reimport_changes_nothing_then_update_changes_exactly_that(
+    session: Session, portfolio: str, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "fixed.csv", messy_rows())
+    first = service.import_accounts(session, path=path, portfolio_name=portfolio, as_of=AS_OF)
+    assert first.status == "applied", first.errors
+    assert first.counts.accounts_created == 4
+    assert first.counts.debtors_created == 3  # 张三 has two accounts
+    acc = session.scalar(select(Account).where(Account.external_ref == "LN0001"))
+    assert acc is not None
+    assert acc.principal_minor == 123450  # full-width digits and ¥ parsed exactly
+    assert acc.due_date == date(2025, 5, 23)  # Excel serial 45800 (45658 is 2025-01-01)
+    inst = session.scalars(
+        select(Instalment).join(Account).where(Account.external_ref == "LN0003").order_by(Instalment.seq)
+    ).all()
+    assert [i.due_date for i in inst[:2]] == [date(2025, 1, 31), date(2025, 2, 28)]
+    assert len(inst) == 12 and sum(i.amount_minor for i in inst) == 12 * 10000
+    flags = session.scalars(select(AccountFlag)).all()
+    assert [f.kind for f in flags] == ["dispute"]
+
+    snapshot = (count(session, Account), count(session, Debtor), count(session, ContactPoint),
+                count(session, Instalment), count(session, AccountFlag))
+    again = service.import_accounts(session, path=path, portfolio_name=portfolio, as_of=AS_OF)
+    assert again.status == "applied"
+    assert (again.counts.accounts_created, again.counts.accounts_updated, again.counts.accounts_unchanged) == (0, 0, 4)
+    assert again.counts.changes == 0
+    assert snapshot == (count(session, Account), count(session, Debtor), count(session, ContactPoint),
+                        count(session, Instalment), count(session, AccountFlag))
+
+    rows = messy_rows()
+    rows[2][5] = "1,100.00"  # LN0003 paid 100
+    rows[3][3] = "13511112222"  # LN0004's debtor has a new mobile
+    updated = service.import_accounts(
+        session, path=write_csv(tmp_path / "updated.csv", rows), portfolio_name=portfolio, as_of=AS_OF
+    )
+    assert updated.status == "applied"
+    assert updated.counts.accounts_created == 0
+    assert updated.counts.accounts_updated == 1
+    changes = session.scalars(select(ImportChange).where(ImportChange.import_batch_id == updated.batch_id)).all()
+    fields = sorted((c.entity, c.field, c.old_value, c.new_value) for c in changes)
+    assert ("account", "principal_minor", "120000", "110000") in fields
+    assert ("debtor", "contact_point", None, "mobile:self:+8613511112222") in fields
+    assert count(session, Account) == 4
+
+
+def test_dry_run_reports_counts_and_writes_nothing(session: Session, portfolio: str, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "dry.csv", messy_rows(), encoding="utf-8-sig")
+    report = service.import_accounts(session, path=path, portfolio_name=portfolio, as_of=AS_OF, dry_run=True)
+    assert report.status == "dry_run"
+    assert report.encoding == "utf-8-sig"
+    assert report.counts.accounts_created == 4
+    assert count(session, Account) == 0
+
+
+def test_xlsx_with_real_date_cells_imports(session: Session, portfolio: str, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["account_ref", "name", "id_number", "mobile", "product", "amount_due", "due_date"])
+    ws.append(["X1", "Li Lei", ID_C, "+86 137 0000 1111", "credit card", 99.9, date(2025, 6, 1)])
+    path = tmp_path / "accounts.xlsx"
+    wb.save(path)
+    report = service.import_accounts(session, path=path, portfolio_name=portfolio, as_of=AS_OF)
+    assert report.status == "applied", report.errors
+    acc = session.scalar(select(Account).where(Account.external_ref == "X1"))
+    assert acc is not None and acc.due_date == date(2025, 6, 1) and acc.principal_minor == 9990
+
+
+def test_duplicate_reference_in_file_is_an_error_on_the_later_row(
+    session: Session, portfolio: str, tmp_path: Path
+) -> None:
+    rows = messy_rows()
+    rows[3][0] = "LN0001"
+    report = service.import_accounts(session, path=write_csv(tmp_path / "d.csv", rows), portfolio_name=portfolio,
+                                     as_of=AS_OF)
+    assert report.status == "rejected"
+    assert [(r["row"], r["code"], r["detail"]) for r in report.errors.iter_rows(named=True)] == [
+        (5, "duplicate_ref", "2")
+    ]
+    assert count(session, Account) == 0
+
+
+def test_debtor_without_id_is_matched_by_verified_mobile(session: Session, portfolio: str, tmp_path: Path) -> None:
+    service.import_accounts(session, path=write_csv(tmp_path / "a.csv", messy_rows()), portfolio_name=portfolio,
+                            as_of=AS_OF)
+    rows = [["LN0100", "李四", "", "13900001111", "信用卡", "50", "2025-06-01", "", "", "", "", "", "", "", ""]]
+    report = service.import_accounts(session, path=write_csv(tmp_path / "b.csv", rows), portfolio_name=portfolio,
+                                     as_of=AS_OF)
+    assert report.status == "applied", report.errors
+    assert report.counts.debtors_created == 0
+    acc = session.scalar(select(Account).where(Account.external_ref == "LN0100"))
+    debtor = session.scalar(select(Debtor).where(Debtor.national_id == ID_B))
+    assert acc is not None and debtor is not None and acc.debtor_id == debtor.id
