@@ -22,7 +22,11 @@ PG_URL = os.environ.get("ARREARS_TEST_POSTGRES_URL", "postgresql://postgres@127.
 
 
 def _pg_admin_url() -> str:
-    url = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1) if PG_URL.startswith("postgresql://") else PG_URL
+    url = (
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        if PG_URL.startswith("postgresql://")
+        else PG_URL
+    )
     return url
 
 
@@ -32,7 +36,7 @@ def pg_engine() -> Iterator[Engine]:
     try:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         admin.dispose()
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL unreachable at {PG_URL}: {exc}")

@@ -10,7 +10,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from arrears import clock
@@ -38,7 +46,11 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ArrearsError as exc:
-            err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]error[/red] {escape(f'[{exc.code}]')} {escape(exc.message)}",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -77,8 +89,14 @@ def portfolio_create(
 
     with session_scope(_engine()) as session:
         p = service.create_portfolio(
-            session, name=name, creditor=creditor, currency=currency, timezone=timezone,
-            rule_pack=rule_pack, strategy=strategy, locale=locale,
+            session,
+            name=name,
+            creditor=creditor,
+            currency=currency,
+            timezone=timezone,
+            rule_pack=rule_pack,
+            strategy=strategy,
+            locale=locale,
         )
         console.print(f"portfolio {p.name} created (id {p.id})")
 
@@ -117,7 +135,9 @@ def import_accounts(
     portfolio: Annotated[str | None, typer.Option(help="Portfolio name")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and count; change nothing")] = False,
     report: Annotated[Path | None, typer.Option(help="Problem report path (.csv or .xlsx)")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Date for days-past-due columns (YYYY-MM-DD)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Date for days-past-due columns (YYYY-MM-DD)")
+    ] = None,
 ) -> None:
     """Import accounts from a lender's file: all rows or none, with a row-level problem report."""
     from arrears.db import session_scope
@@ -146,8 +166,14 @@ def import_accounts(
 
 def _progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("rows"), TimeElapsedColumn(), console=err_console, transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
     )
 
 
@@ -155,8 +181,11 @@ def _print_import(result: Any, report_path: Path | None) -> None:
     from arrears.portfolios.report import report_rows, write_report
 
     c = result.counts
-    status = {"applied": "[green]已导入 applied[/green]", "dry_run": "[yellow]试运行 dry run[/yellow]",
-              "rejected": "[red]已拒绝 rejected: nothing imported / 未导入任何数据[/red]"}[result.status]
+    status = {
+        "applied": "[green]已导入 applied[/green]",
+        "dry_run": "[yellow]试运行 dry run[/yellow]",
+        "rejected": "[red]已拒绝 rejected: nothing imported / 未导入任何数据[/red]",
+    }[result.status]
     console.print(f"{result.filename} -> {result.portfolio}: {status}")
     summary = Table("", "count")
     summary.add_row("rows 行数", str(result.rows_total))
@@ -205,7 +234,10 @@ def demo(
         with _progress() as bar:
             task = bar.add_task("import demo", total=accounts)
             result = service.import_accounts(
-                session, path=path, portfolio_name=demo_mod.DEMO_PORTFOLIO, as_of=as_of_date,
+                session,
+                path=path,
+                portfolio_name=demo_mod.DEMO_PORTFOLIO,
+                as_of=as_of_date,
                 progress=lambda n: bar.advance(task, n),
             )
         _print_import(result, out / "demo-accounts.problems.csv")

@@ -22,16 +22,69 @@ DEMO_PORTFOLIO = "demo"
 DEMO_CREDITOR = "示例消费金融有限公司"
 
 HEADERS = [
-    "借据号", "客户类型", "姓名", "身份证号", "手机号", "固定电话", "邮箱", "地址", "单位名称", "月收入", "产品类型",
-    "合同金额", "年利率", "罚息利率", "放款日期", "到期日", "期数", "每期金额", "首期还款日", "本金", "利息",
-    "罚息", "费用", "逾期金额", "紧急联系人", "紧急联系人关系", "紧急联系人电话", "特殊标记", "标记原因",
+    "借据号",
+    "客户类型",
+    "姓名",
+    "身份证号",
+    "手机号",
+    "固定电话",
+    "邮箱",
+    "地址",
+    "单位名称",
+    "月收入",
+    "产品类型",
+    "合同金额",
+    "年利率",
+    "罚息利率",
+    "放款日期",
+    "到期日",
+    "期数",
+    "每期金额",
+    "首期还款日",
+    "本金",
+    "利息",
+    "罚息",
+    "费用",
+    "逾期金额",
+    "紧急联系人",
+    "紧急联系人关系",
+    "紧急联系人电话",
+    "特殊标记",
+    "标记原因",
 ]
 PRODUCTS = [("信用卡", 35), ("消费贷", 30), ("分期", 20), ("先享后付", 10), ("应收账款", 5)]
 RELATIONS = ["配偶", "父亲", "母亲", "兄弟", "姐妹", "朋友", "同事", "担保人"]
 AREA_CODES = ["010", "020", "021", "022", "023", "024", "025", "027", "028", "029"]
-MOBILE_PREFIXES = ["130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "157",
-                   "158", "159", "170", "176", "177", "180", "181", "182", "185", "186", "187", "188", "189",
-                   "191", "198", "199"]
+MOBILE_PREFIXES = [
+    "130",
+    "131",
+    "132",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "157",
+    "158",
+    "159",
+    "170",
+    "176",
+    "177",
+    "180",
+    "181",
+    "182",
+    "185",
+    "186",
+    "187",
+    "188",
+    "189",
+    "191",
+    "198",
+    "199",
+]
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
@@ -71,7 +124,7 @@ def generate_rows(*, accounts: int, seed: int, as_of: date) -> list[list[str]]:
             debtor = {
                 "kind": "企业" if company else "个人",
                 "name": fake.company() if company else fake.name(),
-                "id": _uscc(rng) if company else fake.ssn(min_age=20, max_age=70),
+                "id": _uscc(rng) if company else fake.ssn(min_age=20, max_age=70),  # type: ignore[call-arg]
                 "mobile": _mobile(rng),
                 "landline": _landline(rng) if rng.random() < 0.3 else "",
                 "email": fake.email() if rng.random() < 0.4 else "",
@@ -102,15 +155,39 @@ def generate_rows(*, accounts: int, seed: int, as_of: date) -> list[list[str]]:
             hold, hold_reason = "停催", "债务人书面要求停止联系"
         has_ec = product != "应收账款" and rng.random() < 0.8
         n += 1
-        rows.append([
-            f"DEMO{n:07d}", debtor["kind"], debtor["name"], debtor["id"], debtor["mobile"], debtor["landline"], debtor["email"],
-            debtor["address"], debtor["employer"], debtor["income"], product, _money(orig_principal), rate,
-            "36%" if product != "应收账款" else "", origination.isoformat(), due.isoformat(), count, amount, first,
-            _money(principal), _money(interest), _money(penalty), _money(fees),
-            _money(principal + interest + penalty + fees),
-            fake.name() if has_ec else "", rng.choice(RELATIONS) if has_ec else "",
-            _mobile(rng) if has_ec else "", hold, hold_reason,
-        ])
+        rows.append(
+            [
+                f"DEMO{n:07d}",
+                debtor["kind"],
+                debtor["name"],
+                debtor["id"],
+                debtor["mobile"],
+                debtor["landline"],
+                debtor["email"],
+                debtor["address"],
+                debtor["employer"],
+                debtor["income"],
+                product,
+                _money(orig_principal),
+                rate,
+                "36%" if product != "应收账款" else "",
+                origination.isoformat(),
+                due.isoformat(),
+                count,
+                amount,
+                first,
+                _money(principal),
+                _money(interest),
+                _money(penalty),
+                _money(fees),
+                _money(principal + interest + penalty + fees),
+                fake.name() if has_ec else "",
+                rng.choice(RELATIONS) if has_ec else "",
+                _mobile(rng) if has_ec else "",
+                hold,
+                hold_reason,
+            ]
+        )
     return rows
 
 

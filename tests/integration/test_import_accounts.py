@@ -14,8 +14,23 @@ from arrears.models import Account, AccountFlag, ContactPoint, Debtor, ImportCha
 from arrears.portfolios import service
 
 AS_OF = date(2025, 7, 1)
-HEADERS = ["借据号", "姓名", "身份证号", "手机号", "产品类型", "逾期金额", "到期日", "放款日期",
-           "紧急联系人", "紧急联系人关系", "紧急联系人电话", "期数", "每期金额", "首期还款日", "特殊标记"]
+HEADERS = [
+    "借据号",
+    "姓名",
+    "身份证号",
+    "手机号",
+    "产品类型",
+    "逾期金额",
+    "到期日",
+    "放款日期",
+    "紧急联系人",
+    "紧急联系人关系",
+    "紧急联系人电话",
+    "期数",
+    "每期金额",
+    "首期还款日",
+    "特殊标记",
+]
 # Valid IDs (check digits computed by python-stdnum in test_validate_unit).
 ID_A = "11010519491231002X"
 ID_B = "440524198001010013"
@@ -25,14 +40,74 @@ ID_C = "110105199003070017"
 def messy_rows() -> list[list[str]]:
     """Full-width digits, Excel serial dates, currency signs, thousands separators, mixed date styles."""
     return [
-        ["LN0001", "张三", ID_A, "１３８００１３８０００", "信用卡", "￥１,２３４.５０", "45800", "", "张父", "父亲",
-         "010-12345678", "", "", "", ""],
-        ["LN0002", "张三", ID_A, "13800138000", "消费贷", "CNY 500", "2025年6月1日", "2024/1/1", "", "", "", "",
-         "", "", "异议"],
-        ["LN0003", "李四", ID_B, "13900001111", "分期", "1,200.00", "2025/5/31", "2024-12-01", "", "", "", "12",
-         "100", "2025-01-31", ""],
-        ["LN0004", "王五", ID_C, "13700001111", "消费贷", "800", "20250420", "2024-02-02", "王妻", "配偶",
-         "13600002222", "", "", "", ""],
+        [
+            "LN0001",
+            "张三",
+            ID_A,
+            "１３８００１３８０００",
+            "信用卡",
+            "￥１,２３４.５０",
+            "45800",
+            "",
+            "张父",
+            "父亲",
+            "010-12345678",
+            "",
+            "",
+            "",
+            "",
+        ],
+        [
+            "LN0002",
+            "张三",
+            ID_A,
+            "13800138000",
+            "消费贷",
+            "CNY 500",
+            "2025年6月1日",
+            "2024/1/1",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "异议",
+        ],
+        [
+            "LN0003",
+            "李四",
+            ID_B,
+            "13900001111",
+            "分期",
+            "1,200.00",
+            "2025/5/31",
+            "2024-12-01",
+            "",
+            "",
+            "",
+            "12",
+            "100",
+            "2025-01-31",
+            "",
+        ],
+        [
+            "LN0004",
+            "王五",
+            ID_C,
+            "13700001111",
+            "消费贷",
+            "800",
+            "20250420",
+            "2024-02-02",
+            "王妻",
+            "配偶",
+            "13600002222",
+            "",
+            "",
+            "",
+            "",
+        ],
     ]
 
 
@@ -93,14 +168,28 @@ def test_fixed_file_imports_then_reimport_changes_nothing_then_update_changes_ex
     flags = session.scalars(select(AccountFlag)).all()
     assert [f.kind for f in flags] == ["dispute"]
 
-    snapshot = (count(session, Account), count(session, Debtor), count(session, ContactPoint),
-                count(session, Instalment), count(session, AccountFlag))
+    snapshot = (
+        count(session, Account),
+        count(session, Debtor),
+        count(session, ContactPoint),
+        count(session, Instalment),
+        count(session, AccountFlag),
+    )
     again = service.import_accounts(session, path=path, portfolio_name=portfolio, as_of=AS_OF)
     assert again.status == "applied"
-    assert (again.counts.accounts_created, again.counts.accounts_updated, again.counts.accounts_unchanged) == (0, 0, 4)
+    assert (
+        again.counts.accounts_created,
+        again.counts.accounts_updated,
+        again.counts.accounts_unchanged,
+    ) == (0, 0, 4)
     assert again.counts.changes == 0
-    assert snapshot == (count(session, Account), count(session, Debtor), count(session, ContactPoint),
-                        count(session, Instalment), count(session, AccountFlag))
+    assert snapshot == (
+        count(session, Account),
+        count(session, Debtor),
+        count(session, ContactPoint),
+        count(session, Instalment),
+        count(session, AccountFlag),
+    )
 
     rows = messy_rows()
     rows[2][5] = "1,100.00"  # LN0003 paid 100
@@ -111,7 +200,9 @@ def test_fixed_file_imports_then_reimport_changes_nothing_then_update_changes_ex
     assert updated.status == "applied"
     assert updated.counts.accounts_created == 0
     assert updated.counts.accounts_updated == 1
-    changes = session.scalars(select(ImportChange).where(ImportChange.import_batch_id == updated.batch_id)).all()
+    changes = session.scalars(
+        select(ImportChange).where(ImportChange.import_batch_id == updated.batch_id)
+    ).all()
     fields = sorted((c.entity, c.field, c.old_value, c.new_value) for c in changes)
     assert ("account", "principal_minor", "120000", "110000") in fields
     assert ("debtor", "contact_point", None, "mobile:self:+8613511112222") in fields
@@ -148,8 +239,9 @@ def test_duplicate_reference_in_file_is_an_error_on_the_later_row(
 ) -> None:
     rows = messy_rows()
     rows[3][0] = "LN0001"
-    report = service.import_accounts(session, path=write_csv(tmp_path / "d.csv", rows), portfolio_name=portfolio,
-                                     as_of=AS_OF)
+    report = service.import_accounts(
+        session, path=write_csv(tmp_path / "d.csv", rows), portfolio_name=portfolio, as_of=AS_OF
+    )
     assert report.status == "rejected"
     assert [(r["row"], r["code"], r["detail"]) for r in report.errors.iter_rows(named=True)] == [
         (5, "duplicate_ref", "2")
@@ -157,12 +249,18 @@ def test_duplicate_reference_in_file_is_an_error_on_the_later_row(
     assert count(session, Account) == 0
 
 
-def test_debtor_without_id_is_matched_by_verified_mobile(session: Session, portfolio: str, tmp_path: Path) -> None:
-    service.import_accounts(session, path=write_csv(tmp_path / "a.csv", messy_rows()), portfolio_name=portfolio,
-                            as_of=AS_OF)
-    rows = [["LN0100", "李四", "", "13900001111", "信用卡", "50", "2025-06-01", "", "", "", "", "", "", "", ""]]
-    report = service.import_accounts(session, path=write_csv(tmp_path / "b.csv", rows), portfolio_name=portfolio,
-                                     as_of=AS_OF)
+def test_debtor_without_id_is_matched_by_verified_mobile(
+    session: Session, portfolio: str, tmp_path: Path
+) -> None:
+    service.import_accounts(
+        session, path=write_csv(tmp_path / "a.csv", messy_rows()), portfolio_name=portfolio, as_of=AS_OF
+    )
+    rows = [
+        ["LN0100", "李四", "", "13900001111", "信用卡", "50", "2025-06-01", "", "", "", "", "", "", "", ""]
+    ]
+    report = service.import_accounts(
+        session, path=write_csv(tmp_path / "b.csv", rows), portfolio_name=portfolio, as_of=AS_OF
+    )
     assert report.status == "applied", report.errors
     assert report.counts.debtors_created == 0
     acc = session.scalar(select(Account).where(Account.external_ref == "LN0100"))

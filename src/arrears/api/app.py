@@ -31,7 +31,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             status_code=422,
-            content={"code": "validation_failed", "message": "invalid request", "details": jsonable(exc.errors())},
+            content={
+                "code": "validation_failed",
+                "message": "invalid request",
+                "details": jsonable(exc.errors()),
+            },
         )
 
     @app.get("/healthz", response_model=Health, tags=["ops"])

@@ -65,14 +65,16 @@ class Account(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
 
     case: Mapped[Case] = relationship(back_populates="accounts")
-    instalments: Mapped[list[Instalment]] = relationship(
-        back_populates="account", order_by="Instalment.seq"
-    )
+    instalments: Mapped[list[Instalment]] = relationship(back_populates="account", order_by="Instalment.seq")
 
     @property
     def balance_minor(self) -> int:
         return (
-            self.principal_minor + self.interest_minor + self.penalty_minor + self.fees_minor + self.costs_minor
+            self.principal_minor
+            + self.interest_minor
+            + self.penalty_minor
+            + self.fees_minor
+            + self.costs_minor
         )
 
 

@@ -93,7 +93,7 @@ BALANCE_FIELDS = ["principal", "interest", "penalty", "fees", "costs"]
 REQUIRED_COLUMNS = ["external_ref", "name"]
 
 # Fields each product needs on every row, beyond the common ones.
-REQUIRED_BY_PRODUCT: dict[str, list[str]] = {
+REQUIRED_BY_PRODUCT: dict[Product, list[str]] = {
     Product.CREDIT_CARD: [],
     Product.CONSUMER_LOAN: ["origination_date"],
     Product.INSTALMENT_LOAN: ["instalment_count", "instalment_amount", "first_instalment_date"],

@@ -122,9 +122,7 @@ def load_mapping(path: Path | None = None) -> Mapping:
     try:
         user = MappingFile.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ValidationFailed(f"{path}: {problems}", code="mapping_invalid") from exc
     for header, target in user.columns.items():
         mapping.headers[fold(header)] = target

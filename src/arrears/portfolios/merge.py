@@ -69,8 +69,16 @@ def _pairs(fields: list[Any]) -> list[tuple[str, str]]:
 
 
 class Merger:
-    def __init__(self, session: Session, *, portfolio_id: int, currency: str, batch_id: int, now: datetime,
-                 present: set[str]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        portfolio_id: int,
+        currency: str,
+        batch_id: int,
+        now: datetime,
+        present: set[str],
+    ) -> None:
         self.session = session
         self.conn = session.connection()
         self.pg = self.conn.dialect.name == "postgresql"
@@ -92,7 +100,15 @@ class Merger:
         return list(self.conn.execute(text(sql), used))
 
     def index_stage(self) -> None:
-        for cols in ("external_ref", "national_id", "mobile", "debtor_key", "row_no", "debtor_id", "account_id"):
+        for cols in (
+            "external_ref",
+            "national_id",
+            "mobile",
+            "debtor_key",
+            "row_no",
+            "debtor_id",
+            "account_id",
+        ):
             self.conn.exec_driver_sql(f"CREATE INDEX ix_stage_account_{cols} ON stage_account ({cols})")
         self.conn.exec_driver_sql("CREATE INDEX ix_stage_instalment_row_no ON stage_instalment (row_no)")
 
@@ -169,7 +185,9 @@ class Merger:
             "SELECT s.* FROM stage_account s JOIN (SELECT debtor_id, MIN(row_no) AS row_no FROM stage_account"
             " WHERE NOT new_debtor GROUP BY debtor_id) r ON r.row_no = s.row_no"
         )
-        fields = [(col, src) for col, src in _pairs(DEBTOR_FIELDS) if src in self.present or col in self.present]
+        fields = [
+            (col, src) for col, src in _pairs(DEBTOR_FIELDS) if src in self.present or col in self.present
+        ]
         fields += [("national_id", "national_id")] if "national_id" in self.present else []
         for col, src in fields:
             guard = "d.national_id IS NULL AND " if col == "national_id" else ""
@@ -181,11 +199,15 @@ class Merger:
             )
         if not fields:
             return
-        sets = ", ".join(f"{col} = COALESCE(s.{src}, debtor.{col})" for col, src in fields if col != "national_id")
+        sets = ", ".join(
+            f"{col} = COALESCE(s.{src}, debtor.{col})" for col, src in fields if col != "national_id"
+        )
         if "national_id" in self.present:
-            sets += (", national_id = COALESCE(debtor.national_id, s.national_id),"
-                     " id_type = COALESCE(debtor.id_type, CASE WHEN s.national_id IS NULL THEN NULL"
-                     " ELSE s.id_type END)")
+            sets += (
+                ", national_id = COALESCE(debtor.national_id, s.national_id),"
+                " id_type = COALESCE(debtor.id_type, CASE WHEN s.national_id IS NULL THEN NULL"
+                " ELSE s.id_type END)"
+            )
         self.counts.debtors_updated = self._x(
             f"UPDATE debtor SET {sets}, updated_at = :now FROM ({rep}) s WHERE s.debtor_id = debtor.id"
             " AND debtor.id IN (SELECT entity_id FROM import_change WHERE import_batch_id = :bid"
@@ -197,7 +219,7 @@ class Merger:
         self.counts.cases_created = self._x(
             'INSERT INTO "case" (portfolio_id, debtor_id, status, created_at, updated_at)'
             " SELECT :pid, x.debtor_id, 'open', :now, :now FROM (SELECT DISTINCT debtor_id FROM stage_account"
-            " WHERE account_id IS NULL) x WHERE NOT EXISTS (SELECT 1 FROM \"case\" c"
+            ' WHERE account_id IS NULL) x WHERE NOT EXISTS (SELECT 1 FROM "case" c'
             " WHERE c.portfolio_id = :pid AND c.debtor_id = x.debtor_id)"
         )
         self._x(
@@ -210,7 +232,9 @@ class Merger:
         changed: set[str] = set()
         for col in ACCOUNT_FIELDS:
             src_field = col.removesuffix("_minor").removesuffix("_annual_ppm")
-            src_field = {"interest_rate": "interest_rate", "penalty_rate": "penalty_rate"}.get(src_field, src_field)
+            src_field = {"interest_rate": "interest_rate", "penalty_rate": "penalty_rate"}.get(
+                src_field, src_field
+            )
             if src_field not in self.present and col not in self.present:
                 continue
             n = self._x(
@@ -248,9 +272,11 @@ class Merger:
     def write_instalments(self, schedule_changed: bool) -> None:
         targets = "s.new_account"
         if schedule_changed:
-            targets += (" OR s.account_id IN (SELECT entity_id FROM import_change WHERE import_batch_id = :bid"
-                        " AND entity = 'account' AND field IN ('instalment_count', 'instalment_amount_minor',"
-                        " 'first_instalment_date'))")
+            targets += (
+                " OR s.account_id IN (SELECT entity_id FROM import_change WHERE import_batch_id = :bid"
+                " AND entity = 'account' AND field IN ('instalment_count', 'instalment_amount_minor',"
+                " 'first_instalment_date'))"
+            )
             self._x(
                 "DELETE FROM instalment WHERE account_id IN (SELECT entity_id FROM import_change"
                 " WHERE import_batch_id = :bid AND entity = 'account' AND field IN ('instalment_count',"
@@ -328,4 +354,6 @@ class Merger:
             " AND entity = 'account'"
         )[0][0]
         self.counts.accounts_updated = int(touched or 0)
-        self.counts.accounts_unchanged = total_rows - self.counts.accounts_created - self.counts.accounts_updated
+        self.counts.accounts_unchanged = (
+            total_rows - self.counts.accounts_created - self.counts.accounts_updated
+        )

@@ -10,7 +10,16 @@ import polars as pl
 from arrears.portfolios.fields import label
 from arrears.portfolios.messages import message
 
-REPORT_HEADERS = ["行号 row", "列 column", "字段 field", "值 value", "级别 severity", "问题", "problem", "代码 code"]
+REPORT_HEADERS = [
+    "行号 row",
+    "列 column",
+    "字段 field",
+    "值 value",
+    "级别 severity",
+    "问题",
+    "problem",
+    "代码 code",
+]
 
 
 def report_rows(issues: pl.DataFrame) -> list[list[str]]:
@@ -18,16 +27,18 @@ def report_rows(issues: pl.DataFrame) -> list[list[str]]:
     for r in issues.iter_rows(named=True):
         params = {"max": r["detail"], "allowed": r["detail"], "other": r["detail"], "expected": r["detail"]}
         field = r["field"] or ""
-        rows.append([
-            str(r["row"]),
-            r["column"] or "",
-            f"{label(field, 'zh_CN')} / {label(field, 'en')}" if field else "",
-            r["value"] or "",
-            "错误 error" if r["severity"] == "error" else "警告 warning",
-            message(r["code"], "zh_CN", **params),
-            message(r["code"], "en", **params),
-            r["code"],
-        ])
+        rows.append(
+            [
+                str(r["row"]),
+                r["column"] or "",
+                f"{label(field, 'zh_CN')} / {label(field, 'en')}" if field else "",
+                r["value"] or "",
+                "错误 error" if r["severity"] == "error" else "警告 warning",
+                message(r["code"], "zh_CN", **params),
+                message(r["code"], "en", **params),
+                r["code"],
+            ]
+        )
     return rows
 
 

@@ -23,8 +23,8 @@ from arrears.models import Creditor, ImportBatch, Portfolio
 from arrears.portfolios import staging
 from arrears.portfolios.fields import BALANCE_FIELDS, FIELDS, INSTALMENT_PRODUCTS, REQUIRED_COLUMNS
 from arrears.portfolios.mapping import Mapping, load_mapping
-from arrears.portfolios.merge import SCHEDULE_FIELDS, Merger, MergeCounts
-from arrears.portfolios.reader import ROW, open_source
+from arrears.portfolios.merge import SCHEDULE_FIELDS, MergeCounts, Merger
+from arrears.portfolios.reader import open_source
 from arrears.portfolios.validate import ISSUE_SCHEMA, ChunkContext, validate_chunk
 
 Progress = Callable[[int], None]
@@ -57,6 +57,7 @@ class ImportReport:
 
 
 # --- portfolios -------------------------------------------------------------------------------------
+
 
 def get_portfolio(session: Session, *, name: str) -> Portfolio:
     portfolio = session.scalar(select(Portfolio).where(Portfolio.name == name))
@@ -111,6 +112,7 @@ def list_portfolios(session: Session) -> list[Portfolio]:
 
 # --- import -----------------------------------------------------------------------------------------
 
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -119,7 +121,9 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _header_issues(headers: list[str], mapping: Mapping, filename: str) -> tuple[dict[str, str], pl.DataFrame]:
+def _header_issues(
+    headers: list[str], mapping: Mapping, filename: str
+) -> tuple[dict[str, str], pl.DataFrame]:
     columns: dict[str, str] = {}
     rows = []
     for h in headers:
@@ -127,20 +131,31 @@ def _header_issues(headers: list[str], mapping: Mapping, filename: str) -> tuple
         if target == "ignore":
             continue
         if target is None:
-            rows.append({"row": 1, "column": h, "field": "", "value": h, "code": "unknown_column",
-                         "severity": "warning", "detail": None})
+            rows.append(
+                {
+                    "row": 1,
+                    "column": h,
+                    "field": "",
+                    "value": h,
+                    "code": "unknown_column",
+                    "severity": "warning",
+                    "detail": None,
+                }
+            )
             continue
         if target in columns:
             raise ValidationFailed(
                 f"{filename}: 列“{columns[target]}”和“{h}”都对应字段 {target}，请在映射文件中把其中一列设为 ignore"
-                f" / columns {columns[target]!r} and {h!r} both map to {target}; map one of them to \"ignore\"",
+                f' / columns {columns[target]!r} and {h!r} both map to {target}; map one of them to "ignore"',
                 code="ambiguous_columns",
             )
         columns[target] = h
     missing = [f for f in REQUIRED_COLUMNS if f not in columns and f not in mapping.defaults]
     if missing:
         names = ", ".join(f"{FIELDS[f].label_zh}/{FIELDS[f].label_en}" for f in missing)
-        raise ValidationFailed(f"{filename}: 缺少必需的列 / missing required columns: {names}", code="missing_columns")
+        raise ValidationFailed(
+            f"{filename}: 缺少必需的列 / missing required columns: {names}", code="missing_columns"
+        )
     if not any(f in columns or f in mapping.defaults for f in (*BALANCE_FIELDS, "overdue_amount")):
         raise ValidationFailed(
             f"{filename}: 缺少金额列（逾期金额或本金） / no amount column (overdue amount or principal)",
@@ -148,7 +163,8 @@ def _header_issues(headers: list[str], mapping: Mapping, filename: str) -> tuple
         )
     if not any(f in columns or f in mapping.defaults for f in ("due_date", "dpd")):
         raise ValidationFailed(
-            f"{filename}: 缺少到期日或逾期天数列 / no due date or days-past-due column", code="missing_columns"
+            f"{filename}: 缺少到期日或逾期天数列 / no due date or days-past-due column",
+            code="missing_columns",
         )
     if "product" not in columns and "product" not in mapping.defaults:
         raise ValidationFailed(
@@ -219,7 +235,9 @@ def import_accounts(
     as_of = as_of or clock.today(portfolio.timezone)
     now = now or clock.now()
     source = open_source(path)
-    report = ImportReport(filename=path.name, portfolio=portfolio.name, status="rejected", encoding=source.encoding)
+    report = ImportReport(
+        filename=path.name, portfolio=portfolio.name, status="rejected", encoding=source.encoding
+    )
     try:
         columns, header_issues = _header_issues(source.headers, mapping, path.name)
         ctx = ChunkContext(
@@ -270,14 +288,28 @@ def import_accounts(
             )
             merger.index_stage()
             file_issues = [
-                {"row": row, "column": columns["external_ref"], "field": "external_ref", "value": ref,
-                 "code": "duplicate_ref", "severity": "error", "detail": str(first)}
+                {
+                    "row": row,
+                    "column": columns["external_ref"],
+                    "field": "external_ref",
+                    "value": ref,
+                    "code": "duplicate_ref",
+                    "severity": "error",
+                    "detail": str(first),
+                }
                 for row, ref, first in merger.duplicate_refs()
             ]
             conflicts = merger.resolve_debtors()
             file_issues += [
-                {"row": row, "column": columns.get("national_id", ""), "field": "national_id", "value": nid,
-                 "code": "id_conflict", "severity": "error", "detail": None}
+                {
+                    "row": row,
+                    "column": columns.get("national_id", ""),
+                    "field": "national_id",
+                    "value": nid,
+                    "code": "id_conflict",
+                    "severity": "error",
+                    "detail": None,
+                }
                 for row, nid in conflicts
             ]
             issue_frames.append(pl.DataFrame(file_issues, schema=ISSUE_SCHEMA))
@@ -320,5 +352,3 @@ def import_accounts(
             raise
     finally:
         source.close()
-
-

@@ -97,9 +97,9 @@ def load(session: Session, table: Table, df: pl.DataFrame) -> None:
         buf = io.BytesIO()
         df.write_csv(buf, include_header=False, null_value="")
         names = ", ".join(f'"{c}"' for c in columns)
-        with raw.cursor() as cur:  # type: ignore[union-attr]
-            with cur.copy(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buf.getvalue())
+        sql = f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)"
+        with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+            copy.write(buf.getvalue())
         return
     prepared = df.with_columns(
         [pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Date()]

@@ -123,8 +123,13 @@ def _fold(e: pl.Expr) -> pl.Expr:
     return e.str.to_lowercase().str.replace_all(r"[\s_\-\u3000]", "")
 
 
-def _issue(code: pl.Expr, field: str, ctx: ChunkContext, severity: pl.Expr | str = "error",
-           detail: pl.Expr | str | None = None) -> pl.Expr:
+def _issue(
+    code: pl.Expr,
+    field: str,
+    ctx: ChunkContext,
+    severity: pl.Expr | str = "error",
+    detail: pl.Expr | str | None = None,
+) -> pl.Expr:
     """A struct expression describing one possible problem per row (null code = no problem)."""
     sev = pl.lit(severity) if isinstance(severity, str) else severity
     det = pl.lit(detail, dtype=pl.String) if detail is None or isinstance(detail, str) else detail
@@ -172,9 +177,7 @@ def _date(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     text = pl.concat_str([y, mo.str.pad_start(2, "0"), d.str.pad_start(2, "0")], separator="-")
     parsed = text.str.to_date("%Y-%m-%d", strict=False)
     serial = raw.str.extract(r"^(\d{1,5})(?:\.\d+)?$", 1).cast(pl.Int64, strict=False)
-    from_serial = pl.when(serial.is_between(1, 2958465)).then(
-        pl.lit(_EXCEL_EPOCH) + pl.duration(days=serial)
-    )
+    from_serial = pl.when(serial.is_between(1, 2958465)).then(pl.lit(_EXCEL_EPOCH) + pl.duration(days=serial))
     value = pl.coalesce(parsed, from_serial)
     plausible = value.dt.year().is_between(1900, 2200)
     code = pl.when(raw.is_null()).then(None).when(value.is_null() | ~plausible).then(pl.lit("bad_date"))
@@ -246,7 +249,9 @@ def _phone(raw: pl.Expr, bad_code: str) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.E
     s = s.str.replace(r"(?:转|ext\.?|x|#)\d{1,6}$", "")
     mob = s.str.replace_all(r"[\-.]", "").str.replace(r"^(?:\+86|0086|86)(1\d{10})$", "${1}")
     is_mobile = mob.str.contains(mobile_re)
-    parts = s.str.replace(r"^(?:\+86|0086)-?", "0").str.extract_groups(r"^0(\d{2,3})-?(\d{7,8})(?:-(\d{1,6}))?$")
+    parts = s.str.replace(r"^(?:\+86|0086)-?", "0").str.extract_groups(
+        r"^0(\d{2,3})-?(\d{7,8})(?:-(\d{1,6}))?$"
+    )
     land_national = pl.concat_str([parts.struct.field("1"), parts.struct.field("2")])
     is_land = land_national.str.contains(fixed_re).fill_null(False)
     value = pl.when(is_mobile).then(pl.lit("+86") + mob).when(is_land).then(pl.lit("+86") + land_national)
@@ -337,8 +342,18 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         first.append(_issue(code, field, ctx, severity=severity, detail=detail))
 
     out: dict[str, pl.Expr] = {ROW: pl.col(ROW)}
-    for name in ("external_ref", "name", "product", "due_date", "national_id", "mobile", "origination_date",
-                 "instalment_count", "instalment_amount", "first_instalment_date"):
+    for name in (
+        "external_ref",
+        "name",
+        "product",
+        "due_date",
+        "national_id",
+        "mobile",
+        "origination_date",
+        "instalment_count",
+        "instalment_amount",
+        "first_instalment_date",
+    ):
         out[f"_raw_{name}"] = pl.col(name)
     out["national_id"] = pl.col("national_id")
     out["_any_amount_raw"] = pl.any_horizontal(
@@ -349,9 +364,18 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     for name, f in FIELDS.items():
         if f.kind is Kind.TEXT:
             out[name] = pl.col(name)
-            problem(pl.when(pl.col(name).str.len_chars() > f.max_length).then(pl.lit("too_long")), name,
-                    detail=str(f.max_length))
-    for name in ("original_principal", "instalment_amount", "monthly_income", *BALANCE_FIELDS, "overdue_amount"):
+            problem(
+                pl.when(pl.col(name).str.len_chars() > f.max_length).then(pl.lit("too_long")),
+                name,
+                detail=str(f.max_length),
+            )
+    for name in (
+        "original_principal",
+        "instalment_amount",
+        "monthly_income",
+        *BALANCE_FIELDS,
+        "overdue_amount",
+    ):
         value, code = _amount(pl.col(name), ctx.currency_exponent)
         out["monthly_income_minor" if name == "monthly_income" else f"{name}_minor"] = value
         problem(code, name)
@@ -363,15 +387,19 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         value, code = _int(pl.col(name))
         out[name] = value
         problem(code, name)
-    for name, target in (("interest_rate", "interest_rate_annual_ppm"),
-                         ("penalty_rate", "penalty_rate_annual_ppm")):
+    for name, target in (
+        ("interest_rate", "interest_rate_annual_ppm"),
+        ("penalty_rate", "penalty_rate_annual_ppm"),
+    ):
         value, code = _rate(pl.col(name))
         out[target] = value
         problem(code, name)
     bool_table = mapping.values.get("bool", {})
     for name in ("mobile_verified", "ec1_debt_related", "ec2_debt_related", "is_secured"):
         value, code = _lookup(pl.col(name), bool_table, "bad_bool")
-        out[name] = value.replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
+        out[name] = value.replace_strict(
+            {"true": True, "false": False}, default=None, return_dtype=pl.Boolean
+        )
         problem(code, name)
     for name, f in FIELDS.items():
         if f.kind is Kind.ENUM and f.enum is not None:
@@ -379,8 +407,11 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
             out[name] = value
             problem(code, name, detail=", ".join(mapping.allowed(f.enum)))
     cur = pl.col("currency").str.to_uppercase()
-    problem(pl.when(cur.is_not_null() & (cur != ctx.currency)).then(pl.lit("currency_mismatch")), "currency",
-            detail=ctx.currency)
+    problem(
+        pl.when(cur.is_not_null() & (cur != ctx.currency)).then(pl.lit("currency_mismatch")),
+        "currency",
+        detail=ctx.currency,
+    )
 
     mobile, mobile_code, _ = _mobile(pl.col("mobile"))
     out["mobile"] = mobile
@@ -392,8 +423,13 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         v, k, _ext, c = _phone(pl.col(f"{p}_phone"), "bad_phone")
         out[f"{p}_phone"], out[f"{p}_kind"] = v, k
         problem(c, f"{p}_phone")
-        problem(pl.when(pl.col(f"{p}_phone").is_not_null() & pl.col(f"{p}_name").is_null())
-                .then(pl.lit("ec_phone_without_name")), f"{p}_phone", severity="warning")
+        problem(
+            pl.when(pl.col(f"{p}_phone").is_not_null() & pl.col(f"{p}_name").is_null()).then(
+                pl.lit("ec_phone_without_name")
+            ),
+            f"{p}_phone",
+            severity="warning",
+        )
     email = pl.col("email").str.to_lowercase()
     email_ok = email.str.contains(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     out["email"] = pl.when(email_ok).then(email)
@@ -403,13 +439,16 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     st = src.select(**out)
 
     # International numbers (rare): phonenumbers per distinct value, replacing the CN-only verdict.
-    intl_mask = (st["_mobile_raw"].str.starts_with("+") & ~st["_mobile_raw"].str.starts_with("+86")).fill_null(False)
+    intl_mask = (
+        st["_mobile_raw"].str.starts_with("+") & ~st["_mobile_raw"].str.starts_with("+86")
+    ).fill_null(False)
     if intl_mask.any():
         fixed = {v: _international(v) for v in st.filter(intl_mask)["_mobile_raw"].unique().to_list()}
         parsed = st["_mobile_raw"].replace_strict(fixed, default=None, return_dtype=pl.String)
         st = st.with_columns(
             mobile=pl.when(intl_mask).then(parsed).otherwise(pl.col("mobile")),
-            _mobile_code=pl.when(intl_mask).then(pl.when(parsed.is_null()).then(pl.lit("bad_mobile")))
+            _mobile_code=pl.when(intl_mask)
+            .then(pl.when(parsed.is_null()).then(pl.lit("bad_mobile")))
             .otherwise(pl.col("_mobile_code")),
         )
 
@@ -423,13 +462,19 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         )
     )
     nid, birth_from_id, id_code = _id_checks(pl.col("national_id"), pl.col("id_type"), ctx.as_of)
-    st = st.with_columns(national_id=nid, _birth_from_id=birth_from_id, _id_code=id_code,
-                         _uscc_bad=pl.lit(False), _region_unknown=pl.lit(False))
+    st = st.with_columns(
+        national_id=nid,
+        _birth_from_id=birth_from_id,
+        _id_code=id_code,
+        _uscc_bad=pl.lit(False),
+        _region_unknown=pl.lit(False),
+    )
     uscc_mask = (st["id_type"] == IdType.USCC.value) & st["national_id"].is_not_null()
     if uscc_mask.any():
         valid = {v: _uscc_valid(v) for v in st.filter(uscc_mask)["national_id"].unique().to_list()}
         st = st.with_columns(
-            _uscc_bad=uscc_mask & ~pl.col("national_id").replace_strict(valid, default=True, return_dtype=pl.Boolean)
+            _uscc_bad=uscc_mask
+            & ~pl.col("national_id").replace_strict(valid, default=True, return_dtype=pl.Boolean)
         )
     ric_ok = st.filter(pl.col("_id_code").is_null() & pl.col("_birth_from_id").is_not_null())
     if ric_ok.height:
@@ -445,7 +490,9 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     no_components = pl.all_horizontal([pl.col(f"{c}_minor").is_null() for c in BALANCE_FIELDS])
     st = st.with_columns(
         _no_amount=~pl.col("_any_amount_raw"),
-        principal_minor=pl.when(no_components).then(pl.col("overdue_amount_minor")).otherwise(pl.col("principal_minor")),
+        principal_minor=pl.when(no_components)
+        .then(pl.col("overdue_amount_minor"))
+        .otherwise(pl.col("principal_minor")),
     )
     st = st.with_columns([pl.col(f"{c}_minor").fill_null(0) for c in BALANCE_FIELDS])
     st = st.with_columns(
@@ -455,7 +502,9 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     )
     dpd_due = pl.lit(ctx.as_of) - pl.duration(days=pl.col("dpd"))
     st = st.with_columns(
-        _dpd_mismatch=pl.col("due_date").is_not_null() & pl.col("dpd").is_not_null() & (pl.col("due_date") != dpd_due)
+        _dpd_mismatch=pl.col("due_date").is_not_null()
+        & pl.col("dpd").is_not_null()
+        & (pl.col("due_date") != dpd_due)
     )
     st = st.with_columns(due_date=pl.col("due_date").fill_null(dpd_due))
 
@@ -476,15 +525,34 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     add(pl.col("_raw_national_id").is_null() & pl.col("_raw_mobile").is_null(), "no_identity", "national_id")
     for prod, needed in REQUIRED_BY_PRODUCT.items():
         for name in needed:
-            add((pl.col("product") == prod.value) & pl.col(f"_raw_{name}").is_null(), "required_for_product", name)
-    add(pl.col("origination_date").is_not_null() & (pl.col("due_date") < pl.col("origination_date")),
-        "due_before_origination", "due_date")
-    add(pl.col("instalment_count").is_not_null() & ~pl.col("instalment_count").is_between(1, 600),
-        "instalment_count_range", "instalment_count")
-    add(pl.col("date_of_birth").is_not_null() & (pl.col("date_of_birth") > pl.lit(ctx.as_of)),
-        "future_birth_date", "date_of_birth")
-    add(pl.col("date_of_birth").is_not_null() & pl.col("_birth_from_id").is_not_null()
-        & (pl.col("date_of_birth") != pl.col("_birth_from_id")), "dob_mismatch", "date_of_birth", severity="warning")
+            add(
+                (pl.col("product") == prod.value) & pl.col(f"_raw_{name}").is_null(),
+                "required_for_product",
+                name,
+            )
+    add(
+        pl.col("origination_date").is_not_null() & (pl.col("due_date") < pl.col("origination_date")),
+        "due_before_origination",
+        "due_date",
+    )
+    add(
+        pl.col("instalment_count").is_not_null() & ~pl.col("instalment_count").is_between(1, 600),
+        "instalment_count_range",
+        "instalment_count",
+    )
+    add(
+        pl.col("date_of_birth").is_not_null() & (pl.col("date_of_birth") > pl.lit(ctx.as_of)),
+        "future_birth_date",
+        "date_of_birth",
+    )
+    add(
+        pl.col("date_of_birth").is_not_null()
+        & pl.col("_birth_from_id").is_not_null()
+        & (pl.col("date_of_birth") != pl.col("_birth_from_id")),
+        "dob_mismatch",
+        "date_of_birth",
+        severity="warning",
+    )
     issues.append(_collect_issues(st, later, src))
 
     is_inst = pl.col("product").is_in(list(INSTALMENT_PRODUCTS))
@@ -494,9 +562,11 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         date_of_birth=pl.col("date_of_birth").fill_null(pl.col("_birth_from_id")),
         # the 17th digit of a resident ID is odd for men, even for women
         gender=pl.col("gender").fill_null(
-            pl.when(pl.col("_birth_from_id").is_not_null())
-            .then(pl.when(pl.col("national_id").str.slice(16, 1).cast(pl.Int64, strict=False) % 2 == 1)
-                  .then(pl.lit("M")).otherwise(pl.lit("F")))
+            pl.when(pl.col("_birth_from_id").is_not_null()).then(
+                pl.when(pl.col("national_id").str.slice(16, 1).cast(pl.Int64, strict=False) % 2 == 1)
+                .then(pl.lit("M"))
+                .otherwise(pl.lit("F"))
+            )
         ),
         mobile_verified=pl.col("mobile_verified").fill_null(mapping.options.own_mobile_verified),
         ec1_debt_related=pl.col("ec1_debt_related").fill_null(pl.col("ec1_relation") == "guarantor"),
@@ -504,8 +574,11 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         is_secured=pl.col("is_secured").fill_null(False),
         hold=pl.when(pl.col("hold") == "").then(None).otherwise(pl.col("hold")),
         last_due_date=pl.col("last_due_date").fill_null(
-            pl.when(is_inst & pl.col("first_instalment_date").is_not_null() & pl.col("instalment_count").is_not_null())
-            .then(pl.col("first_instalment_date").dt.offset_by(pl.format("{}mo", months)))
+            pl.when(
+                is_inst
+                & pl.col("first_instalment_date").is_not_null()
+                & pl.col("instalment_count").is_not_null()
+            ).then(pl.col("first_instalment_date").dt.offset_by(pl.format("{}mo", months)))
         ),
         debtor_key=pl.when(pl.col("national_id").is_not_null())
         .then(pl.concat_str([pl.lit("id:"), pl.col("id_type"), pl.lit(":"), pl.col("national_id")]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func, select
@@ -26,7 +26,7 @@ from arrears.users.masking import mask_address, mask_contact_value, mask_nationa
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 SessionDep = Annotated[Session, Depends(get_session)]
-NOT_FOUND = {404: {"model": ErrorOut, "description": "not found"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "not found"}}
 
 
 @router.get("/portfolios", response_model=list[PortfolioOut])
@@ -35,14 +35,24 @@ def list_portfolios(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[PortfolioOut]:
-    counts = dict(
-        session.execute(select(Account.portfolio_id, func.count()).group_by(Account.portfolio_id)).tuples().all()
-    )
+    counts: dict[int, int] = {
+        pid: n
+        for pid, n in session.execute(
+            select(Account.portfolio_id, func.count()).group_by(Account.portfolio_id)
+        )
+    }
     rows = session.scalars(select(Portfolio).order_by(Portfolio.id).limit(limit).offset(offset))
     return [
         PortfolioOut(
-            id=p.id, name=p.name, creditor=p.creditor.name, currency=p.currency, timezone=p.timezone,
-            rule_pack=p.rule_pack, strategy=p.strategy, locale=p.locale, accounts=counts.get(p.id, 0),
+            id=p.id,
+            name=p.name,
+            creditor=p.creditor.name,
+            currency=p.currency,
+            timezone=p.timezone,
+            rule_pack=p.rule_pack,
+            strategy=p.strategy,
+            locale=p.locale,
+            accounts=counts.get(p.id, 0),
         )
         for p in rows
     ]
@@ -60,24 +70,40 @@ def get_account(account_id: int, session: SessionDep, request: Request) -> Accou
         select(AccountFlag).where(AccountFlag.account_id == account.id, AccountFlag.cleared_at.is_(None))
     )
     return AccountOut(
-        id=account.id, portfolio_id=account.portfolio_id, case_id=account.case_id, debtor_id=account.debtor_id,
-        external_ref=account.external_ref, product=account.product, status=account.status,
-        currency=account.currency, original_principal_minor=account.original_principal_minor,
+        id=account.id,
+        portfolio_id=account.portfolio_id,
+        case_id=account.case_id,
+        debtor_id=account.debtor_id,
+        external_ref=account.external_ref,
+        product=account.product,
+        status=account.status,
+        currency=account.currency,
+        original_principal_minor=account.original_principal_minor,
         interest_rate_annual_ppm=account.interest_rate_annual_ppm,
         penalty_rate_annual_ppm=account.penalty_rate_annual_ppm,
-        origination_date=account.origination_date, due_date=account.due_date,
-        last_due_date=account.last_due_date, days_past_due=(today - account.due_date).days,
+        origination_date=account.origination_date,
+        due_date=account.due_date,
+        last_due_date=account.last_due_date,
+        days_past_due=(today - account.due_date).days,
         is_secured=account.is_secured,
         balance=BalanceOut(
-            principal_minor=account.principal_minor, interest_minor=account.interest_minor,
-            penalty_minor=account.penalty_minor, fees_minor=account.fees_minor, costs_minor=account.costs_minor,
-            total_minor=account.balance_minor, overdue_amount_minor=account.overdue_amount_minor,
+            principal_minor=account.principal_minor,
+            interest_minor=account.interest_minor,
+            penalty_minor=account.penalty_minor,
+            fees_minor=account.fees_minor,
+            costs_minor=account.costs_minor,
+            total_minor=account.balance_minor,
+            overdue_amount_minor=account.overdue_amount_minor,
             currency=account.currency,
         ),
-        instalments=[InstalmentOut(seq=i.seq, due_date=i.due_date, amount_minor=i.amount_minor)
-                     for i in account.instalments],
-        active_flags=[FlagOut(kind=f.kind, reason=f.reason, created_at=f.created_at, expires_on=f.expires_on)
-                      for f in flags],
+        instalments=[
+            InstalmentOut(seq=i.seq, due_date=i.due_date, amount_minor=i.amount_minor)
+            for i in account.instalments
+        ],
+        active_flags=[
+            FlagOut(kind=f.kind, reason=f.reason, created_at=f.created_at, expires_on=f.expires_on)
+            for f in flags
+        ],
     )
 
 
@@ -89,18 +115,32 @@ def get_debtor(debtor_id: int, session: SessionDep) -> DebtorOut:
     points = session.scalars(
         select(ContactPoint).where(ContactPoint.debtor_id == debtor.id).order_by(ContactPoint.id)
     )
-    account_ids = list(session.scalars(select(Account.id).where(Account.debtor_id == debtor.id).order_by(Account.id)))
+    account_ids = list(
+        session.scalars(select(Account.id).where(Account.debtor_id == debtor.id).order_by(Account.id))
+    )
     return DebtorOut(
-        id=debtor.id, kind=debtor.kind, name=debtor.name, id_type=debtor.id_type,
-        national_id_masked=mask_national_id(debtor.national_id), date_of_birth=debtor.date_of_birth,
-        gender=debtor.gender, address_masked=mask_address(debtor.address), employer_name=debtor.employer_name,
+        id=debtor.id,
+        kind=debtor.kind,
+        name=debtor.name,
+        id_type=debtor.id_type,
+        national_id_masked=mask_national_id(debtor.national_id),
+        date_of_birth=debtor.date_of_birth,
+        gender=debtor.gender,
+        address_masked=mask_address(debtor.address),
+        employer_name=debtor.employer_name,
         declared_monthly_income_minor=debtor.declared_monthly_income_minor,
         preferred_language=debtor.preferred_language,
         contact_points=[
             ContactPointOut(
-                id=c.id, kind=c.kind, value_masked=mask_contact_value(c.kind, c.value),
-                owner_relation=c.owner_relation, owner_name=c.owner_name, debt_related=c.debt_related,
-                verified=c.verified, is_valid=c.is_valid, opted_out=c.opted_out,
+                id=c.id,
+                kind=c.kind,
+                value_masked=mask_contact_value(c.kind, c.value),
+                owner_relation=c.owner_relation,
+                owner_name=c.owner_name,
+                debt_related=c.debt_related,
+                verified=c.verified,
+                is_valid=c.is_valid,
+                opted_out=c.opted_out,
             )
             for c in points
         ],

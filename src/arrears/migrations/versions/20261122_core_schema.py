@@ -12,7 +12,6 @@ from alembic import op
 
 import arrears.models.base
 
-
 revision = "20261122_core"
 down_revision = None
 branch_labels = None

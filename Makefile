@@ -1,0 +1,38 @@
+# arrears: the two commands a new user needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ACCOUNTS ?= 3000
+
+.PHONY: demo test install lint typecheck unit integration bench clean
+
+$(BIN)/arrears: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(BIN)/arrears
+
+install: $(BIN)/arrears
+
+## Set up, build a demo portfolio in arrears.db (SQLite) and serve it on http://127.0.0.1:8000
+demo: install
+	$(BIN)/arrears demo --accounts $(ACCOUNTS)
+
+## Set up and run every check: lint, types, unit, integration (SQLite and PostgreSQL), end to end
+test: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) arrears.db arrears.db-* demo-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from arrears.errors import ValidationFailed
+from arrears.money import Money, format_minor, parse_minor, split_evenly
+
+
+@pytest.mark.parametrize(
+    ("text", "minor"),
+    [("1,234.5", 123450), ("￥１,２３４.５０", 123450), ("CNY 500", 50000), ("0.01", 1), ("12元", 1200)],
+)
+def test_parse_minor_accepts_lenders_formats(text: str, minor: int) -> None:
+    assert parse_minor(text, "CNY") == minor
+
+
+@pytest.mark.parametrize(
+    ("text", "code"), [("-5", "negative_amount"), ("1.234", "too_many_decimals"), ("abc", "bad_amount")]
+)
+def test_parse_minor_refuses_instead_of_rounding(text: str, code: str) -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        parse_minor(text, "CNY")
+    assert exc.value.code == code
+
+
+def test_currency_exponent_is_respected() -> None:
+    assert parse_minor("500", "JPY") == 500
+    with pytest.raises(ValidationFailed):
+        parse_minor("5.5", "JPY")
+
+
+@given(st.integers(min_value=0, max_value=10**15), st.integers(min_value=1, max_value=600))
+def test_split_evenly_sums_exactly_and_differs_by_at_most_one(total: int, parts: int) -> None:
+    split = split_evenly(total, parts)
+    assert sum(split) == total
+    assert max(split) - min(split) <= 1
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_decimal_round_trip(minor: int) -> None:
+    m = Money(minor, "CNY")
+    assert parse_minor(m.decimal, "CNY") == minor
+    assert m.decimal == Decimal(minor) / 100
+
+
+def test_money_refuses_floats_and_mixed_currencies() -> None:
+    with pytest.raises(TypeError):
+        Money(1.5, "CNY")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Money(1, "CNY") + Money(1, "USD")
+    assert format_minor(123450, "CNY", "zh_CN") == "¥1,234.50"

@@ -1,0 +1,133 @@
+"""The vectorised checks agree with the libraries they stand in for."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import phonenumbers
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.cn import ric
+
+from arrears.portfolios.mapping import load_mapping
+from arrears.portfolios.reader import ROW
+from arrears.portfolios.validate import ChunkContext, validate_chunk
+
+MAPPING = load_mapping()
+
+
+def run(
+    rows: dict[str, list[str | None]], as_of: date = date(2025, 7, 1)
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    n = len(next(iter(rows.values())))
+    raw = pl.DataFrame(rows, schema={k: pl.String for k in rows}).with_columns(
+        pl.Series(ROW, list(range(2, n + 2)), dtype=pl.Int64)
+    )
+    columns = {MAPPING.field_for(h): h for h in rows}
+    ctx = ChunkContext(
+        mapping=MAPPING,
+        columns={k: v for k, v in columns.items() if k},
+        currency_exponent=2,
+        currency="CNY",
+        as_of=as_of,
+    )
+    return validate_chunk(raw, ctx)
+
+
+def base(n: int) -> dict[str, list[str | None]]:
+    return {
+        "借据号": [f"R{i}" for i in range(n)],
+        "姓名": ["张三"] * n,
+        "产品类型": ["信用卡"] * n,
+        "逾期金额": ["100"] * n,
+        "到期日": ["2025-06-01"] * n,
+        "手机号": ["13800138000"] * n,
+    }
+
+
+id_bodies = st.tuples(
+    st.sampled_from(["110105", "310101", "440305", "510104", "999999"]),
+    st.dates(min_value=date(1900, 1, 1), max_value=date(2010, 12, 31)),
+    st.integers(min_value=0, max_value=999),
+    st.sampled_from(list("0123456789X")),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(id_bodies, min_size=1, max_size=30))
+def test_vectorised_id_check_digit_agrees_with_python_stdnum(ids: list[tuple[str, date, int, str]]) -> None:
+    numbers = [f"{r}{d:%Y%m%d}{s:03d}{c}" for r, d, s, c in ids]
+    rows = base(len(numbers))
+    rows["身份证号"] = list(numbers)
+    _stage, issues = run(rows)
+    bad_rows = set(issues.filter(pl.col("code") == "id_check_digit")["row"].to_list())
+    for i, n in enumerate(numbers):
+        expected_bad = ric.calc_check_digit(n) != n[-1]
+        assert ((i + 2) in bad_rows) == expected_bad, n
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="0123456789", min_size=11, max_size=11).map(lambda s: "1" + s[1:]),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_vectorised_mobile_validity_agrees_with_phonenumbers(numbers: list[str]) -> None:
+    rows = base(len(numbers))
+    rows["手机号"] = list(numbers)
+    stage, _issues = run(rows)
+    for n, value in zip(numbers, stage["mobile"].to_list(), strict=True):
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(n, "CN"))
+        is_mobile = phonenumbers.number_type(phonenumbers.parse(n, "CN")) in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        )
+        assert (value is not None) == (valid and is_mobile), n
+
+
+def test_dates_in_every_supported_style() -> None:
+    rows = base(6)
+    rows["到期日"] = ["2025-06-07", "2025/6/7", "2025年6月7日", "20250607", "45815", "2025-06-07 00:00:00"]
+    stage, issues = run(rows)
+    assert issues.filter(pl.col("severity") == "error").height == 0
+    assert set(stage["due_date"].to_list()) == {date(2025, 6, 7)}
+
+
+def test_impossible_date_and_unknown_product_are_row_errors() -> None:
+    rows = base(2)
+    rows["到期日"] = ["2025-02-30", "2025-06-01"]
+    rows["产品类型"] = ["信用卡", "火箭"]
+    _stage, issues = run(rows)
+    assert sorted(zip(issues["row"].to_list(), issues["code"].to_list(), strict=True)) == [
+        (2, "bad_date"),
+        (3, "bad_enum"),
+    ]
+
+
+def test_unknown_region_is_a_warning_not_an_error() -> None:
+    number = "99999919800101001"
+    number += ric.calc_check_digit(number + "0")
+    rows = base(1)
+    rows["身份证号"] = [number]
+    _stage, issues = run(rows)
+    assert issues.select("code", "severity").rows() == [("id_region_unknown", "warning")]
+
+
+def test_days_past_due_gives_the_due_date() -> None:
+    rows = base(1)
+    del rows["到期日"]
+    rows["逾期天数"] = ["30"]
+    stage, issues = run(rows)
+    assert issues.height == 0
+    assert stage["due_date"].to_list() == [date(2025, 6, 1)]
+
+
+def test_rates_percent_and_fraction() -> None:
+    rows = base(3)
+    rows["年利率"] = ["24%", "0.24", "15.4"]
+    stage, issues = run(rows)
+    assert issues.height == 0
+    assert stage["interest_rate_annual_ppm"].to_list() == [240000, 240000, 154000]
