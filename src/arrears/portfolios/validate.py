@@ -123,22 +123,22 @@ def _fold(e: pl.Expr) -> pl.Expr:
     return e.str.to_lowercase().str.replace_all(r"[\s_\-\u3000]", "")
 
 
+@dataclass(frozen=True)
+class IssueRule:
+    """One possible problem: an expression giving a code per row (null = no problem) and its metadata."""
+
+    code: pl.Expr
+    field: str
+    column: str
+    severity: str = "error"
+    detail: str | None = None
+
+
 def _issue(
-    code: pl.Expr,
-    field: str,
-    ctx: ChunkContext,
-    severity: pl.Expr | str = "error",
-    detail: pl.Expr | str | None = None,
-) -> pl.Expr:
-    """A struct expression describing one possible problem per row (null code = no problem)."""
-    sev = pl.lit(severity) if isinstance(severity, str) else severity
-    det = pl.lit(detail, dtype=pl.String) if detail is None or isinstance(detail, str) else detail
-    return pl.struct(
-        code=code,
-        field=pl.lit(field),
-        column=pl.lit(ctx.columns.get(field, "")),
-        severity=sev,
-        detail=det,
+    code: pl.Expr, field: str, ctx: ChunkContext, severity: str = "error", detail: str | None = None
+) -> IssueRule:
+    return IssueRule(
+        code=code, field=field, column=ctx.columns.get(field, ""), severity=severity, detail=detail
     )
 
 
@@ -336,7 +336,7 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         cols.append(e.alias(name))
     src = raw.select(cols)  # cleaned source text, one column per field
 
-    first: list[pl.Expr] = []  # problems found while parsing (evaluated on src)
+    first: list[IssueRule] = []  # problems found while parsing (evaluated on src)
 
     def problem(code: pl.Expr, field: str, severity: str = "error", detail: str | None = None) -> None:
         first.append(_issue(code, field, ctx, severity=severity, detail=detail))
@@ -508,7 +508,7 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     )
     st = st.with_columns(due_date=pl.col("due_date").fill_null(dpd_due))
 
-    later: list[pl.Expr] = []
+    later: list[IssueRule] = []
 
     def add(cond: pl.Expr, code: str, field: str, severity: str = "error") -> None:
         later.append(_issue(pl.when(cond).then(pl.lit(code)), field, ctx, severity=severity))
@@ -588,29 +588,37 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     return stage, pl.concat(issues, how="vertical")
 
 
-def _collect_issues(frame: pl.DataFrame, exprs: list[pl.Expr], source: pl.DataFrame) -> pl.DataFrame:
-    """Rows where any of the issue expressions fired, with the source value as written."""
-    if not exprs:
+def _collect_issues(frame: pl.DataFrame, rules: list[IssueRule], source: pl.DataFrame) -> pl.DataFrame:
+    """Rows where any rule fired, with the source value as written.
+
+    All codes are computed in one parallel select; only the (few) rows with a problem are materialised.
+    """
+    if not rules:
         return pl.DataFrame(schema=ISSUE_SCHEMA)
-    found = (
-        frame.select(pl.col(ROW), pl.concat_list(exprs).alias("i"))
-        .explode("i")
-        .filter(pl.col("i").struct.field("code").is_not_null())
-        .unnest("i")
-    )
-    if found.height == 0:
+    codes = frame.select(pl.col(ROW), *[r.code.cast(pl.String).alias(f"c{i}") for i, r in enumerate(rules)])
+    nulls = codes.null_count().row(0)
+    parts = []
+    for i, rule in enumerate(rules):
+        if nulls[i + 1] == codes.height:
+            continue
+        hit = codes.filter(pl.col(f"c{i}").is_not_null())
+        value = (
+            source.filter(pl.col(ROW).is_in(hit[ROW].implode())).select(
+                ROW, pl.col(rule.field).alias("value")
+            )
+            if rule.field in source.columns
+            else hit.select(ROW, value=pl.lit(None, dtype=pl.String))
+        )
+        parts.append(
+            hit.select(
+                pl.col(ROW).alias("row"),
+                column=pl.lit(rule.column),
+                field=pl.lit(rule.field),
+                code=pl.col(f"c{i}"),
+                severity=pl.lit(rule.severity),
+                detail=pl.lit(rule.detail, dtype=pl.String),
+            ).join(value.rename({ROW: "row"}), on="row", how="left")
+        )
+    if not parts:
         return pl.DataFrame(schema=ISSUE_SCHEMA)
-    fields = [f for f in found["field"].unique().to_list() if f in source.columns]
-    values = source.filter(pl.col(ROW).is_in(found[ROW].unique().implode())).unpivot(
-        index=ROW, on=fields, variable_name="field", value_name="value"
-    )
-    found = found.join(values, on=[ROW, "field"], how="left")
-    return found.select(
-        row=pl.col(ROW),
-        column=pl.col("column"),
-        field=pl.col("field"),
-        value=pl.col("value"),
-        code=pl.col("code"),
-        severity=pl.col("severity"),
-        detail=pl.col("detail"),
-    ).cast(ISSUE_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat(parts, how="vertical").select(list(ISSUE_SCHEMA)).cast(ISSUE_SCHEMA)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its measurement beside a floor measured in the same run."""
