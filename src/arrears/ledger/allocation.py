@@ -260,7 +260,7 @@ def allocate(
     rest = [a for a in accounts if a.account_id not in designated]
     keyed = sorted(
         ((tuple(_criterion_key(a, c, as_of) for c in order.account_order), a) for a in rest),
-        key=lambda ka: ka[0],
+        key=lambda ka: (ka[0], ka[1].account_id),  # account id only makes the order reproducible
     )
     rest_groups: list[tuple[tuple[int, ...], list[AccountBalance]]] = []
     for key, account in keyed:
