@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,10 +23,12 @@ from arrears.ledger.accrual import (
     accrue,
 )
 from arrears.ledger.accrual_frame import accrue_frame
-from arrears.ledger.caps import load_caps, load_lpr_table
+from arrears.ledger.caps import CapTable, load_caps, load_lpr_table
 
 LPR = load_lpr_table()
 CAPS = load_caps()
+# licensed lenders with no configured cap: only private lending is capped
+CAPS_PRIVATE_ONLY = replace(CAPS, licensed_default_ppm=None, licensed_product_ppm={"bnpl": 150_000})
 SCHEMA = {
     "account_id": pl.Int64,
     "origination_date": pl.Date,
@@ -123,15 +126,14 @@ def account(
     st.dates(*AS_OF_RANGE),
     st.sampled_from(list(DayCount)),
     st.sampled_from(list(Rounding)),
-    st.booleans(),
+    st.sampled_from([CAPS, CAPS_PRIVATE_ONLY, None]),
     st.data(),
 )
 def test_frame_accrual_equals_scalar_accrual_for_one_day(
-    as_of: date, day_count: DayCount, rounding: Rounding, with_caps: bool, data: st.DataObject
+    as_of: date, day_count: DayCount, rounding: Rounding, caps: CapTable | None, data: st.DataObject
 ) -> None:
     size = data.draw(st.integers(1, 6))
     accounts = [data.draw(account(as_of, rounding, i + 1)) for i in range(size)]
-    caps = CAPS if with_caps else None
     frame = pl.DataFrame([to_row(t, s) for t, s in accounts], schema=SCHEMA)
     out = accrue_frame(frame, as_of, lpr_table=LPR, caps=caps, day_count=day_count, rounding=rounding)
     assert out["account_id"].to_list() == [t.account_id for t, _ in accounts]
