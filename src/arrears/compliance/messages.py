@@ -23,9 +23,11 @@ def _catalog() -> dict[str, Any]:
 
 
 def term(key: str, lang: str) -> str:
-    """The name of a vocabulary item (flag kind, lint category, required element) in one language."""
-    terms: dict[str, str] = _catalog()["terms"][lang]
-    return terms.get(key, key)
+    """A vocabulary item (flag kind, lint category, ``events.<kind>``) in one language; the key if unknown."""
+    node: Any = _catalog()["terms"][lang]
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else key
 
 
 def sentences(code: str, rule_id: str, terms: dict[str, str] | None = None, **params: Any) -> tuple[str, str]:
