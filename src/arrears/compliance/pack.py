@@ -279,7 +279,6 @@ class RulePack(_Strict):
     lint: Lint = Lint()
 
     _source: str | None = PrivateAttr(default=None)
-    _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("default_time_zone")
     @classmethod
@@ -296,9 +295,19 @@ class RulePack(_Strict):
         return self._source
 
     def cached(self, key: str) -> dict[str, Any]:
-        """A per-pack scratch dict for derived data (compiled phrase lists), built once per loaded pack."""
-        found: dict[str, Any] = self._cache.setdefault(key, {})
-        return found
+        """A per-pack scratch dict for derived data (compiled phrase lists), built once per loaded pack.
+
+        Kept outside the model (keyed by identity, holding the pack so the id cannot be reused), because
+        pydantic's private-attribute access is slow for the gate's hot path.
+        """
+        entry = _DERIVED.get(id(self))
+        if entry is None or entry[0] is not self:
+            entry = (self, {})
+            _DERIVED[id(self)] = entry
+        return entry[1].setdefault(key, {})
+
+
+_DERIVED: dict[int, tuple[RulePack, dict[str, dict[str, Any]]]] = {}
 
 
 def _builtin_dir() -> Path:

@@ -284,7 +284,7 @@ def test_cn22_time_barred_debt_no_legal_threat_but_voluntary_payment_may_be_aske
     assert decide(worded, [], ctx, CN).rule_ids == ("CN-22",)
 
 
-# --- shared guarantees: flags (ALL-1) and opt-outs (ALL-2) ---------------------------------------------------
+# --- shared guarantees: flags (ALL-1) and opt-outs (ALL-2) ---
 
 
 def test_all1_every_blocking_flag_stops_contact_until_cleared() -> None:
