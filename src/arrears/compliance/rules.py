@@ -19,7 +19,7 @@ passes are the third-party gate (CN-3) and first-contact detection for linting, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -72,10 +72,10 @@ def _fmt(moment: datetime, zone_name: str) -> str:
     return moment.astimezone(zone(zone_name)).strftime("%Y-%m-%d %H:%M")
 
 
-def _accounts_text(ids: object) -> str:
+def _accounts_text(ids: int | Iterable[int]) -> str:
     if isinstance(ids, int):
         return str(ids)
-    return ", ".join(str(i) for i in sorted(ids))  # type: ignore[call-overload]
+    return ", ".join(str(i) for i in sorted(ids))
 
 
 def _lookback(pack: RulePack) -> timedelta:
