@@ -97,9 +97,7 @@ def parse_minor(text: str | int | Decimal, currency: str = "CNY", *, allow_negat
         raise ValidationFailed(f"negative amount: {text!r}", code="negative_amount")
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
-        raise ValidationFailed(
-            f"{text!r} has more decimals than {currency} allows", code="too_many_decimals"
-        )
+        raise ValidationFailed(f"{text!r} has more decimals than {currency} allows", code="too_many_decimals")
     return int(scaled)
 
 
