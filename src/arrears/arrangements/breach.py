@@ -9,7 +9,7 @@ that day. ``as_of`` is a whole day: payments received on it count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -272,7 +272,7 @@ def plan_status_frame(
     )
 
 
-def schedule_frame(plans: dict[int, Sequence[ScheduledInstalment]]) -> pl.DataFrame:
+def schedule_frame(plans: Mapping[int, Sequence[ScheduledInstalment]]) -> pl.DataFrame:
     """Schedules of several plans as the frame `plan_status_frame` takes (for tests and small batches)."""
     rows = [
         {"plan_id": plan_id, "seq": s.seq, "due_on": s.due_on, "amount_minor": s.amount_minor}
@@ -284,7 +284,7 @@ def schedule_frame(plans: dict[int, Sequence[ScheduledInstalment]]) -> pl.DataFr
     )
 
 
-def payment_frame(plans: dict[int, Iterable[Payment]]) -> pl.DataFrame:
+def payment_frame(plans: Mapping[int, Iterable[Payment]]) -> pl.DataFrame:
     """Payments of several plans as the frame `plan_status_frame` takes (for tests and small batches)."""
     rows = [
         {"plan_id": plan_id, "received_on": p.received_on, "amount_minor": p.amount_minor}
