@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
+import polars as pl
+
 from arrears.arrangements.schemas import Arrangement, ArrangementKind, Payment
 from arrears.enums import Channel
 from arrears.errors import ValidationFailed
@@ -97,6 +99,65 @@ def promise_status(
 ) -> PromiseState:
     """``kept``, ``partly_kept``, ``broken`` or ``pending`` on ``as_of`` (see `evaluate_promise`)."""
     return evaluate_promise(promise, payments, as_of, grace_days).status
+
+
+def promise_status_frame(
+    promises: pl.DataFrame, payments: pl.DataFrame, *, as_of: date, grace_days: int
+) -> pl.DataFrame:
+    """Many promises on ``as_of`` at once (the daily run), as `evaluate_promise` would report them.
+
+    ``promises``: ``promise_id, amount_minor, promised_on, made_on``; ``payments``:
+    ``promise_id, received_on, amount_minor`` (the payments meant for each promise). Returns
+    ``promise_id, status, paid_minor, deadline_on, kept_on, broken_on``, one row per promise.
+    """
+    if grace_days < 0:
+        raise ValidationFailed("grace days cannot be negative", code="bad_grace_days")
+    as_of_lit = pl.lit(as_of, dtype=pl.Date)
+    made = promises.select(
+        "promise_id",
+        pl.col("amount_minor").cast(pl.Int64),
+        pl.col("promised_on").cast(pl.Date),
+        pl.col("made_on").cast(pl.Date),
+    ).with_columns(deadline_on=pl.col("promised_on") + pl.duration(days=grace_days))
+    counted = (
+        payments.select(
+            pl.col("promise_id").cast(made.schema["promise_id"]),
+            pl.col("received_on").cast(pl.Date),
+            pl.col("amount_minor").cast(pl.Int64).alias("paid"),
+        )
+        .join(made, on="promise_id")
+        .filter(
+            (pl.col("received_on") >= pl.col("made_on"))
+            & (pl.col("received_on") <= pl.min_horizontal(as_of_lit, pl.col("deadline_on")))
+        )
+        .sort("promise_id", "received_on")
+        .with_columns(running=pl.col("paid").cum_sum().over("promise_id"))
+    )
+    totals = counted.group_by("promise_id").agg(
+        paid_minor=pl.col("paid").sum(),
+        kept_on=pl.col("received_on").filter(pl.col("running") >= pl.col("amount_minor")).min(),
+    )
+    failed = as_of_lit > pl.col("deadline_on")
+    return (
+        made.join(totals, on="promise_id", how="left")
+        .with_columns(pl.col("paid_minor").fill_null(0))
+        .with_columns(
+            status=pl.when(pl.col("kept_on").is_not_null())
+            .then(pl.lit(PromiseState.KEPT.value))
+            .when(failed & (pl.col("paid_minor") > 0))
+            .then(pl.lit(PromiseState.PARTLY_KEPT.value))
+            .when(failed)
+            .then(pl.lit(PromiseState.BROKEN.value))
+            .otherwise(pl.lit(PromiseState.PENDING.value)),
+        )
+        .with_columns(
+            broken_on=pl.when(pl.col("kept_on").is_null() & failed).then(
+                pl.col("deadline_on") + pl.duration(days=1)
+            )
+        )
+        .select("promise_id", "status", "paid_minor", "deadline_on", "kept_on", "broken_on")
+        .sort("promise_id")
+    )
 
 
 # --- acknowledgments for the limitation clock (CN-26) -------------------------------------------------

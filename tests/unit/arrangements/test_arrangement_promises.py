@@ -1,6 +1,9 @@
 from datetime import date, timedelta
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arrears.arrangements.policy import load_policy
 from arrears.arrangements.promises import (
@@ -10,6 +13,7 @@ from arrears.arrangements.promises import (
     acknowledgment_events,
     evaluate_promise,
     promise_status,
+    promise_status_frame,
 )
 from arrears.arrangements.schedule import instalment_schedule
 from arrears.arrangements.schemas import Arrangement, ArrangementKind, Frequency, Payment
@@ -92,3 +96,57 @@ def test_cn26_promises_plans_and_payments_become_acknowledgments_in_date_order()
         (day(20), AcknowledgmentKind.EXTENSION_REQUEST, "arrangement:a10"),
     ]
     assert {e.rule_id for e in events} == {"CN-26"}
+
+
+@st.composite
+def promised(draw: st.DrawFn) -> tuple[Promise, list[Payment]]:
+    made = draw(st.integers(1, 10))
+    on = draw(st.integers(made, made + 10))
+    amount = draw(st.integers(1, 100_000))
+    pays = draw(
+        st.lists(
+            st.builds(
+                Payment,
+                st.integers(made - 3, on + 8).map(day),
+                st.one_of(st.just(amount), st.integers(1, amount)),
+            ),
+            max_size=5,
+        )
+    )
+    return promise(amount, on, made), pays
+
+
+@settings(max_examples=100, deadline=None)
+@given(batch=st.lists(promised(), min_size=1, max_size=6), as_of=st.integers(0, 30), grace=st.integers(0, 4))
+def test_vectorised_promise_status_matches_the_scalar_one(
+    batch: list[tuple[Promise, list[Payment]]], as_of: int, grace: int
+) -> None:
+    promises = pl.DataFrame(
+        [
+            {
+                "promise_id": i,
+                "amount_minor": p.amount_minor,
+                "promised_on": p.promised_on,
+                "made_on": p.made_on,
+            }
+            for i, (p, _) in enumerate(batch)
+        ]
+    )
+    payments = pl.DataFrame(
+        [
+            {"promise_id": i, "received_on": pay.received_on, "amount_minor": pay.amount_minor}
+            for i, (_, pays) in enumerate(batch)
+            for pay in pays
+        ],
+        schema={"promise_id": pl.Int64, "received_on": pl.Date, "amount_minor": pl.Int64},
+    )
+    frame = promise_status_frame(promises, payments, as_of=day(as_of), grace_days=grace)
+    for (p, pays), row in zip(batch, frame.iter_rows(named=True), strict=True):
+        want = evaluate_promise(p, pays, day(as_of), grace)
+        assert (row["status"], row["paid_minor"], row["deadline_on"], row["kept_on"], row["broken_on"]) == (
+            want.status.value,
+            want.paid_minor,
+            want.deadline_on,
+            want.kept_on,
+            want.broken_on,
+        )
