@@ -65,7 +65,11 @@ class InstalmentRequest(_Request):
 
 
 class ExtensionRequest(_Request):
-    """Move the due date of the whole balance to ``new_due_on`` (grace period), pausing accrual or not."""
+    """Move the due date of the whole balance to ``new_due_on`` (grace period), pausing accrual or not.
+
+    The extension's length is counted from the quote date. Without a pause, interest and penalty keep
+    accruing (the ledger's business): the quoted amount is today's balance.
+    """
 
     kind: Literal[ArrangementKind.EXTENSION] = ArrangementKind.EXTENSION
     new_due_on: date
