@@ -34,7 +34,7 @@ class OutboundMessage:
     opt_out: bool = False
     opt_out_link: str | None = None
     template_code: str | None = None
-    template_params: Mapping[str, str] = field(default=_EMPTY)
+    template_params: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,9 +88,10 @@ def message_id_for(idempotency_key: str, domain: str) -> str:
 
 
 def _html_with_footer(html: str, footer: str, link: str | None) -> str:
-    text = escape(footer)
+    text = str(escape(footer))
     if link:
-        text = text.replace(escape(link), f'<a href="{escape(link)}">{escape(link)}</a>')
+        safe = str(escape(link))
+        text = text.replace(safe, f'<a href="{safe}">{safe}</a>')
     block = f'<hr><p style="font-size: small; color: #666;">{text}</p>'
     lower = html.lower()
     index = lower.rfind("</body>")
