@@ -259,6 +259,8 @@ def _draw_letter(pdf: FPDF, letter: Letter) -> BatchEntry:
         pdf.multi_cell(width, _BODY_LINE_H, paragraph, wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(2.5)
     pdf.ln(6)
+    if pdf.will_page_break(3 * _BODY_LINE_H):
+        pdf.add_page()  # keep the closing (institution and date) together
     pdf.multi_cell(
         width, _BODY_LINE_H, inst.name, align="R", wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT
     )

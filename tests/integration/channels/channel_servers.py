@@ -223,7 +223,7 @@ def sms_gateway() -> Iterator[GatewayServer]:
     log = GatewayLog()
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(log))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield GatewayServer(f"http://127.0.0.1:{server.server_address[1]}", log)
