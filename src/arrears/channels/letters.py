@@ -12,7 +12,8 @@ so the same letters give the same bytes and a stored hash can prove a letter unc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import cache
@@ -171,6 +172,71 @@ def _wrap_mode(locale: str) -> WrapMode:
     return WrapMode.CHAR if resolve_locale(locale).startswith("zh") else WrapMode.WORD
 
 
+# Chinese line-breaking rules (禁则): these never start a line, those never end one.
+_NO_LINE_START = frozenset("，。、；：？！）》」』】〕”’…—,.;:?!)]}%")
+_NO_LINE_END = frozenset("（《「『【〔“‘([{¥$")
+# A run of these stays on one line: numbers, amounts, Latin words, links, references.
+_UNBREAKABLE_RUN = re.compile(r"[A-Za-z0-9@#%&*+=/\\_.,:;?!~'$¥€£-]+")
+
+
+def _tokens(text: str) -> list[str]:
+    """Split a paragraph into units that may not be broken: Latin/number runs, single other characters."""
+    tokens: list[str] = []
+    position = 0
+    for match in _UNBREAKABLE_RUN.finditer(text):
+        tokens.extend(text[position : match.start()])
+        tokens.append(match.group())
+        position = match.end()
+    tokens.extend(text[position:])
+    return tokens
+
+
+def break_lines(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """Lines of a Chinese (or mixed) paragraph no wider than ``width``, by ``measure``.
+
+    Numbers, amounts and Latin runs are never split (unless one alone is wider than a line); closing
+    punctuation hangs at the end of a line rather than starting the next, opening punctuation moves to
+    the next line.
+    """
+    lines: list[str] = []
+    current = ""
+    for token in _tokens(text):
+        if token == " " and not current:
+            continue
+        candidate = current + token
+        if measure(candidate) <= width:
+            current = candidate
+            continue
+        if current and token[0] in _NO_LINE_START:
+            current = candidate  # hanging punctuation: a little past the margin is allowed
+            continue
+        carry = ""
+        while current and current[-1] in _NO_LINE_END:
+            carry = current[-1] + carry
+            current = current[:-1]
+        if current.strip():
+            lines.append(current.rstrip())
+        current = (carry + token).lstrip(" ")
+        while measure(current) > width and len(current) > 1:  # a run longer than a whole line
+            cut = len(current) - 1
+            while cut > 1 and measure(current[:cut]) > width:
+                cut -= 1
+            lines.append(current[:cut])
+            current = current[cut:]
+    if current.strip():
+        lines.append(current.rstrip())
+    return lines
+
+
+def _paragraph(pdf: FPDF, text: str, width: float, line_height: float, locale: str, align: str = "L") -> None:
+    """Write a paragraph: Chinese with `break_lines`, other languages with fpdf2's word wrap."""
+    if _wrap_mode(locale) is WrapMode.CHAR:
+        for line in break_lines(text, width, pdf.get_string_width):
+            pdf.cell(width, line_height, line, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    else:
+        pdf.multi_cell(width, line_height, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
 def _draw_qr(pdf: FPDF, payload: str, x: float, y: float, size: float) -> None:
     """Vector QR code (dark modules as rectangles, runs merged per row): crisp at any print size."""
     qr = segno.make(payload, error="m", micro=False)
@@ -256,7 +322,7 @@ def _draw_letter(pdf: FPDF, letter: Letter) -> BatchEntry:
     pdf.ln(4)
     pdf.set_font(FONT_FAMILY, size=_BODY_SIZE)
     for paragraph in _paragraphs(letter.body):
-        pdf.multi_cell(width, _BODY_LINE_H, paragraph, wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _paragraph(pdf, paragraph, width, _BODY_LINE_H, letter.locale)
         pdf.ln(2.5)
     pdf.ln(6)
     if pdf.will_page_break(3 * _BODY_LINE_H):
