@@ -207,7 +207,7 @@ def break_lines(text: str, width: float, measure: Callable[[str], float]) -> lis
         if measure(candidate) <= width:
             current = candidate
             continue
-        if current and token[0] in _NO_LINE_START:
+        if current and token in _NO_LINE_START:
             current = candidate  # hanging punctuation: a little past the margin is allowed
             continue
         carry = ""
