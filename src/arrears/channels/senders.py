@@ -1,0 +1,245 @@
+"""Senders: one small interface, ``Sender.send(message) -> SendResult``, over e-mail (SMTP) and SMS (HTTP).
+
+A sender never raises for a delivery problem: it returns ``sent``, ``failed`` (permanent: retrying
+cannot help) or ``retryable`` (timeouts, connection errors, 5xx, 429), with a reason and the provider's
+message id. The outbox decides what to do next with `retry.decide_retry`.
+
+Idempotency: every message carries an idempotency key. The e-mail ``Message-ID`` is derived from it and
+SMS gateways receive it as their client reference, so a resend after a crash is recognisable downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+import ssl
+from collections.abc import Mapping
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formataddr
+from typing import Literal, Protocol
+
+import httpx
+from markupsafe import escape
+from pydantic import BaseModel, ConfigDict
+
+from arrears.channels import _data
+from arrears.channels.gateways import GatewaySpec, build_request, classify_response
+from arrears.channels.retry import SendOutcome
+from arrears.channels.schemas import DeliveryReceipt, OutboundMessage, ReceiptStatus, SendResult
+from arrears.channels.templates import opt_out_text
+from arrears.enums import Channel
+from arrears.errors import ValidationFailed
+
+__all__ = [
+    "DeliveryReceipt",
+    "HttpSmsSender",
+    "OutboundMessage",
+    "ReceiptStatus",
+    "SendOutcome",
+    "SendResult",
+    "Sender",
+    "SmtpConfig",
+    "SmtpSender",
+    "build_email",
+    "message_id_for",
+]
+
+
+class Sender(Protocol):
+    """Anything that can send one outbound message."""
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Send once; report the outcome instead of raising for delivery problems."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------------
+# E-mail
+
+
+class SmtpConfig(BaseModel):
+    """How to reach the SMTP server and whom mail comes from.
+
+    ``security``: ``none`` (plain, for a local relay), ``starttls`` (upgrade on port 587) or ``tls``
+    (implicit TLS on port 465). ``ca_file`` trusts a private CA (or a test certificate).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int = 587
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 30.0
+    from_address: str
+    from_name: str | None = None
+    reply_to: str | None = None
+    message_id_domain: str | None = None
+    ca_file: str | None = None
+    verify_tls: bool = True
+
+
+def message_id_for(idempotency_key: str, domain: str) -> str:
+    """A stable ``Message-ID`` for an idempotency key: the same message always gets the same id."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:40]
+    return f"<{digest}@{domain}>"
+
+
+def _html_with_footer(html: str, footer: str, link: str | None) -> str:
+    text = str(escape(footer))
+    if link:
+        safe = str(escape(link))
+        text = text.replace(safe, f'<a href="{safe}">{safe}</a>')
+    block = f'<hr><p style="font-size: small; color: #666;">{text}</p>'
+    lower = html.lower()
+    index = lower.rfind("</body>")
+    if index == -1:
+        return html + block
+    return html[:index] + block + "\n" + html[index:]
+
+
+def build_email(message: OutboundMessage, config: SmtpConfig) -> EmailMessage:
+    """The MIME message for an e-mail: plain text, plus an HTML alternative when given.
+
+    ``Message-ID`` comes from the idempotency key. With ``opt_out`` the US-13 opt-out footer is added
+    to both parts, and a ``List-Unsubscribe`` header when an opt-out link is known.
+    """
+    if message.channel is not Channel.EMAIL:
+        raise ValidationFailed("not an e-mail message", code="wrong_channel")
+    domain = config.message_id_domain or str(_data.load_toml("channels.toml")["email"]["message_id_domain"])
+    text = message.text
+    html = message.html
+    email = EmailMessage()
+    if message.opt_out:
+        # US-13: every electronic message carries a simple opt-out.
+        footer = opt_out_text(message.locale, message.opt_out_link)
+        text = f"{text.rstrip()}\n\n-- \n{footer}\n"
+        if html is not None:
+            html = _html_with_footer(html, footer, message.opt_out_link)
+        if message.opt_out_link:
+            email["List-Unsubscribe"] = f"<{message.opt_out_link}>"
+    email["Subject"] = message.subject or ""
+    email["From"] = formataddr((config.from_name or "", config.from_address))
+    email["To"] = Address(display_name=message.to_name or "", addr_spec=message.to)
+    if config.reply_to:
+        email["Reply-To"] = config.reply_to
+    email["Message-ID"] = message_id_for(message.idempotency_key, domain)
+    email["X-Arrears-Idempotency-Key"] = message.idempotency_key
+    email.set_content(text, subtype="plain", charset="utf-8")
+    if html is not None:
+        email.add_alternative(html, subtype="html", charset="utf-8")
+    return email
+
+
+def _smtp_code_result(code: int, reason: str, message_id: str | None = None) -> SendResult:
+    status = SendOutcome.RETRYABLE if 400 <= code < 500 else SendOutcome.FAILED
+    return SendResult(
+        status, reason=f"smtp_{code}:{reason}", provider_message_id=message_id, provider_code=str(code)
+    )
+
+
+class SmtpSender:
+    """Sends e-mail through an SMTP server with the standard library's smtplib."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.config.ca_file)
+        if not self.config.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        if cfg.security == "tls":
+            return smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=self._tls_context())
+        return smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Send one e-mail; SMTP 4xx and connection problems are retryable, 5xx permanent."""
+        email = build_email(message, self.config)
+        message_id = str(email["Message-ID"])
+        try:
+            with self._connect() as smtp:
+                smtp.ehlo()
+                if self.config.security == "starttls":
+                    smtp.starttls(context=self._tls_context())
+                    smtp.ehlo()
+                if self.config.username:
+                    smtp.login(self.config.username, self.config.password or "")
+                smtp.send_message(email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            return _smtp_code_result(code, _decode(text), message_id)
+        except smtplib.SMTPNotSupportedError as exc:
+            return SendResult(
+                SendOutcome.FAILED, reason=f"smtp_not_supported:{exc}", provider_message_id=message_id
+            )
+        except smtplib.SMTPConnectError as exc:
+            return SendResult(SendOutcome.RETRYABLE, reason=f"smtp_connect:{exc.smtp_code}")
+        except smtplib.SMTPResponseException as exc:  # includes authentication, sender refused, data errors
+            return _smtp_code_result(exc.smtp_code, _decode(exc.smtp_error), message_id)
+        except (smtplib.SMTPServerDisconnected, TimeoutError, ConnectionError) as exc:
+            return SendResult(SendOutcome.RETRYABLE, reason=f"connection:{type(exc).__name__}")
+        except ssl.SSLError as exc:
+            return SendResult(SendOutcome.FAILED, reason=f"tls:{exc.reason}")
+        except OSError as exc:
+            return SendResult(SendOutcome.RETRYABLE, reason=f"network:{type(exc).__name__}")
+        return SendResult(SendOutcome.SENT, provider_message_id=message_id)
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SMS over an HTTP gateway
+
+
+class HttpSmsSender:
+    """Sends SMS through an HTTP gateway described by a `GatewaySpec`, with httpx."""
+
+    def __init__(
+        self, spec: GatewaySpec, secrets: Mapping[str, str], *, client: httpx.Client | None = None
+    ) -> None:
+        self.spec = spec
+        self._secrets = dict(secrets)
+        self._client = client or httpx.Client()
+        self._owns_client = client is None
+
+    def close(self) -> None:
+        """Close the HTTP client if this sender created it."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> HttpSmsSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Send one SMS; timeouts, connection errors, 429 and 5xx are retryable, other rejections not."""
+        if message.channel is not Channel.SMS:
+            raise ValidationFailed("not an SMS message", code="wrong_channel")
+        request = build_request(self.spec, message, self._secrets)
+        timeout = httpx.Timeout(self.spec.read_timeout_s, connect=self.spec.connect_timeout_s)
+        try:
+            response = self._client.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                json=request.json_body,
+                data=dict(request.form_body) if request.form_body is not None else None,
+                params=dict(request.query) if request.query is not None else None,
+                timeout=timeout,
+            )
+        except httpx.TimeoutException as exc:
+            return SendResult(SendOutcome.RETRYABLE, reason=f"timeout:{type(exc).__name__}")
+        except httpx.TransportError as exc:
+            return SendResult(SendOutcome.RETRYABLE, reason=f"transport:{type(exc).__name__}")
+        return classify_response(self.spec, response.status_code, response.content)
