@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ACCOUNTS ?= 3000
 
-.PHONY: demo test install lint typecheck unit integration bench clean
+.PHONY: demo test install system-deps lint typecheck bench clean
 
 $(BIN)/arrears: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ install: $(BIN)/arrears
 demo: install
 	$(BIN)/arrears demo --accounts $(ACCOUNTS)
 
+# Rendering checks of printed letters use poppler's pdftoppm/pdftotext; install them where we can.
+system-deps:
+	@command -v pdftoppm >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null) || \
+	  echo "note: poppler-utils not installed; letter rendering checks will be skipped"; }
+
 ## Set up and run every check: lint, types, unit, integration (SQLite and PostgreSQL), end to end
-test: install
+test: install system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy

@@ -81,7 +81,7 @@ def test_api_reads_are_masked_and_errors_are_json(engine: Engine, tmp_path: Path
         path = tmp_path / "a.csv"
         path.write_text(
             "借据号,姓名,身份证号,手机号,产品类型,逾期金额,到期日\n"
-            f"{name}-1,张三,11010519491231002X,13800138000,信用卡,100.50,2025-06-01\n",
+            f"{name}-1,赵六,110105196001010017,13812345678,信用卡,100.50,2025-06-01\n",
             encoding="utf-8",
         )
         report = service.import_accounts(s, path=path, portfolio_name=name)
@@ -95,8 +95,8 @@ def test_api_reads_are_masked_and_errors_are_json(engine: Engine, tmp_path: Path
     acc = client.get(f"/api/v1/accounts/{account_id}").json()
     assert acc["balance"]["total_minor"] == 10050
     debtor = client.get(f"/api/v1/debtors/{debtor_id}").json()
-    assert debtor["national_id_masked"] == "110105********002X"
-    assert "13800138000" not in str(debtor)
+    assert debtor["national_id_masked"] == "110105********0017"
+    assert "13812345678" not in str(debtor)
     missing = client.get("/api/v1/accounts/987654321")
     assert missing.status_code == 404 and missing.json()["code"] == "account_not_found"
 
