@@ -82,7 +82,7 @@ class RepeatKind(StrEnum):
     DAILY = "daily"  # at most once a day, up to max_times per stay in the stage
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -91,7 +91,7 @@ def _check_range(low: int | None, high: int | None, what: str) -> None:
         raise ValueError(f"{what}_min ({low}) is greater than {what}_max ({high})")
 
 
-class Condition(_Strict):
+class Condition(StrictModel):
     """One ``when`` block: every clause given must hold (an empty block always holds).
 
     Ranges are inclusive. DPD is negative before the due date (-3 = due in three days). Balances are
@@ -136,7 +136,7 @@ class Condition(_Strict):
         return self.flagged is True or self.flags_any is not None
 
 
-class ActionSpec(_Strict):
+class ActionSpec(StrictModel):
     """One action of a stage: what to produce, when in the stage, how often, in which local time window.
 
     Trigger bounds are inclusive and all optional: ``day_in_stage`` (0 = the day the stage was entered),
@@ -194,7 +194,7 @@ class ActionSpec(_Strict):
         return ACTION_CHANNEL[self.kind]
 
 
-class Stage(_Strict):
+class Stage(StrictModel):
     """A step of the strategy: entered when any ``when`` block matches (and no earlier exit or stage did)."""
 
     name: Name
@@ -226,7 +226,7 @@ class Stage(_Strict):
         return self
 
 
-class Exit(_Strict):
+class Exit(StrictModel):
     """A condition under which an account leaves the strategy (no stage, no actions), e.g. paid in full."""
 
     name: Name
@@ -235,7 +235,7 @@ class Exit(_Strict):
     when: tuple[Condition, ...] = Field(min_length=1)
 
 
-class Strategy(_Strict):
+class Strategy(StrictModel):
     """A whole strategy file."""
 
     name: Name
