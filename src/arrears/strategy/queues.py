@@ -221,6 +221,7 @@ class AllocationOutcome(StrEnum):
     ASSIGNED = "assigned"  # had no collector
     REASSIGNED = "reassigned"  # moved for balance, cap or eligibility
     ROTATED = "rotated"  # moved because rotation was due
+    ROTATION_DEFERRED = "rotation_deferred"  # rotation due, but moving it now would unbalance the queue
     HELD = "held"  # flagged: not allocated
     PLACED = "placed"  # with an agency: not allocated
     NO_QUEUE = "no_queue"  # no queue accepts its stage and DPD
@@ -367,7 +368,7 @@ def _allocate_queue(
         if case.collector_id is None:
             outcome = AllocationOutcome.ASSIGNED
         elif chosen == case.collector_id:
-            outcome = AllocationOutcome.KEPT
+            outcome = AllocationOutcome.ROTATION_DEFERRED if rotating else AllocationOutcome.KEPT
         elif rotating:
             outcome = AllocationOutcome.ROTATED
         else:
