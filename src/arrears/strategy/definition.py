@@ -16,7 +16,6 @@ Guarantees checked here, on load, so a bad file never reaches the daily run:
 
 from __future__ import annotations
 
-import re
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Self
@@ -285,11 +284,3 @@ class Strategy(StrictModel):
 def action_key(stage: str, action: str) -> str:
     """The stable key of an action, used for repeat rules and in idempotency keys: ``stage.action``."""
     return f"{stage}.{action}"
-
-
-_ACTION_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-
-
-def is_action_key(text: str) -> bool:
-    """Whether a string has the shape of an action key."""
-    return bool(_ACTION_KEY_RE.match(text))

@@ -45,6 +45,7 @@ from arrears.strategy.definition import (
     CommitmentState,
     Condition,
     RepeatKind,
+    Stage,
     Strategy,
     action_key,
 )
@@ -240,71 +241,85 @@ _BARRED = Reason(
 )
 
 
+def first_match(snapshot: Snapshot, strategy: Strategy) -> tuple[str | None, str | None, int | None]:
+    """``(stage, exit, block index)`` of the first exit or stage whose ``when`` block holds."""
+    for exit_rule in strategy.exits:
+        for index, block in enumerate(exit_rule.when):
+            if condition_holds(block, snapshot):
+                return None, exit_rule.name, index
+    for stage in strategy.stages:
+        for index, block in enumerate(stage.when):
+            if condition_holds(block, snapshot):
+                return stage.name, None, index
+    return None, None, None
+
+
+_NO_STAGE = Reason("no_stage", "不满足任何阶段的条件", "no stage's conditions hold")
+
+
 def evaluate(snapshot: Snapshot, strategy: Strategy, as_of: date) -> Evaluation:
     """Decide one account's stage and planned actions on ``as_of``, with the reasons in words."""
     _check_currency(strategy, snapshot.currency)
     inputs = _priority_inputs(snapshot, as_of)
-    score = priority_score(inputs, strategy.priority)
-    base = {
-        "account_id": snapshot.account_id,
-        "as_of": as_of,
-        "strategy": strategy.name,
-        "strategy_version": strategy.version,
-        "priority": score,
-        "priority_inputs": inputs,
-    }
-    for exit_rule in strategy.exits:
-        for index, block in enumerate(exit_rule.when):
-            if condition_holds(block, snapshot):
-                head = Reason(
-                    f"exit:{exit_rule.name}", f"退出策略：{exit_rule.label_zh}", f"exit: {exit_rule.label_en}"
-                )
-                return Evaluation(
-                    **base,  # type: ignore[arg-type]
-                    stage=None,
-                    exit=exit_rule.name,
-                    matched_block=index,
-                    stage_entered_on=None,
-                    days_in_stage=None,
-                    reasons=(head, *describe_condition(block, strategy.currency)),
-                    actions=(),
-                )
-    for stage in strategy.stages:
-        for index, block in enumerate(stage.when):
-            if condition_holds(block, snapshot):
-                return _stage_evaluation(base, snapshot, strategy, stage.name, index, as_of)
+    priority = priority_score(inputs, strategy.priority)
+    stage_name, exit_name, index = first_match(snapshot, strategy)
+    entered_on: date | None = None
+    days_in_stage: int | None = None
+    actions: tuple[PlannedAction, ...] = ()
+    suppressed: tuple[Reason, ...] = ()
+    if exit_name is not None and index is not None:
+        rule = next(e for e in strategy.exits if e.name == exit_name)
+        head = Reason(f"exit:{rule.name}", f"退出策略：{rule.label_zh}", f"exit: {rule.label_en}")
+        reasons = (head, *describe_condition(rule.when[index], strategy.currency))
+    elif stage_name is not None and index is not None:
+        stage = strategy.stage(stage_name)
+        stays = snapshot.stage == stage_name and snapshot.stage_entered_on is not None
+        entered_on = snapshot.stage_entered_on if stays and snapshot.stage_entered_on else as_of
+        days_in_stage = (as_of - entered_on).days
+        actions, suppressed = _plan(stage, snapshot, strategy, entered_on, as_of, priority)
+        verb_zh, verb_en = ("仍处于", "stays in") if stays else ("进入", "enters")
+        head = Reason(
+            f"stage:{stage_name}",
+            f"{verb_zh}阶段「{stage.label_zh}」（第 {days_in_stage} 天）",
+            f"{verb_en} stage '{stage.label_en}' (day {days_in_stage})",
+        )
+        reasons = (head, *describe_condition(stage.when[index], strategy.currency))
+    else:
+        reasons = (_NO_STAGE,)
     return Evaluation(
-        **base,  # type: ignore[arg-type]
-        stage=None,
-        exit=None,
-        matched_block=None,
-        stage_entered_on=None,
-        days_in_stage=None,
-        reasons=(Reason("no_stage", "不满足任何阶段的条件", "no stage's conditions hold"),),
-        actions=(),
+        account_id=snapshot.account_id,
+        as_of=as_of,
+        strategy=strategy.name,
+        strategy_version=strategy.version,
+        stage=stage_name,
+        exit=exit_name,
+        matched_block=index,
+        stage_entered_on=entered_on,
+        days_in_stage=days_in_stage,
+        priority=priority,
+        priority_inputs=inputs,
+        reasons=reasons,
+        actions=actions,
+        suppressed=suppressed,
     )
 
 
-def _stage_evaluation(
-    base: dict[str, object], snapshot: Snapshot, strategy: Strategy, name: str, index: int, as_of: date
-) -> Evaluation:
-    stage = strategy.stage(name)
-    stays = snapshot.stage == name and snapshot.stage_entered_on is not None
-    entered_on = snapshot.stage_entered_on if stays and snapshot.stage_entered_on else as_of
+def _plan(
+    stage: Stage, snapshot: Snapshot, strategy: Strategy, entered_on: date, as_of: date, priority: int
+) -> tuple[tuple[PlannedAction, ...], tuple[Reason, ...]]:
+    """The stage's due actions, and those a safety net removed."""
     days_in_stage = (as_of - entered_on).days
     days_to_promise = (snapshot.promise_date - as_of).days if snapshot.promise_date is not None else None
-    priority = base["priority"]
-    assert isinstance(priority, int)
     flagged = bool(_flag_values(snapshot))
     planned: list[PlannedAction] = []
     suppressed: list[Reason] = []
     for action in stage.actions:
-        key = action_key(name, action.name)
+        key = action_key(stage.name, action.name)
         if not _trigger_holds(action, snapshot, days_in_stage, days_to_promise):
             continue
         if not _repeat_due(action, key, snapshot, entered_on, as_of):
             continue
-        if flagged:
+        if flagged:  # held: collection stops on flagged accounts (every pack)
             suppressed.append(Reason(f"held:{key}", _HELD.zh, _HELD.en))
             continue
         if snapshot.time_barred and action.kind in LEGAL_KINDS:  # CN-22, US-8
@@ -314,7 +329,7 @@ def _stage_evaluation(
             PlannedAction(
                 action_key=key,
                 idempotency_key=idempotency_key(snapshot.account_id, strategy.name, key, as_of),
-                stage=name,
+                stage=stage.name,
                 name=action.name,
                 kind=action.kind,
                 channel=action.channel,
@@ -327,23 +342,7 @@ def _stage_evaluation(
                 priority=priority if action.kind in TASK_KINDS else None,
             )
         )
-    verb_zh, verb_en = ("仍处于", "stays in") if stays else ("进入", "enters")
-    head = Reason(
-        f"stage:{name}",
-        f"{verb_zh}阶段「{stage.label_zh}」（第 {days_in_stage} 天）",
-        f"{verb_en} stage '{stage.label_en}' (day {days_in_stage})",
-    )
-    return Evaluation(
-        **base,  # type: ignore[arg-type]
-        stage=name,
-        exit=None,
-        matched_block=index,
-        stage_entered_on=entered_on,
-        days_in_stage=days_in_stage,
-        reasons=(head, *describe_condition(stage.when[index], strategy.currency)),
-        actions=tuple(planned),
-        suppressed=tuple(suppressed),
-    )
+    return tuple(planned), tuple(suppressed)
 
 
 def advance(snapshot: Snapshot, evaluation: Evaluation) -> Snapshot:
