@@ -119,6 +119,7 @@ class Condition(StrictModel):
     days_since_rpc_min: int | None = Field(default=None, ge=0)
     days_since_rpc_max: int | None = Field(default=None, ge=0)
     pinned_stages: tuple[Name, ...] | None = Field(default=None, min_length=1)
+    pinned: bool | None = None  # whether a supervisor set any stage by hand
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
@@ -128,6 +129,8 @@ class Condition(StrictModel):
         _check_range(self.days_since_rpc_min, self.days_since_rpc_max, "days_since_rpc")
         if self.flagged is False and self.flags_any is not None:
             raise ValueError("flags_any cannot be combined with flagged = false")
+        if self.pinned is False and self.pinned_stages is not None:
+            raise ValueError("pinned_stages cannot be combined with pinned = false")
         return self
 
     def requires_flag(self) -> bool:

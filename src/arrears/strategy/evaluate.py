@@ -173,6 +173,8 @@ def condition_holds(cond: Condition, snapshot: Snapshot) -> bool:
                 return False
         elif not _between(snapshot.days_since_rpc, cond.days_since_rpc_min, cond.days_since_rpc_max):
             return False
+    if cond.pinned is not None and (snapshot.pinned_stage is not None) is not cond.pinned:
+        return False
     return not (cond.pinned_stages is not None and snapshot.pinned_stage not in cond.pinned_stages)
 
 
@@ -459,6 +461,9 @@ def condition_expr(cond: Condition) -> pl.Expr:
         parts.append(rpc.is_not_null() & (rpc <= cond.days_since_rpc_max))
     if cond.pinned_stages is not None:
         parts.append(pl.col("pinned_stage").is_in(list(cond.pinned_stages)))
+    if cond.pinned is not None:
+        is_pinned = pl.col("pinned_stage").is_not_null()
+        parts.append(is_pinned if cond.pinned else ~is_pinned)
     return _all(parts)
 
 

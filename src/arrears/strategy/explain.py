@@ -125,6 +125,10 @@ def describe_condition(cond: Condition, currency: str | None = None) -> tuple[Re
     if cond.pinned_stages is not None:
         names = ", ".join(cond.pinned_stages)
         out.append(Reason("pinned", f"主管手工指定阶段：{names}", f"stage set by hand: {names}"))
+    if cond.pinned is True:
+        out.append(Reason("pinned_any", "主管已手工指定阶段", "a supervisor set the stage by hand"))
+    elif cond.pinned is False:
+        out.append(Reason("not_pinned", "主管未手工指定阶段", "no stage set by hand"))
     if not out:
         out.append(Reason("always", "无条件", "no condition (always holds)"))
     return tuple(out)

@@ -43,6 +43,11 @@ def test_legal_by_hand_is_labelled_as_a_supervisor_decision() -> None:
     assert result.reasons[1].code == "label" and "主管" in result.reasons[1].zh
 
 
+def test_declined_referral_pinned_elsewhere_keeps_the_case_out_of_legal_by_rule() -> None:
+    result = evaluate(Snapshot(1, dpd=120, balance_minor=600_000, pinned_stage="intensive"), STRATEGY, AS_OF)
+    assert result.stage == "intensive"
+
+
 def test_paid_account_exits_with_no_actions() -> None:
     result = evaluate(Snapshot(1, dpd=30, balance_minor=0), STRATEGY, AS_OF)
     assert (result.stage, result.exit, result.actions) == (None, "paid", ())
