@@ -1,0 +1,377 @@
+"""Work queues as data, and the pure allocation of cases to collectors.
+
+A queue set (TOML, ``arrears/strategy/queues/*.toml`` or the operator's ``ARREARS_QUEUE_DIR``) lists queues
+by stage and DPD range. Two queues may not both accept the same (stage, DPD): that is checked on load, so
+every case lands in at most one queue.
+
+`allocate` is deterministic: the same cases, collectors, queues and date give the same assignments.
+Per queue, in file order:
+
+1. Held (flagged) cases and cases placed with an agency are never allocated (PI-4: an agency's cases are
+   worked by the agency only).
+2. Each collector working the queue gets a fair quota: the cases are spread as evenly as the collectors'
+   remaining caps allow (water-filling; lower collector ids take the remainder).
+3. A case stays with its current collector when that collector still works the queue, matches the
+   queue's ``match_on`` attributes, is under quota and cap, and the case is not due for rotation
+   (``rotation_days`` with the same collector).
+4. Every other case, highest priority first, goes to the least-loaded eligible collector under cap;
+   a case due for rotation goes to someone else among the least loaded when there is such a collector,
+   else it stays (rotation never unbalances the queue).
+
+With no attribute constraints, the loads of a queue's collectors differ by at most one, except for
+collectors that reached their cap.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from arrears.errors import ValidationFailed
+from arrears.strategy.definition import Label, Name, Strategy, StrictModel
+from arrears.strategy.loader import load_definition
+
+QUEUE_DIR_ENV = "ARREARS_QUEUE_DIR"
+
+
+class MatchAttribute(StrEnum):
+    """Case attributes a queue can require collectors to cover."""
+
+    PRODUCT = "product"
+    REGION = "region"
+    LANGUAGE = "language"
+    CREDITOR = "creditor"
+
+
+class QueueDef(StrictModel):
+    """One work queue: which cases (stages, DPD range) and how they are matched and rotated.
+
+    ``stages`` absent means any stage; ``dpd_min`` / ``dpd_max`` absent mean unbounded; both inclusive.
+    """
+
+    name: Name
+    label_zh: Label
+    label_en: Label
+    stages: tuple[Name, ...] | None = Field(default=None, min_length=1)
+    dpd_min: int | None = None
+    dpd_max: int | None = None
+    match_on: tuple[MatchAttribute, ...] = ()
+    rotation_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.dpd_min is not None and self.dpd_max is not None and self.dpd_min > self.dpd_max:
+            raise ValueError(f"dpd_min ({self.dpd_min}) is greater than dpd_max ({self.dpd_max})")
+        if len(set(self.match_on)) != len(self.match_on):
+            raise ValueError("match_on repeats an attribute")
+        return self
+
+    def accepts(self, stage: str | None, dpd: int) -> bool:
+        """Whether a case in ``stage`` at ``dpd`` belongs to this queue (a case in no stage never does)."""
+        if stage is None:
+            return False
+        if self.stages is not None and stage not in self.stages:
+            return False
+        return (self.dpd_min is None or dpd >= self.dpd_min) and (self.dpd_max is None or dpd <= self.dpd_max)
+
+
+def queues_overlap(a: QueueDef, b: QueueDef) -> str | None:
+    """A description of what both queues would accept, or None when they are disjoint."""
+    if a.stages is None:
+        common = None if b.stages is None else set(b.stages)
+    else:
+        common = set(a.stages) if b.stages is None else set(a.stages) & set(b.stages)
+    if common is not None and not common:
+        return None
+    low_candidates = [v for v in (a.dpd_min, b.dpd_min) if v is not None]
+    high_candidates = [v for v in (a.dpd_max, b.dpd_max) if v is not None]
+    low = max(low_candidates) if low_candidates else None
+    high = min(high_candidates) if high_candidates else None
+    if low is not None and high is not None and low > high:
+        return None
+    stages = "any stage" if common is None else "stage " + ", ".join(sorted(common))
+    dpd = f"DPD {'-inf' if low is None else low}..{'+inf' if high is None else high}"
+    return f"{stages} at {dpd}"
+
+
+class QueueSet(StrictModel):
+    """A queue set file: named, versioned, with non-overlapping queues."""
+
+    name: Name
+    version: int = Field(ge=1)
+    label_zh: Label
+    label_en: Label
+    queues: tuple[QueueDef, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Self:
+        names = [q.name for q in self.queues]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"queue names repeat: {', '.join(duplicates)}")
+        for i, first in enumerate(self.queues):
+            for second in self.queues[i + 1 :]:
+                both = queues_overlap(first, second)
+                if both is not None:
+                    raise ValueError(f"queues {first.name!r} and {second.name!r} overlap: both take {both}")
+        return self
+
+    def queue_for(self, stage: str | None, dpd: int) -> QueueDef | None:
+        """The one queue that accepts a case, or None."""
+        for queue in self.queues:
+            if queue.accepts(stage, dpd):
+                return queue
+        return None
+
+
+def load_queues(name_or_path: str | Path, *, directory: str | Path | None = None) -> QueueSet:
+    """Load and validate a queue set by name (``ARREARS_QUEUE_DIR`` first, then packaged) or file path."""
+    return load_definition(
+        name_or_path,
+        model=QueueSet,
+        subpackage="queues",
+        directory=directory,
+        env_var=QUEUE_DIR_ENV,
+        name_of=_queue_set_name,
+    )
+
+
+def _queue_set_name(queue_set: QueueSet) -> str:
+    return queue_set.name
+
+
+def check_queue_stages(queue_set: QueueSet, strategy: Strategy) -> None:
+    """Refuse a queue set that names a stage the strategy does not have."""
+    known = {s.name for s in strategy.stages}
+    for queue in queue_set.queues:
+        unknown = sorted(set(queue.stages or ()) - known)
+        if unknown:
+            raise ValidationFailed(
+                f"queue set {queue_set.name!r}: queues ({queue.name}).stages: "
+                f"{', '.join(unknown)} not in strategy {strategy.name!r}",
+                code="invalid_definition",
+            )
+
+
+# ---------------------------------------------------------------------------------------------- allocation
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCase:
+    """A case as allocation sees it."""
+
+    case_id: int
+    stage: str | None
+    dpd: int
+    priority: int = 0
+    product: str | None = None
+    region: str | None = None
+    language: str | None = None
+    creditor: str | None = None
+    held: bool = False  # an open flag stops collection
+    placed: bool = False  # placed with an outside agency
+    collector_id: int | None = None  # current collector
+    assigned_on: date | None = None  # since when with that collector
+
+
+@dataclass(frozen=True, slots=True)
+class Collector:
+    """A collector: the queues they work, their case cap, the attributes they cover (empty = any)."""
+
+    collector_id: int
+    queues: frozenset[str]
+    cap: int
+    products: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
+    creditors: frozenset[str] = frozenset()
+
+    def covers(self, case: QueueCase, attributes: Iterable[MatchAttribute]) -> bool:
+        """Whether this collector covers the case's value of every attribute named."""
+        for attribute in attributes:
+            allowed = _COLLECTOR_SETS[attribute](self)
+            if allowed and _CASE_VALUES[attribute](case) not in allowed:
+                return False
+        return True
+
+
+_COLLECTOR_SETS = {
+    MatchAttribute.PRODUCT: lambda c: c.products,
+    MatchAttribute.REGION: lambda c: c.regions,
+    MatchAttribute.LANGUAGE: lambda c: c.languages,
+    MatchAttribute.CREDITOR: lambda c: c.creditors,
+}
+_CASE_VALUES = {
+    MatchAttribute.PRODUCT: lambda c: c.product,
+    MatchAttribute.REGION: lambda c: c.region,
+    MatchAttribute.LANGUAGE: lambda c: c.language,
+    MatchAttribute.CREDITOR: lambda c: c.creditor,
+}
+
+
+class AllocationOutcome(StrEnum):
+    KEPT = "kept"  # stays with the current collector
+    ASSIGNED = "assigned"  # had no collector
+    REASSIGNED = "reassigned"  # moved for balance, cap or eligibility
+    ROTATED = "rotated"  # moved because rotation was due
+    ROTATION_DEFERRED = "rotation_deferred"  # rotation due, but moving it now would unbalance the queue
+    HELD = "held"  # flagged: not allocated
+    PLACED = "placed"  # with an agency: not allocated
+    NO_QUEUE = "no_queue"  # no queue accepts its stage and DPD
+    NO_COLLECTOR = "no_collector"  # nobody eligible has room
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Where one case goes."""
+
+    case_id: int
+    queue: str | None
+    collector_id: int | None
+    outcome: AllocationOutcome
+    previous_collector_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The result of `allocate`: one assignment per case (input order) and each collector's load."""
+
+    assignments: tuple[Assignment, ...]
+    loads: Mapping[int, int] = field(default_factory=dict)
+
+    def by_case(self) -> dict[int, Assignment]:
+        """Assignments keyed by case id."""
+        return {a.case_id: a for a in self.assignments}
+
+
+def fair_quotas(count: int, room: Mapping[int, int]) -> dict[int, int]:
+    """Spread ``count`` cases over collectors as evenly as their ``room`` allows (lower ids first on ties)."""
+    quotas = dict.fromkeys(room, 0)
+    heap = [(0, cid) for cid in sorted(room) if room[cid] > 0]
+    heapq.heapify(heap)
+    for _ in range(count):
+        if not heap:
+            break
+        load, cid = heapq.heappop(heap)
+        quotas[cid] = load + 1
+        if load + 1 < room[cid]:
+            heapq.heappush(heap, (load + 1, cid))
+    return quotas
+
+
+def _rotation_due(case: QueueCase, queue: QueueDef, as_of: date) -> bool:
+    return (
+        queue.rotation_days is not None
+        and case.collector_id is not None
+        and case.assigned_on is not None
+        and (as_of - case.assigned_on).days >= queue.rotation_days
+    )
+
+
+def allocate(
+    cases: Sequence[QueueCase], collectors: Sequence[Collector], queue_set: QueueSet, as_of: date
+) -> Allocation:
+    """Allocate cases to collectors by queue (see the module docstring for the rules). Deterministic."""
+    ids = [c.collector_id for c in collectors]
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed("collector ids repeat", code="duplicate_collector")
+    by_id = {c.collector_id: c for c in sorted(collectors, key=lambda c: c.collector_id)}
+    loads = dict.fromkeys(by_id, 0)
+    result: dict[int, Assignment] = {}
+    members: dict[str, list[QueueCase]] = {q.name: [] for q in queue_set.queues}
+    for case in cases:
+        if case.case_id in result:
+            raise ValidationFailed(f"case {case.case_id} appears twice", code="duplicate_case")
+        queue = queue_set.queue_for(case.stage, case.dpd)
+        queue_name = queue.name if queue is not None else None
+        if case.held:
+            outcome = AllocationOutcome.HELD
+        elif case.placed:  # PI-4: an agency works its placed cases
+            outcome = AllocationOutcome.PLACED
+        elif queue is None:
+            outcome = AllocationOutcome.NO_QUEUE
+        else:
+            members[queue.name].append(case)
+            outcome = AllocationOutcome.NO_COLLECTOR  # until its queue is allocated below
+        result[case.case_id] = Assignment(case.case_id, queue_name, None, outcome, case.collector_id)
+    for queue in queue_set.queues:
+        ordered = sorted(members[queue.name], key=lambda c: (-c.priority, c.case_id))
+        for assignment in _allocate_queue(ordered, queue, by_id, loads, as_of):
+            result[assignment.case_id] = assignment
+    return Allocation(assignments=tuple(result[c.case_id] for c in cases), loads=dict(loads))
+
+
+def _allocate_queue(
+    ordered: list[QueueCase],
+    queue: QueueDef,
+    by_id: Mapping[int, Collector],
+    loads: dict[int, int],
+    as_of: date,
+) -> list[Assignment]:
+    workers = [c for c in by_id.values() if queue.name in c.queues]
+    room = {c.collector_id: max(c.cap - loads[c.collector_id], 0) for c in workers}
+    quotas = fair_quotas(len(ordered), room)
+    queue_load = dict.fromkeys(room, 0)
+    out: list[Assignment] = []
+    pending: list[QueueCase] = []
+    for case in ordered:
+        current = by_id.get(case.collector_id) if case.collector_id is not None else None
+        if (
+            current is not None
+            and current.collector_id in room
+            and current.covers(case, queue.match_on)
+            and not _rotation_due(case, queue, as_of)
+            and queue_load[current.collector_id] < quotas[current.collector_id]
+            and loads[current.collector_id] < current.cap
+        ):
+            queue_load[current.collector_id] += 1
+            loads[current.collector_id] += 1
+            out.append(
+                Assignment(
+                    case.case_id,
+                    queue.name,
+                    current.collector_id,
+                    AllocationOutcome.KEPT,
+                    current.collector_id,
+                )
+            )
+        else:
+            pending.append(case)
+    for case in pending:
+        candidates = [
+            c.collector_id
+            for c in workers
+            if loads[c.collector_id] < c.cap and c.covers(case, queue.match_on)
+        ]
+        if not candidates:
+            out.append(
+                Assignment(case.case_id, queue.name, None, AllocationOutcome.NO_COLLECTOR, case.collector_id)
+            )
+            continue
+        least = min(queue_load[cid] for cid in candidates)
+        tied = [cid for cid in candidates if queue_load[cid] == least]
+        rotating = _rotation_due(case, queue, as_of)
+        others = [cid for cid in tied if cid != case.collector_id]
+        if rotating:
+            chosen = others[0] if others else tied[0]
+        else:
+            chosen = case.collector_id if case.collector_id in tied else tied[0]
+        queue_load[chosen] += 1
+        loads[chosen] += 1
+        if case.collector_id is None:
+            outcome = AllocationOutcome.ASSIGNED
+        elif chosen == case.collector_id:
+            outcome = AllocationOutcome.ROTATION_DEFERRED if rotating else AllocationOutcome.KEPT
+        elif rotating:
+            outcome = AllocationOutcome.ROTATED
+        else:
+            outcome = AllocationOutcome.REASSIGNED
+        out.append(Assignment(case.case_id, queue.name, chosen, outcome, case.collector_id))
+    return out
