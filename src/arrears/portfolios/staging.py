@@ -75,6 +75,15 @@ STAGE_TABLES = [stage_account, stage_instalment, stage_contact]
 
 def create(session: Session) -> None:
     conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # Temporary tables live in temp_buffers (8 MB by default); a big import spills to disk at every step.
+        # The setting can only change before the connection's first temporary table, so try and move on.
+        conn.exec_driver_sql("SAVEPOINT temp_buffers")
+        try:
+            conn.exec_driver_sql("SET temp_buffers = '512MB'")
+            conn.exec_driver_sql("RELEASE SAVEPOINT temp_buffers")
+        except Exception:  # already used temporary tables on this connection
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT temp_buffers")
     for table in STAGE_TABLES:
         table.drop(conn, checkfirst=True)
         table.create(conn)
