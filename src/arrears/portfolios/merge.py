@@ -100,23 +100,27 @@ class Merger:
         return list(self.conn.execute(text(sql), used))
 
     def index_stage(self) -> None:
-        for cols in (
-            "external_ref",
-            "national_id",
-            "mobile",
-            "debtor_key",
-            "row_no",
-            "debtor_id",
-            "account_id",
-        ):
-            self.conn.exec_driver_sql(f"CREATE INDEX ix_stage_account_{cols} ON stage_account ({cols})")
+        """Fill the narrow link table from the staged rows, index it, and join both in a view."""
+        self._x(
+            "INSERT INTO stage_link (row_no, external_ref, id_type, national_id, mobile, mobile_verified, debtor_key)"
+            " SELECT row_no, external_ref, id_type, national_id, mobile, mobile_verified, debtor_key FROM stage_account"
+        )
+        self.conn.exec_driver_sql("CREATE UNIQUE INDEX ix_stage_account_row_no ON stage_account (row_no)")
+        for cols in ("external_ref", "national_id", "mobile", "debtor_key"):
+            self.conn.exec_driver_sql(f"CREATE INDEX ix_stage_link_{cols} ON stage_link ({cols})")
         self.conn.exec_driver_sql("CREATE INDEX ix_stage_instalment_row_no ON stage_instalment (row_no)")
+        if self.pg:
+            self.conn.exec_driver_sql("ANALYZE stage_link")
+        self.conn.exec_driver_sql(
+            "CREATE TEMPORARY VIEW stage_v AS SELECT s.*, l.debtor_id, l.case_id, l.account_id, l.new_debtor,"
+            " l.new_account FROM stage_account s JOIN stage_link l ON l.row_no = s.row_no"
+        )
 
     # --- checks across the whole file -------------------------------------------------------------
     def duplicate_refs(self) -> list[tuple[int, str, int]]:
         rows = self._rows(
-            "SELECT s.row_no, s.external_ref, d.first_row FROM stage_account s JOIN ("
-            " SELECT external_ref, MIN(row_no) AS first_row FROM stage_account"
+            "SELECT s.row_no, s.external_ref, d.first_row FROM stage_link s JOIN ("
+            " SELECT external_ref, MIN(row_no) AS first_row FROM stage_link"
             " GROUP BY external_ref HAVING COUNT(*) > 1) d ON d.external_ref = s.external_ref"
             " WHERE s.row_no <> d.first_row ORDER BY s.row_no"
         )
@@ -126,39 +130,39 @@ class Merger:
     def resolve_debtors(self) -> list[tuple[int, str]]:
         """Match rows to stored accounts and debtors; returns rows whose ID belongs to another debtor."""
         self._x(
-            "UPDATE stage_account SET account_id = a.id, debtor_id = a.debtor_id, case_id = a.case_id,"
+            "UPDATE stage_link SET account_id = a.id, debtor_id = a.debtor_id, case_id = a.case_id,"
             " new_account = FALSE, new_debtor = FALSE"
-            " FROM account a WHERE a.portfolio_id = :pid AND a.external_ref = stage_account.external_ref"
+            " FROM account a WHERE a.portfolio_id = :pid AND a.external_ref = stage_link.external_ref"
         )
         conflicts = self._rows(
-            "SELECT s.row_no, s.national_id FROM stage_account s JOIN debtor d"
+            "SELECT s.row_no, s.national_id FROM stage_link s JOIN debtor d"
             " ON d.id_type = s.id_type AND d.national_id = s.national_id"
             " WHERE s.account_id IS NOT NULL AND d.id <> s.debtor_id ORDER BY s.row_no"
         )
         self._x(
-            "UPDATE stage_account SET debtor_id = d.id, new_debtor = FALSE FROM debtor d"
-            " WHERE stage_account.debtor_id IS NULL AND stage_account.national_id IS NOT NULL"
-            " AND d.id_type = stage_account.id_type AND d.national_id = stage_account.national_id"
+            "UPDATE stage_link SET debtor_id = d.id, new_debtor = FALSE FROM debtor d"
+            " WHERE stage_link.debtor_id IS NULL AND stage_link.national_id IS NOT NULL"
+            " AND d.id_type = stage_link.id_type AND d.national_id = stage_link.national_id"
         )
         # then by the debtor's own verified mobile number
         self._x(
-            "UPDATE stage_account SET debtor_id = cp.debtor_id, new_debtor = FALSE FROM ("
+            "UPDATE stage_link SET debtor_id = cp.debtor_id, new_debtor = FALSE FROM ("
             " SELECT value, MIN(debtor_id) AS debtor_id FROM contact_point"
             " WHERE kind = 'mobile' AND owner_relation = 'self' AND verified GROUP BY value) cp"
-            " WHERE stage_account.debtor_id IS NULL AND stage_account.mobile_verified"
-            " AND cp.value = stage_account.mobile"
+            " WHERE stage_link.debtor_id IS NULL AND stage_link.mobile_verified"
+            " AND cp.value = stage_link.mobile"
         )
         # rows without an ID number join a row of the same file that has one and the same verified mobile
         self._x(
-            "UPDATE stage_account SET debtor_key = k.debtor_key FROM ("
-            " SELECT mobile, MIN(debtor_key) AS debtor_key FROM stage_account"
+            "UPDATE stage_link SET debtor_key = k.debtor_key FROM ("
+            " SELECT mobile, MIN(debtor_key) AS debtor_key FROM stage_link"
             " WHERE national_id IS NOT NULL AND mobile IS NOT NULL AND mobile_verified GROUP BY mobile) k"
-            " WHERE stage_account.debtor_id IS NULL AND stage_account.national_id IS NULL"
-            " AND stage_account.mobile_verified AND stage_account.mobile = k.mobile"
+            " WHERE stage_link.debtor_id IS NULL AND stage_link.national_id IS NULL"
+            " AND stage_link.mobile_verified AND stage_link.mobile = k.mobile"
         )
         self._x(
-            "UPDATE stage_account SET debtor_id = d.id, new_debtor = FALSE FROM debtor d"
-            " WHERE stage_account.debtor_id IS NULL AND d.dedup_key = stage_account.debtor_key"
+            "UPDATE stage_link SET debtor_id = d.id, new_debtor = FALSE FROM debtor d"
+            " WHERE stage_link.debtor_id IS NULL AND d.dedup_key = stage_link.debtor_key"
         )
         return [(int(r[0]), str(r[1])) for r in conflicts]
 
@@ -167,22 +171,22 @@ class Merger:
             "INSERT INTO debtor (dedup_key, kind, name, id_type, national_id, date_of_birth, gender, address,"
             " employer_name, employer_address, declared_monthly_income_minor, declared_assets,"
             " preferred_language, timezone, created_at, updated_at)"
-            " SELECT s.debtor_key, s.debtor_kind, s.name, CASE WHEN s.national_id IS NULL THEN NULL"
+            " SELECT f.debtor_key, s.debtor_kind, s.name, CASE WHEN s.national_id IS NULL THEN NULL"
             " ELSE s.id_type END, s.national_id, s.date_of_birth, s.gender, s.address, s.employer_name,"
             " s.employer_address, s.monthly_income_minor, s.declared_assets, s.preferred_language, NULL,"
             " :now, :now FROM stage_account s JOIN ("
-            "  SELECT debtor_key, MIN(row_no) AS row_no FROM stage_account WHERE debtor_id IS NULL"
+            "  SELECT debtor_key, MIN(row_no) AS row_no FROM stage_link WHERE debtor_id IS NULL"
             "  GROUP BY debtor_key) f ON f.row_no = s.row_no"
         )
         self._x(
-            "UPDATE stage_account SET debtor_id = d.id, new_debtor = TRUE FROM debtor d"
-            " WHERE stage_account.debtor_id IS NULL AND d.dedup_key = stage_account.debtor_key"
+            "UPDATE stage_link SET debtor_id = d.id, new_debtor = TRUE FROM debtor d"
+            " WHERE stage_link.debtor_id IS NULL AND d.dedup_key = stage_link.debtor_key"
         )
 
     def update_debtors(self) -> None:
         """Record and apply changes to stored debtors, from the first row of each debtor in the file."""
         rep = (
-            "SELECT s.* FROM stage_account s JOIN (SELECT debtor_id, MIN(row_no) AS row_no FROM stage_account"
+            "SELECT s.* FROM stage_v s JOIN (SELECT debtor_id, MIN(row_no) AS row_no FROM stage_v"
             " WHERE NOT new_debtor GROUP BY debtor_id) r ON r.row_no = s.row_no"
         )
         fields = [
@@ -218,13 +222,13 @@ class Merger:
     def create_cases(self) -> None:
         self.counts.cases_created = self._x(
             'INSERT INTO "case" (portfolio_id, debtor_id, status, created_at, updated_at)'
-            " SELECT :pid, x.debtor_id, 'open', :now, :now FROM (SELECT DISTINCT debtor_id FROM stage_account"
+            " SELECT :pid, x.debtor_id, 'open', :now, :now FROM (SELECT DISTINCT debtor_id FROM stage_v"
             ' WHERE account_id IS NULL) x WHERE NOT EXISTS (SELECT 1 FROM "case" c'
             " WHERE c.portfolio_id = :pid AND c.debtor_id = x.debtor_id)"
         )
         self._x(
-            'UPDATE stage_account SET case_id = c.id FROM "case" c WHERE stage_account.case_id IS NULL'
-            " AND c.portfolio_id = :pid AND c.debtor_id = stage_account.debtor_id"
+            'UPDATE stage_link SET case_id = c.id FROM "case" c WHERE stage_link.case_id IS NULL'
+            " AND c.portfolio_id = :pid AND c.debtor_id = stage_link.debtor_id"
         )
 
     def update_accounts(self) -> set[str]:
@@ -240,7 +244,7 @@ class Merger:
             n = self._x(
                 "INSERT INTO import_change (import_batch_id, entity, entity_id, field, old_value, new_value)"
                 f" SELECT :bid, 'account', a.id, '{col}', CAST(a.{col} AS TEXT), CAST(s.{col} AS TEXT)"
-                " FROM account a JOIN stage_account s ON s.account_id = a.id"
+                " FROM account a JOIN stage_v s ON s.account_id = a.id"
                 f" WHERE s.{col} IS NOT NULL AND a.{col} IS DISTINCT FROM s.{col}"
             )
             if n:
@@ -249,7 +253,7 @@ class Merger:
         if changed:
             sets = ", ".join(f"{c} = COALESCE(s.{c}, account.{c})" for c in sorted(changed))
             self.counts.accounts_updated = self._x(
-                f"UPDATE account SET {sets}, updated_at = :now FROM stage_account s"
+                f"UPDATE account SET {sets}, updated_at = :now FROM stage_v s"
                 " WHERE s.account_id = account.id AND account.id IN (SELECT entity_id FROM import_change"
                 " WHERE import_batch_id = :bid AND entity = 'account')"
             )
@@ -261,12 +265,12 @@ class Merger:
             "INSERT INTO account (portfolio_id, case_id, debtor_id, external_ref, currency, status,"
             f" {', '.join(cols)}, created_at, updated_at)"
             " SELECT :pid, case_id, debtor_id, external_ref, :currency, 'active',"
-            f" {', '.join(cols)}, :now, :now FROM stage_account WHERE account_id IS NULL"
+            f" {', '.join(cols)}, :now, :now FROM stage_v WHERE account_id IS NULL"
         )
         self._x(
-            "UPDATE stage_account SET account_id = a.id, new_account = TRUE FROM account a"
-            " WHERE stage_account.account_id IS NULL AND a.portfolio_id = :pid"
-            " AND a.external_ref = stage_account.external_ref"
+            "UPDATE stage_link SET account_id = a.id, new_account = TRUE FROM account a"
+            " WHERE stage_link.account_id IS NULL AND a.portfolio_id = :pid"
+            " AND a.external_ref = stage_link.external_ref"
         )
 
     def write_instalments(self, schedule_changed: bool) -> None:
@@ -285,25 +289,25 @@ class Merger:
         self._x(
             "INSERT INTO instalment (account_id, seq, due_date, amount_minor, created_at, updated_at)"
             " SELECT s.account_id, i.seq, i.due_date, i.amount_minor, :now, :now"
-            f" FROM stage_instalment i JOIN stage_account s ON s.row_no = i.row_no WHERE {targets}"
+            f" FROM stage_instalment i JOIN stage_v s ON s.row_no = i.row_no WHERE {targets}"
         )
 
     # --- contact points and flags ----------------------------------------------------------------
     def write_contact_points(self) -> None:
         sources = [
             "SELECT debtor_id, 'mobile', mobile, NULL, 'self', name, FALSE, mobile_verified, new_debtor"
-            " FROM stage_account WHERE mobile IS NOT NULL",
+            " FROM stage_v WHERE mobile IS NOT NULL",
             "SELECT debtor_id, landline_kind, landline, landline_ext, 'self', name, FALSE, FALSE, new_debtor"
-            " FROM stage_account WHERE landline IS NOT NULL",
+            " FROM stage_v WHERE landline IS NOT NULL",
             "SELECT debtor_id, 'email', email, NULL, 'self', name, FALSE, FALSE, new_debtor"
-            " FROM stage_account WHERE email IS NOT NULL",
+            " FROM stage_v WHERE email IS NOT NULL",
             "SELECT debtor_id, 'address', address, NULL, 'self', name, FALSE, FALSE, new_debtor"
-            " FROM stage_account WHERE address IS NOT NULL",
+            " FROM stage_v WHERE address IS NOT NULL",
         ]
         for p in ("ec1", "ec2"):
             sources.append(
                 f"SELECT debtor_id, {p}_kind, {p}_phone, NULL, COALESCE({p}_relation, 'emergency_contact'),"
-                f" {p}_name, {p}_debt_related, FALSE, new_debtor FROM stage_account WHERE {p}_phone IS NOT NULL"
+                f" {p}_name, {p}_debt_related, FALSE, new_debtor FROM stage_v WHERE {p}_phone IS NOT NULL"
             )
         self._x(
             "INSERT INTO stage_contact (debtor_id, kind, value, extension, owner_relation, owner_name,"
@@ -334,7 +338,7 @@ class Merger:
 
     def write_flags(self) -> None:
         new_flags = (
-            "SELECT account_id, case_id, hold, hold_reason, new_account FROM stage_account s"
+            "SELECT account_id, case_id, hold, hold_reason, new_account FROM stage_v s"
             " WHERE hold IS NOT NULL AND NOT EXISTS (SELECT 1 FROM account_flag f"
             " WHERE f.account_id = s.account_id AND f.kind = s.hold AND f.cleared_at IS NULL)"
         )
