@@ -7,7 +7,7 @@ makes a re-import of the same file change nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -61,7 +61,6 @@ class MergeCounts:
     contact_points_created: int = 0
     flags_created: int = 0
     changes: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _pairs(fields: list[Any]) -> list[tuple[str, str]]:
@@ -235,10 +234,8 @@ class Merger:
         """Record and apply changes to stored accounts; returns the changed field names."""
         changed: set[str] = set()
         for col in ACCOUNT_FIELDS:
+            # stage column -> file field: principal_minor -> principal, interest_rate_annual_ppm -> interest_rate
             src_field = col.removesuffix("_minor").removesuffix("_annual_ppm")
-            src_field = {"interest_rate": "interest_rate", "penalty_rate": "penalty_rate"}.get(
-                src_field, src_field
-            )
             if src_field not in self.present and col not in self.present:
                 continue
             n = self._x(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -218,12 +217,3 @@ def _frame(headers: list[str], rows: list[list[str | None]], numbers: list[int])
     columns = {h: [r[i] for r in rows] for i, h in enumerate(headers)}
     df = pl.DataFrame(columns, schema={h: pl.String for h in headers})
     return df.with_columns(pl.Series(ROW, numbers, dtype=pl.Int64))
-
-
-def write_csv_text(rows: list[dict[str, str]], headers: list[str]) -> str:
-    """Small helper for tests and reports: rows as CSV text."""
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=headers)
-    w.writeheader()
-    w.writerows(rows)
-    return out.getvalue()
