@@ -54,6 +54,7 @@ from arrears.models import (
     AccountLimitation,
     Case,
     ChannelOptOut,
+    Creditor,
     ContactAttempt,
     ContactConsent,
     Debtor,
@@ -101,6 +102,7 @@ class _CaseInfo:
     portfolio_zone: str
     rule_pack: str
     debtor_zone: str | None
+    facts: tuple[tuple[str, str], ...]  # what a message may name instead of a placeholder (CN-5, CN-8)
 
 
 def _case_info(session: Session, case_id: int) -> _CaseInfo:
@@ -112,14 +114,19 @@ def _case_info(session: Session, case_id: int) -> _CaseInfo:
             Portfolio.timezone,
             Portfolio.rule_pack,
             Debtor.timezone,
+            Creditor.name,
+            Creditor.phone,
+            Debtor.name,
         )
         .join(Portfolio, Portfolio.id == Case.portfolio_id)
+        .join(Creditor, Creditor.id == Portfolio.creditor_id)
         .join(Debtor, Debtor.id == Case.debtor_id)
         .where(Case.id == case_id)
     ).one_or_none()
     if row is None:
         raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
-    return _CaseInfo(row[0], row[1], row[2], row[3], row[4], row[5])
+    facts = (("institution", row[6]), ("institution_contact", row[7]), ("debtor_name", row[8]))
+    return _CaseInfo(row[0], row[1], row[2], row[3], row[4], row[5], tuple((k, v) for k, v in facts if v))
 
 
 def _contact_point(row: ContactPointRow | None) -> ContactPoint:
@@ -385,6 +392,7 @@ def gate_inputs(
         text=text,
         template_kind=template_kind,
         locale=locale,
+        facts=info.facts,
     )
     history = load_history(session, case_id=case_id, until=at)
     return GateInputs(attempt, history, context, pack, info.portfolio_zone)

@@ -82,6 +82,7 @@ class AttemptIn(_In):
     template_kind: TemplateKind | None = None
     locale: str | None = None
     first_contact: bool | None = None
+    facts: dict[str, str] = {}  # e.g. {"institution": "某银行"}: a text naming it satisfies CN-5
 
 
 class PriorAttemptIn(_In):
@@ -199,6 +200,7 @@ def to_core(request: CheckRequest) -> tuple[Attempt, list[PriorAttempt], Context
         template_kind=a.template_kind,
         locale=a.locale,
         first_contact=a.first_contact,
+        facts=tuple(sorted(a.facts.items())),
     )
     history = []
     for h in request.history:
