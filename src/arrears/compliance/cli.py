@@ -162,6 +162,7 @@ def _explain(case_id: int, at_text: str | None, as_of_text: str | None, collecto
             "next allowed 最早允许",
             title="may we contact now? 现在可以联系吗",
         )
+        gate.columns[3].overflow = "fold"
         for p in points:
             if not p.is_valid:
                 continue
@@ -335,7 +336,7 @@ def _verify(case: int | None) -> None:
         return
     for b in report.broken:
         err_console.print(
-            f"[red]BROKEN 断裂[/red] case {b.case_id} attempt #{b.seq} (id {b.attempt_id}) [{b.problem}]: "
+            f"[red]BROKEN 断裂[/red] case {b.case_id} attempt #{b.seq} (id {b.attempt_id}) {escape(f'[{b.problem}]')}: "
             f"{escape(b.en)} / {escape(b.zh)}",
             highlight=False,
             soft_wrap=True,

@@ -33,7 +33,7 @@ from arrears.compliance.schemas import (
     TemplateKind,
 )
 from arrears.enums import Channel, ContactKind, FlagKind, OwnerRelation, Product
-from arrears.errors import ValidationFailed
+from arrears.errors import ConfigurationError, ValidationFailed
 
 
 class _In(BaseModel):
@@ -179,7 +179,10 @@ def resolve_pack(spec: str | PackSpec) -> RulePack:
     if base.source is None:
         raise ValidationFailed(f"rule pack {spec.base} has no source file", code="invalid_rule_pack")
     document = tomllib.loads(Path(base.source).read_text(encoding="utf-8"))
-    return parse_pack(_merge(document, spec.overrides), source=f"{base.source} + overrides")
+    try:
+        return parse_pack(_merge(document, spec.overrides), source=f"{spec.base} + overrides")
+    except ConfigurationError as exc:  # the caller's overrides are wrong, not the installation
+        raise ValidationFailed(exc.message, code="invalid_pack_overrides") from None
 
 
 def to_core(request: CheckRequest) -> tuple[Attempt, list[PriorAttempt], Context]:

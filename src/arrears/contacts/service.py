@@ -122,6 +122,12 @@ def record_attempt(
     ids; the caller decides how to answer (the API answers 409 with the decision). ``account_ids`` empty
     means every account of the case.
     """
+    channel, outcome, direction, purpose = (
+        Channel(channel),
+        Outcome(outcome),
+        Direction(direction),
+        Purpose(purpose),
+    )
     if outcome == Outcome.BLOCKED:
         raise ValidationFailed(
             "结果 blocked 只能由合规检查给出 / the outcome 'blocked' is set by the compliance gate only",
