@@ -188,3 +188,14 @@ def test_cli_compliance_check_reads_a_json_file(tmp_path: Path) -> None:
     file.write_text('{"attempt": {"channel": "fax"}}', encoding="utf-8")
     bad = run_cli(["compliance", "check", str(file)], tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "attempt.channel" in bad.stderr
+
+
+def test_readme_what_if_example_gives_the_documented_decision() -> None:
+    import re
+
+    from arrears.compliance.whatif import CheckRequest, run_check
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Compliance gate and contact record") :]
+    request, decision = re.findall(r"```json\n(.*?)```", section, re.S)[:2]
+    assert run_check(CheckRequest.model_validate_json(request)).to_dict() == json.loads(decision)
