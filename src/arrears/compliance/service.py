@@ -18,10 +18,31 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
-from typing import TypeVar
+from functools import cache, lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Date,
+    Executable,
+    Integer,
+    Row,
+    Select,
+    String,
+    Text,
+    Time,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from arrears.clock import as_utc
@@ -61,6 +82,7 @@ from arrears.models import (
     InconvenientTime,
     Instalment,
     Portfolio,
+    UTCDateTime,
 )
 from arrears.models import ContactPoint as ContactPointRow
 
@@ -105,8 +127,11 @@ class _CaseInfo:
     facts: tuple[tuple[str, str], ...]  # what a message may name instead of a placeholder (CN-5, CN-8)
 
 
-def _case_info(session: Session, case_id: int) -> _CaseInfo:
-    row = session.execute(
+# The gate's statements are built once, with bound parameters, and reused: building a SELECT costs more
+# Python time than running it.
+@cache
+def _case_info_stmt() -> Executable:
+    return (
         select(
             Case.id,
             Case.debtor_id,
@@ -121,8 +146,12 @@ def _case_info(session: Session, case_id: int) -> _CaseInfo:
         .join(Portfolio, Portfolio.id == Case.portfolio_id)
         .join(Creditor, Creditor.id == Portfolio.creditor_id)
         .join(Debtor, Debtor.id == Case.debtor_id)
-        .where(Case.id == case_id)
-    ).one_or_none()
+        .where(Case.id == bindparam("case_id"))
+    )
+
+
+def _case_info(session: Session, case_id: int) -> _CaseInfo:
+    row = session.execute(_case_info_stmt(), {"case_id": case_id}).one_or_none()
     if row is None:
         raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
     facts = (("institution", row[6]), ("institution_contact", row[7]), ("debtor_name", row[8]))
@@ -160,6 +189,16 @@ def load_history(session: Session, *, case_id: int, until: datetime | None = Non
 
     Corrected attempts are replaced by their corrections; attempts after ``until`` are left out.
     """
+    params: dict[str, Any] = {"case_id": case_id}
+    if until is not None:
+        params["until"] = until
+    rows = session.execute(_history_stmt(until is not None), params).all()
+    superseded = {r.corrects_id for r in rows if r.corrects_id is not None}
+    return _prior_attempts(rows, superseded)
+
+
+@cache
+def _history_stmt(bounded: bool) -> Executable:
     cp = ContactPointRow
     stmt = (
         select(
@@ -181,13 +220,15 @@ def load_history(session: Session, *, case_id: int, until: datetime | None = Non
             cp.timezone,
         )
         .outerjoin(cp, cp.id == ContactAttempt.contact_point_id)
-        .where(ContactAttempt.case_id == case_id)
+        .where(ContactAttempt.case_id == bindparam("case_id"))
         .order_by(ContactAttempt.started_at)
     )
-    if until is not None:
-        stmt = stmt.where(ContactAttempt.started_at <= until)
-    rows = session.execute(stmt).all()
-    superseded = {r.corrects_id for r in rows if r.corrects_id is not None}
+    if bounded:
+        stmt = stmt.where(ContactAttempt.started_at <= bindparam("until"))
+    return stmt
+
+
+def _prior_attempts(rows: Sequence[Row[Any]], superseded: set[int]) -> list[PriorAttempt]:
     points: dict[int | None, ContactPoint] = {None: _NO_CONTACT_POINT}
     out: list[PriorAttempt] = []
     for r in rows:
@@ -231,23 +272,102 @@ def build_context(
     return _build_context(session, info, as_utc(at))
 
 
+@cache
+def _points_stmt() -> Select[Any]:
+    return select(ContactPointRow).where(ContactPointRow.debtor_id == bindparam("debtor_id"))
+
+
+@cache
+def _accounts_stmt() -> Executable:
+    return (
+        select(Account.id, Account.product, AccountLimitation.limitation_on, AccountLimitation.account_id)
+        .outerjoin(AccountLimitation, AccountLimitation.account_id == Account.id)
+        .where(Account.case_id == bindparam("case_id"))
+    )
+
+
+@cache
+def _standing_facts() -> Executable:
+    """Active flags, consents, inconvenient times and channel opt-outs in ONE round trip (UNION ALL).
+
+    Every branch has the same columns; the first one carries the result types (UTC timestamps, JSON,
+    times of day) so each dialect hands back Python values.
+    """
+
+    def row(
+        source: str,
+        ref_id: Any = None,
+        label: Any = None,
+        note: Any = None,
+        day: Any = None,
+        starts_at: Any = None,
+        ends_at: Any = None,
+        ids: Any = None,
+        from_time: Any = None,
+        to_time: Any = None,
+    ) -> list[Any]:
+        return [
+            literal(source, String()).label("source"),
+            (ref_id if ref_id is not None else cast(null(), Integer())).label("ref_id"),
+            (label if label is not None else cast(null(), String())).label("label"),
+            (note if note is not None else cast(null(), Text())).label("note"),
+            (day if day is not None else cast(null(), Date())).label("day"),
+            (starts_at if starts_at is not None else cast(null(), UTCDateTime())).label("starts_at"),
+            (ends_at if ends_at is not None else cast(null(), UTCDateTime())).label("ends_at"),
+            (ids if ids is not None else cast(null(), JSON())).label("ids"),
+            (from_time if from_time is not None else cast(null(), Time())).label("from_time"),
+            (to_time if to_time is not None else cast(null(), Time())).label("to_time"),
+        ]
+
+    flag = select(
+        *row(
+            "flag",
+            ref_id=AccountFlag.account_id,
+            label=AccountFlag.kind,
+            note=AccountFlag.reason,
+            day=AccountFlag.expires_on,
+        )
+    ).where(AccountFlag.case_id == bindparam("case_id"), AccountFlag.cleared_at.is_(None))
+    consent = select(
+        *row(
+            "consent",
+            ref_id=ContactConsent.contact_point_id,
+            label=ContactConsent.scope,
+            starts_at=ContactConsent.granted_at,
+            ends_at=ContactConsent.expires_at,
+            ids=ContactConsent.account_ids,
+        )
+    ).where(ContactConsent.debtor_id == bindparam("debtor_id"), ContactConsent.revoked_at.is_(None))
+    window = select(
+        *row(
+            "window",
+            ref_id=InconvenientTime.id,
+            label=InconvenientTime.weekdays,
+            from_time=InconvenientTime.starts,
+            to_time=InconvenientTime.ends,
+        )
+    ).where(InconvenientTime.debtor_id == bindparam("debtor_id"), InconvenientTime.removed_at.is_(None))
+    opt_out = select(
+        *row(
+            "opt_out",
+            ref_id=ChannelOptOut.id,
+            label=ChannelOptOut.channel,
+            starts_at=ChannelOptOut.opted_out_at,
+        )
+    ).where(ChannelOptOut.debtor_id == bindparam("debtor_id"), ChannelOptOut.withdrawn_at.is_(None))
+    return union_all(flag, consent, window, opt_out)
+
+
 def _build_context(
     session: Session, info: _CaseInfo, at: datetime
 ) -> tuple[Context, dict[int, ContactPointRow]]:
     local_day = at.astimezone(zone(info.portfolio_zone)).date()
-    points = {
-        p.id: p
-        for p in session.scalars(select(ContactPointRow).where(ContactPointRow.debtor_id == info.debtor_id))
-    }
+    points = {p.id: p for p in session.scalars(_points_stmt(), {"debtor_id": info.debtor_id})}
     # CN-3: the debtor is out of contact when every own phone number is known invalid.
     own_phones = [p for p in points.values() if p.owner_relation == "self" and p.kind in _PHONE_KINDS]
     numbers_invalid = bool(own_phones) and not any(p.is_valid for p in own_phones)
 
-    accounts = session.execute(
-        select(Account.id, Account.product, AccountLimitation.limitation_on, AccountLimitation.account_id)
-        .outerjoin(AccountLimitation, AccountLimitation.account_id == Account.id)
-        .where(Account.case_id == info.case_id)
-    ).all()
+    accounts = session.execute(_accounts_stmt(), {"case_id": info.case_id}).all()
     unknown = [a.id for a in accounts if a.account_id is None]
     live: dict[int, LimitationResult] = {}
     if unknown:  # never refreshed: compute now rather than assume the debt is not time-barred
@@ -262,73 +382,54 @@ def _build_context(
         states[a.id] = AccountState(product=_enum(Product, a.product, Product.OTHER), time_barred=barred)
 
     flags: list[ActiveFlag] = []
-    for account_id, kind, expires_on, reason in session.execute(
-        select(AccountFlag.account_id, AccountFlag.kind, AccountFlag.expires_on, AccountFlag.reason).where(
-            AccountFlag.case_id == info.case_id, AccountFlag.cleared_at.is_(None)
-        )
-    ):
-        # A flag is in force through its ``expires_on`` day (portfolio zone). An unknown kind is treated as
-        # a legal hold: every flag stops collection contact until a person clears it.
-        expires_at = (
-            _local_midnight(expires_on + timedelta(days=1), info.portfolio_zone) if expires_on else None
-        )
-        if expires_at is not None and expires_at <= at:
-            continue
-        try:
-            flag_kind = FlagKind(kind)
-        except ValueError:
-            flag_kind = FlagKind.LEGAL_HOLD
-        flags.append(ActiveFlag(kind=flag_kind, account_id=account_id, expires_at=expires_at, reason=reason))
-
     consents: list[Consent] = []
-    for c in session.scalars(
-        select(ContactConsent).where(
-            ContactConsent.debtor_id == info.debtor_id, ContactConsent.revoked_at.is_(None)
-        )
-    ):
-        try:
-            scope = ConsentScope(c.scope)
-        except ValueError:
-            continue
-        point = points.get(c.contact_point_id) if c.contact_point_id is not None else None
-        consents.append(
-            Consent(
-                scope=scope,
-                granted_at=c.granted_at,
-                expires_at=c.expires_at,
-                contact_value=point.value if point is not None else None,
-                account_ids=frozenset(c.account_ids) if c.account_ids is not None else None,
+    windows: list[InconvenientWindow] = []
+    opted_out: set[Channel] = set()
+    for r in session.execute(_standing_facts(), {"case_id": info.case_id, "debtor_id": info.debtor_id}):
+        if r.source == "flag":
+            # A flag is in force through its ``expires_on`` day (portfolio zone). An unknown kind is treated
+            # as a legal hold: every flag stops collection contact until a person clears it.
+            expires_at = _local_midnight(r.day + timedelta(days=1), info.portfolio_zone) if r.day else None
+            if expires_at is not None and expires_at <= at:
+                continue
+            try:
+                flag_kind = FlagKind(r.label)
+            except ValueError:
+                flag_kind = FlagKind.LEGAL_HOLD
+            flags.append(
+                ActiveFlag(kind=flag_kind, account_id=r.ref_id, expires_at=expires_at, reason=r.note)
             )
-        )
-
-    windows = tuple(
-        InconvenientWindow(
-            start=w.starts,
-            end=w.ends,
-            weekdays=frozenset(int(d) for d in w.weekdays.split(",") if d.strip()),
-        )
-        for w in session.scalars(
-            select(InconvenientTime).where(
-                InconvenientTime.debtor_id == info.debtor_id, InconvenientTime.removed_at.is_(None)
+        elif r.source == "consent":
+            try:
+                scope = ConsentScope(r.label)
+            except ValueError:
+                continue
+            point = points.get(r.ref_id) if r.ref_id is not None else None
+            consents.append(
+                Consent(
+                    scope=scope,
+                    granted_at=r.starts_at,
+                    expires_at=r.ends_at,
+                    contact_value=point.value if point is not None else None,
+                    account_ids=frozenset(r.ids) if r.ids is not None else None,
+                )
             )
-        )
-    )
-    opted_out = frozenset(
-        _enum(Channel, ch, Channel.OTHER)
-        for ch in session.scalars(
-            select(ChannelOptOut.channel).where(
-                ChannelOptOut.debtor_id == info.debtor_id,
-                ChannelOptOut.withdrawn_at.is_(None),
-                ChannelOptOut.opted_out_at <= at,
+        elif r.source == "window":
+            windows.append(
+                InconvenientWindow(
+                    start=r.from_time,
+                    end=r.to_time,
+                    weekdays=frozenset(int(d) for d in (r.label or "").split(",") if d.strip()),
+                )
             )
-        )
-    )
+        elif r.starts_at <= at:  # channel opt-out
+            opted_out.add(_enum(Channel, r.label, Channel.OTHER))
     context = Context(
         debtor_time_zones=(info.debtor_zone,) if info.debtor_zone else (),
         portfolio_time_zone=info.portfolio_zone,
         flags=tuple(flags),
-        inconvenient_times=windows,
-        opted_out_channels=opted_out,
+        inconvenient_times=tuple(windows),
+        opted_out_channels=frozenset(opted_out),
         consents=tuple(consents),
         debtor_numbers_invalid=numbers_invalid,
         accounts=states,
