@@ -266,5 +266,11 @@ def serve_cmd(
     uvicorn.run("arrears.api.app:create_app", factory=True, host=host, port=port, log_level="info")
 
 
+from arrears.compliance.cli import app as compliance_app  # noqa: E402
+from arrears.compliance.cli import audit_app  # noqa: E402
+
+app.add_typer(compliance_app, name="compliance")
+app.add_typer(audit_app, name="audit")
+
 if __name__ == "__main__":  # pragma: no cover
     app()

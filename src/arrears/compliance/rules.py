@@ -545,6 +545,7 @@ def _standing_checks(
             channel=attempt.channel,
             first_contact=first,
             time_barred=bool(barred),
+            facts=dict(attempt.facts) if attempt.facts else None,
         )
         for finding in result.findings:
             out.check(finding.rule_id)

@@ -143,7 +143,8 @@ class Attempt:
     ``collector_id`` is the debt collector in the legal sense (the institution or the agency placing the
     contact), not the individual agent: US-3 counts calls per collector. ``text`` (optional) is the
     message or script; when given it is linted (CN-5, CN-6, CN-4, US-11, US-13). ``first_contact`` None
-    means: derive it from the history (no earlier reached contact with this person).
+    means: derive it from the history (no earlier reached contact with this person). ``facts`` are
+    (name, value) pairs the linter accepts in place of a required placeholder.
     """
 
     at: datetime
@@ -159,6 +160,9 @@ class Attempt:
     template_kind: TemplateKind | None = None
     locale: str | None = None
     first_contact: bool | None = None
+    # Known values the text may carry instead of a placeholder (``institution``, ``debtor_name`` ...):
+    # a text naming the creditor satisfies CN-5's "identify the institution".
+    facts: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:

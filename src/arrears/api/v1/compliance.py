@@ -1,0 +1,322 @@
+"""Compliance endpoints: what-if checks, the contact record (through the gate) and limitation dates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from arrears import clock
+from arrears.api.deps import get_session
+from arrears.api.v1.schemas import ErrorOut
+from arrears.compliance import service as compliance_service
+from arrears.compliance.limitation import LimitationEvent, LimitationResult
+from arrears.compliance.schemas import Decision, Direction, Outcome, Purpose, Reason, TemplateKind
+from arrears.compliance.whatif import CheckRequest, run_check
+from arrears.contacts import service as contacts_service
+from arrears.enums import Channel
+from arrears.errors import ComplianceBlocked, NotFound
+from arrears.models import Account, ContactAttempt, Portfolio
+
+router = APIRouter(prefix="/api/v1", tags=["compliance"])
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+class ReasonOut(BaseModel):
+    rule_id: str
+    code: str
+    zh: str
+    en: str
+
+
+class DecisionOut(BaseModel):
+    """The gate's answer: allowed, or blocked with rule ids, sentences and the earliest allowed time."""
+
+    allowed: bool
+    rule_ids: list[str]
+    reasons: list[ReasonOut]
+    warnings: list[ReasonOut]
+    next_allowed_at: datetime | None
+    checked_rule_ids: list[str]
+    pack: str
+    at: datetime
+
+
+class ContactAttemptIn(BaseModel):
+    """A contact attempt to record; an outbound one passes the compliance gate at ``started_at``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    contact_point_id: int | None = None
+    channel: Channel
+    direction: Direction = Direction.OUTBOUND
+    collector: str = Field("in_house", max_length=100)
+    agent_id: int | None = None
+    account_ids: list[int] = []
+    purpose: Purpose = Purpose.DEBT_COLLECTION
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    outcome: Outcome
+    notes: str | None = None
+    text: str | None = None
+    visit_place: str | None = None
+    visit_staff: list[str] = []
+    id_shown: bool | None = None
+    recording_ref: str | None = Field(None, max_length=400)
+    delivered_at: AwareDatetime | None = None
+    evidence_ref: str | None = Field(None, max_length=400)
+    template_kind: TemplateKind | None = None
+    locale: str | None = None
+
+
+class CorrectionIn(BaseModel):
+    """Fields to correct; the correction is a new row referencing the corrected one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome | None = None
+    ended_at: AwareDatetime | None = None
+    notes: str | None = None
+    visit_place: str | None = None
+    visit_staff: list[str] | None = None
+    id_shown: bool | None = None
+    recording_ref: str | None = Field(None, max_length=400)
+    delivered_at: AwareDatetime | None = None
+    evidence_ref: str | None = Field(None, max_length=400)
+    account_ids: list[int] | None = None
+
+
+class ContactAttemptOut(BaseModel):
+    id: int
+    case_id: int
+    seq: int
+    contact_point_id: int | None
+    channel: str
+    direction: str
+    purpose: str
+    collector: str
+    agent_id: int | None
+    account_ids: list[int]
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str
+    notes: str | None
+    visit_place: str | None
+    visit_staff: list[str]
+    id_shown: bool | None
+    recording_ref: str | None
+    delivered_at: datetime | None
+    evidence_ref: str | None
+    allowed: bool
+    rule_ids: list[str]
+    decision: DecisionOut | None
+    corrects_id: int | None
+    prev_hash: str
+    hash: str
+
+
+class RecordedOut(BaseModel):
+    attempt: ContactAttemptOut
+    decision: DecisionOut | None
+
+
+class EventOut(BaseModel):
+    kind: str
+    on: date
+    end_on: date | None
+    delivered: bool
+    ref: str | None
+
+
+class IgnoredOut(BaseModel):
+    event: EventOut
+    reason: ReasonOut
+
+
+class LimitationOut(BaseModel):
+    """An account's limitation date, whether it has passed, and the event that set it."""
+
+    account_id: int
+    as_of: date
+    limitation_on: date | None
+    time_barred: bool
+    starts_on: date | None
+    rule_id: str
+    set_by: EventOut | None
+    explanation: ReasonOut
+    ignored: list[IgnoredOut]
+    waived_by: EventOut | None
+
+
+BLOCKED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "blocked by the compliance gate (stored as blocked)"},
+    404: {"model": ErrorOut, "description": "not found"},
+}
+
+
+def _reason(r: Reason) -> ReasonOut:
+    return ReasonOut(**r.to_dict())
+
+
+def decision_out(d: Decision) -> DecisionOut:
+    """The API shape of a decision."""
+    return DecisionOut(
+        allowed=d.allowed,
+        rule_ids=list(d.rule_ids),
+        reasons=[_reason(r) for r in d.reasons],
+        warnings=[_reason(w) for w in d.warnings],
+        next_allowed_at=d.next_allowed_at,
+        checked_rule_ids=list(d.checked_rule_ids),
+        pack=d.pack,
+        at=d.at,
+    )
+
+
+def attempt_out(row: ContactAttempt) -> ContactAttemptOut:
+    """The API shape of a stored attempt."""
+    return ContactAttemptOut(
+        id=row.id,
+        case_id=row.case_id,
+        seq=row.seq,
+        contact_point_id=row.contact_point_id,
+        channel=row.channel,
+        direction=row.direction,
+        purpose=row.purpose,
+        collector=row.collector,
+        agent_id=row.agent_id,
+        account_ids=list(row.account_ids),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        outcome=row.outcome,
+        notes=row.notes,
+        visit_place=row.visit_place,
+        visit_staff=[s for s in (row.visit_staff or "").split("\n") if s],
+        id_shown=row.id_shown,
+        recording_ref=row.recording_ref,
+        delivered_at=row.delivered_at,
+        evidence_ref=row.evidence_ref,
+        allowed=row.allowed,
+        rule_ids=[r for r in row.rule_ids.split(",") if r],
+        decision=DecisionOut.model_validate(row.decision) if row.decision else None,
+        corrects_id=row.corrects_id,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _event(e: LimitationEvent) -> EventOut:
+    return EventOut(kind=e.kind.value, on=e.on, end_on=e.end_on, delivered=e.delivered, ref=e.ref)
+
+
+def limitation_out(account_id: int, r: LimitationResult) -> LimitationOut:
+    """The API shape of a limitation result."""
+    return LimitationOut(
+        account_id=account_id,
+        as_of=r.as_of,
+        limitation_on=r.limitation_on,
+        time_barred=r.time_barred,
+        starts_on=r.starts_on,
+        rule_id=r.rule_id,
+        set_by=_event(r.set_by) if r.set_by else None,
+        explanation=_reason(r.explanation),
+        ignored=[IgnoredOut(event=_event(e), reason=_reason(why)) for e, why in r.ignored],
+        waived_by=_event(r.waived_by) if r.waived_by else None,
+    )
+
+
+@router.post("/compliance/check", response_model=DecisionOut)
+def what_if_check(body: CheckRequest) -> DecisionOut:
+    """A what-if: attempt + history + context + pack in, decision out. Nothing is read or stored."""
+    return decision_out(run_check(body))
+
+
+@router.post(
+    "/cases/{case_id}/contact-attempts", response_model=RecordedOut, status_code=201, responses=BLOCKED
+)
+def record_contact_attempt(case_id: int, body: ContactAttemptIn, session: SessionDep) -> Any:
+    """Record an attempt. A blocked outbound attempt is stored as blocked and answered 409 with the decision."""
+    recorded = contacts_service.record_attempt(
+        session,
+        case_id=case_id,
+        contact_point_id=body.contact_point_id,
+        channel=body.channel,
+        direction=body.direction,
+        collector=body.collector,
+        agent_id=body.agent_id,
+        account_ids=body.account_ids,
+        purpose=body.purpose,
+        started_at=body.started_at,
+        ended_at=body.ended_at,
+        outcome=body.outcome,
+        notes=body.notes,
+        text=body.text,
+        visit_place=body.visit_place,
+        visit_staff="\n".join(body.visit_staff) or None,
+        id_shown=body.id_shown,
+        recording_ref=body.recording_ref,
+        delivered_at=body.delivered_at,
+        evidence_ref=body.evidence_ref,
+        template_kind=body.template_kind,
+        locale=body.locale,
+    )
+    out = RecordedOut(
+        attempt=attempt_out(recorded.attempt),
+        decision=decision_out(recorded.decision) if recorded.decision else None,
+    )
+    if recorded.blocked:
+        assert recorded.decision is not None
+        why = "; ".join(r.en for r in recorded.decision.reasons)
+        error = ComplianceBlocked(
+            f"blocked by {', '.join(recorded.decision.rule_ids)}: {why}",
+            details=out.model_dump(mode="json"),
+        )
+        # Returned, not raised: the blocked attempt must be committed with the request.
+        return JSONResponse(status_code=error.status, content=error.to_dict())
+    return out
+
+
+@router.get("/cases/{case_id}/contact-attempts", response_model=list[ContactAttemptOut])
+def list_contact_attempts(case_id: int, session: SessionDep) -> list[ContactAttemptOut]:
+    """The case's contact record in chain order, corrections included."""
+    return [attempt_out(a) for a in contacts_service.list_attempts(session, case_id=case_id)]
+
+
+@router.post(
+    "/contact-attempts/{attempt_id}/corrections",
+    response_model=ContactAttemptOut,
+    status_code=201,
+    responses=BLOCKED,
+)
+def correct_contact_attempt(attempt_id: int, body: CorrectionIn, session: SessionDep) -> ContactAttemptOut:
+    """Correct an attempt by appending a new row that references it."""
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    if "visit_staff" in changes:
+        changes["visit_staff"] = "\n".join(changes["visit_staff"] or []) or None
+    row = contacts_service.correct_attempt(session, attempt_id=attempt_id, changes=changes)
+    return attempt_out(row)
+
+
+@router.get("/accounts/{account_id}/limitation", response_model=LimitationOut, responses=BLOCKED)
+def get_limitation(
+    account_id: int,
+    session: SessionDep,
+    as_of: Annotated[
+        date | None, Query(description="Date to evaluate (default: today, portfolio zone)")
+    ] = None,
+) -> LimitationOut:
+    """The account's limitation date and why (CN-20..CN-26, US-8)."""
+    zone = session.scalar(
+        select(Portfolio.timezone)
+        .join(Account, Account.portfolio_id == Portfolio.id)
+        .where(Account.id == account_id)
+    )
+    if zone is None:
+        raise NotFound(f"account {account_id} not found", code="account_not_found")
+    day = as_of or clock.today(zone)
+    result = compliance_service.account_limitation(session, account_id=account_id, as_of=day)
+    return limitation_out(account_id, result)

@@ -1,0 +1,347 @@
+"""`arrears compliance ...` and `arrears audit ...`: what-if checks, case explanations, chain verification."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from arrears.compliance.schemas import Decision
+
+app = typer.Typer(
+    help="Compliance gate, rule packs, limitation dates / 合规检查、规则包、诉讼时效", no_args_is_help=True
+)
+audit_app = typer.Typer(help="Evidence and audit / 证据与审计", no_args_is_help=True)
+
+
+def _friendly(fn: Any) -> Any:
+    from arrears.cli import friendly
+
+    return friendly(fn)
+
+
+def _print_decision(decision: Decision, zone: str | None = None) -> None:
+    from arrears.cli import console
+
+    if decision.allowed:
+        console.print(f"[green]允许 allowed[/green]  (pack {decision.pack}, at {decision.at.isoformat()})")
+    else:
+        console.print(
+            f"[red]拦截 blocked[/red] {escape(', '.join(decision.rule_ids))}  "
+            f"(pack {decision.pack}, at {decision.at.isoformat()})"
+        )
+    for r in decision.reasons:
+        console.print(f"  - {escape(r.rule_id)}: {escape(r.zh)}\n    {escape(r.en)}", highlight=False)
+    for w in decision.warnings:
+        console.print(
+            f"  [yellow]! {escape(w.rule_id)}[/yellow]: {escape(w.zh)}\n    {escape(w.en)}", highlight=False
+        )
+    if not decision.allowed:
+        if decision.next_allowed_at is None:
+            console.print(
+                "  最早允许时间：无（需人工处理或新的事实） / earliest allowed: none (a person or new facts must lift it)"
+            )
+        else:
+            shown = decision.next_allowed_at.isoformat()
+            if zone:
+                from arrears.clock import to_local
+
+                shown += f" ({to_local(decision.next_allowed_at, zone).strftime('%Y-%m-%d %H:%M')} {zone})"
+            console.print(f"  最早允许时间 earliest allowed: {shown}")
+
+
+@app.command("check")
+def check(
+    file: Annotated[Path, typer.Argument(help="What-if request (JSON: pack, attempt, history, context)")],
+    pack: Annotated[
+        str | None, typer.Option(help="Rule pack name or .toml path (replaces the file's pack)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON")] = False,
+) -> None:
+    """What if: decide an attempt against a rule pack without touching any data. Exit 1 when blocked."""
+    _friendly(_check)(file, pack, as_json)
+
+
+def _check(file: Path, pack: str | None, as_json: bool) -> None:
+    from pydantic import ValidationError
+
+    from arrears.cli import console
+    from arrears.compliance.pack import load_pack
+    from arrears.compliance.rules import decide
+    from arrears.compliance.whatif import CheckRequest, resolve_pack, to_core
+    from arrears.errors import NotFound, ValidationFailed
+
+    if not file.is_file():
+        raise NotFound(f"文件不存在 / file not found: {file}", code="file_not_found")
+    try:
+        request = CheckRequest.model_validate_json(file.read_bytes())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValidationFailed(f"{file}: {problems}", code="bad_check_request") from None
+    rule_pack = load_pack(pack) if pack else resolve_pack(request.pack)
+    attempt, history, context = to_core(request)
+    decision = decide(attempt, history, context, rule_pack)
+    if as_json:
+        console.print_json(json.dumps(decision.to_dict(), ensure_ascii=False))
+    else:
+        _print_decision(decision, context.portfolio_time_zone or rule_pack.default_time_zone)
+    if not decision.allowed:
+        raise typer.Exit(1)
+
+
+@app.command("explain")
+def explain(
+    case_id: Annotated[int, typer.Argument(help="Case id")],
+    at: Annotated[
+        str | None, typer.Option(help="Moment to check contact at (ISO 8601 with zone; default now)")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Date for limitation dates (YYYY-MM-DD)")
+    ] = None,
+    collector: Annotated[str, typer.Option(help="Collector the check is for")] = "in_house",
+    last: Annotated[int, typer.Option(help="How many recent attempts to show")] = 20,
+) -> None:
+    """Explain a case: may each contact point be called now, limitation dates and why, flags, the record."""
+    _friendly(_explain)(case_id, at, as_of, collector, last)
+
+
+def _explain(case_id: int, at_text: str | None, as_of_text: str | None, collector: str, last: int) -> None:
+    from sqlalchemy import select
+
+    from arrears import clock
+    from arrears.cli import _engine, console
+    from arrears.compliance import service
+    from arrears.compliance.rules import decide
+    from arrears.compliance.schemas import Attempt, Direction
+    from arrears.contacts import service as contacts
+    from arrears.db import session_scope
+    from arrears.enums import Channel
+    from arrears.errors import NotFound, ValidationFailed
+    from arrears.models import Account, Case, ContactPoint, Portfolio
+
+    with session_scope(_engine()) as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
+        portfolio = session.get(Portfolio, case.portfolio_id)
+        assert portfolio is not None
+        zone = portfolio.timezone
+        try:
+            at = datetime.fromisoformat(at_text) if at_text else clock.now()
+        except ValueError:
+            raise ValidationFailed(f"--at must be ISO 8601, got {at_text!r}", code="bad_at") from None
+        at = clock.as_utc(at)
+        as_of = (
+            clock.parse_as_of(as_of_text, zone) if as_of_text else at.astimezone(clock.zone_info(zone)).date()
+        )
+        console.print(
+            f"[bold]案件 case {case.id}[/bold]  portfolio {escape(portfolio.name)}  rule pack {portfolio.rule_pack}"
+            f"  zone {zone}  at {clock.to_local(at, zone).strftime('%Y-%m-%d %H:%M')}"
+        )
+
+        # May each contact point be used now?
+        points = session.scalars(
+            select(ContactPoint).where(ContactPoint.debtor_id == case.debtor_id).order_by(ContactPoint.id)
+        ).all()
+        base = service.gate_inputs(
+            session, case_id=case_id, contact_point_id=None, channel=Channel.CALL, at=at, collector=collector
+        )
+        gate = Table(
+            "contact point 联系方式",
+            "whose 归属",
+            "channel 渠道",
+            "decision 结论",
+            "next allowed 最早允许",
+            title="may we contact now? 现在可以联系吗",
+        )
+        gate.columns[3].overflow = "fold"
+        for p in points:
+            if not p.is_valid:
+                continue
+            channels = (
+                [Channel.CALL, Channel.SMS]
+                if p.kind in ("mobile",)
+                else [Channel.CALL]
+                if p.kind == "landline"
+                else [Channel.EMAIL]
+                if p.kind == "email"
+                else [Channel.LETTER, Channel.VISIT]
+            )
+            for ch in channels:
+                attempt = Attempt(
+                    at=at,
+                    channel=ch,
+                    contact_point=service._contact_point(p),
+                    account_ids=base.attempt.account_ids,
+                    collector_id=collector,
+                    direction=Direction.OUTBOUND,
+                )
+                d = decide(attempt, base.history, base.context, base.pack)
+                nxt = (
+                    clock.to_local(d.next_allowed_at, zone).strftime("%Y-%m-%d %H:%M")
+                    if d.next_allowed_at and not d.allowed
+                    else ""
+                )
+                verdict = (
+                    "[green]allowed 允许[/green]"
+                    if d.allowed
+                    else f"[red]blocked {', '.join(d.rule_ids)}[/red]"
+                )
+                gate.add_row(f"#{p.id} {p.kind}", p.owner_relation, ch.value, verdict, nxt)
+                for r in d.reasons:
+                    gate.add_row("", "", "", f"  {escape(r.zh)}", "")
+        console.print(gate)
+
+        # Flags
+        if base.context.flags:
+            flags = Table(
+                "account 账户", "flag 标记", "until 截止", "reason 原因", title="active flags 生效标记"
+            )
+            for f in base.context.flags:
+                flags.add_row(
+                    str(f.account_id or "all"),
+                    f.kind.value,
+                    f.expires_at.isoformat() if f.expires_at else "",
+                    f.reason or "",
+                )
+            console.print(flags)
+
+        # Limitation dates
+        lim = Table(
+            "account 账户",
+            "ref",
+            "limitation date 时效届满",
+            "time-barred 已过时效",
+            "set by 依据",
+            "why 说明",
+            title=f"limitation 诉讼时效 (as of {as_of})",
+        )
+        accounts = session.scalars(
+            select(Account).where(Account.case_id == case_id).order_by(Account.id)
+        ).all()
+        results = (
+            service.limitations(
+                session, scope=service.AccountScope(account_ids=tuple(a.id for a in accounts)), as_of=as_of
+            )
+            if accounts
+            else {}
+        )
+        for a in accounts:
+            res = results.get(a.id)
+            if res is None:
+                lim.add_row(str(a.id), a.external_ref, "-", "-", "-", "rule pack has no limitation rule")
+                continue
+            set_by = f"{res.set_by.kind.value} {res.set_by.on} {res.set_by.ref or ''}" if res.set_by else ""
+            lim.add_row(
+                str(a.id),
+                escape(a.external_ref),
+                str(res.limitation_on or "-"),
+                "[red]yes 是[/red]" if res.time_barred else "no 否",
+                escape(set_by),
+                escape(f"{res.explanation.zh}\n{res.explanation.en}"),
+            )
+            for event, why in res.ignored:
+                lim.add_row("", "", "", "", escape(f"ignored {event.kind.value} {event.on}"), escape(why.en))
+        console.print(lim)
+
+        # The record
+        record = contacts.list_attempts(session, case_id=case_id)
+        rec = Table(
+            "#",
+            "id",
+            "started 开始",
+            "channel",
+            "dir",
+            "cp",
+            "outcome 结果",
+            "gate 检查",
+            "corrects",
+            title=f"contact record 催收记录 (last {last} of {len(record)})",
+        )
+        for row in record[-last:]:
+            gate_txt = "[green]allowed[/green]" if row.allowed else f"[red]blocked {row.rule_ids}[/red]"
+            rec.add_row(
+                str(row.seq),
+                str(row.id),
+                clock.to_local(row.started_at, zone).strftime("%Y-%m-%d %H:%M"),
+                row.channel,
+                row.direction,
+                str(row.contact_point_id or ""),
+                row.outcome,
+                gate_txt,
+                str(row.corrects_id or ""),
+            )
+        console.print(rec)
+        report = contacts.verify_chain(session, case_id=case_id)
+        if report.ok:
+            console.print(f"[green]hash chain intact 哈希链完整[/green] ({report.attempts} attempts)")
+        else:
+            for b in report.broken:
+                console.print(f"[red]hash chain broken 哈希链断裂[/red] {escape(b.zh)} / {escape(b.en)}")
+
+
+@app.command("limitations")
+def limitations_refresh(
+    portfolio: Annotated[str, typer.Argument(help="Portfolio name")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date (YYYY-MM-DD; default today)")] = None,
+) -> None:
+    """Recompute and store limitation dates of a portfolio; flag time-barred accounts (daily run step)."""
+    _friendly(_limitations)(portfolio, as_of)
+
+
+def _limitations(portfolio_name: str, as_of_text: str | None) -> None:
+    from arrears import clock
+    from arrears.cli import _engine, console
+    from arrears.compliance import service
+    from arrears.db import session_scope
+    from arrears.portfolios import service as portfolios
+
+    with session_scope(_engine()) as session:
+        p = portfolios.get_portfolio(session, name=portfolio_name)
+        as_of = clock.parse_as_of(as_of_text, p.timezone)
+        result = service.refresh_limitations(session, portfolio_id=p.id, as_of=as_of)
+        console.print(
+            f"{escape(p.name)} as of {as_of}: {result.accounts} accounts, {result.time_barred} time-barred "
+            f"已过时效, {len(result.newly_time_barred)} newly time-barred 新增"
+        )
+
+
+@audit_app.command("verify")
+def verify(
+    case: Annotated[int | None, typer.Option("--case", help="Only this case")] = None,
+) -> None:
+    """Verify every case's contact-record hash chain; report the first broken link. Exit 1 if broken."""
+    _friendly(_verify)(case)
+
+
+def _verify(case: int | None) -> None:
+    from arrears.cli import _engine, console, err_console
+    from arrears.contacts import service as contacts
+    from arrears.db import session_scope
+
+    with session_scope(_engine()) as session:
+        report = contacts.verify_chain(session, case_id=case)
+    if report.ok:
+        console.print(
+            f"[green]ok 完整[/green]: {report.cases} cases, {report.attempts} contact attempts; every hash chain holds"
+        )
+        return
+    for b in report.broken:
+        err_console.print(
+            f"[red]BROKEN 断裂[/red] case {b.case_id} attempt #{b.seq} (id {b.attempt_id}) {escape(f'[{b.problem}]')}: "
+            f"{escape(b.en)} / {escape(b.zh)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"{len(report.broken)} of {report.cases} cases have a broken chain ({report.attempts} attempts checked)"
+    )
+    raise typer.Exit(1)

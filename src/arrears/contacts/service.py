@@ -1,0 +1,319 @@
+"""The contact record of a case: every attempt, allowed or blocked, append-only and hash-chained.
+
+`record_attempt` passes an outbound attempt through the one compliance gate
+(`arrears.compliance.service.check_contact`) and stores it whatever the answer, with the decision: a
+blocked attempt is stored with outcome ``blocked`` and its rule ids (RULEBOOK "One gate"). Rows are never
+updated: `correct_attempt` appends a new row that references the one it corrects. Appends to a case are
+serialised by locking the case row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite has one writer).
+Services flush and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from arrears.clock import as_utc
+from arrears.compliance import service as compliance_service
+from arrears.compliance.rules import decide
+from arrears.compliance.schemas import ConsentScope, Decision, Direction, Outcome, Purpose, TemplateKind
+from arrears.contacts.chain import CHAINED_FIELDS, GENESIS, ChainReport, attempt_hash, verify_rows
+from arrears.enums import Channel
+from arrears.errors import Conflict, NotFound, ValidationFailed
+from arrears.models import (
+    Case,
+    ChannelOptOut,
+    ContactAttempt,
+    ContactConsent,
+    Debtor,
+    InconvenientTime,
+)
+
+# Fields a correction may change; the gate's decision, the time and the channel are facts of the attempt.
+CORRECTABLE = frozenset(
+    {
+        "outcome",
+        "ended_at",
+        "notes",
+        "visit_place",
+        "visit_staff",
+        "id_shown",
+        "recording_ref",
+        "delivered_at",
+        "evidence_ref",
+        "account_ids",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAttempt:
+    """A stored attempt and the gate's decision (None for inbound contacts and corrections)."""
+
+    attempt: ContactAttempt
+    decision: Decision | None
+
+    @property
+    def blocked(self) -> bool:
+        """True when the gate refused the attempt (it is stored, with outcome ``blocked``)."""
+        return not self.attempt.allowed
+
+
+def _lock_case(session: Session, case_id: int) -> None:
+    found = session.execute(select(Case.id).where(Case.id == case_id).with_for_update()).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
+
+
+def _append(session: Session, fields: dict[str, Any]) -> ContactAttempt:
+    """Append one attempt to its case's chain (the case row must already be locked)."""
+    last = session.execute(
+        select(ContactAttempt.seq, ContactAttempt.hash)
+        .where(ContactAttempt.case_id == fields["case_id"])
+        .order_by(ContactAttempt.seq.desc())
+        .limit(1)
+    ).one_or_none()
+    fields["seq"] = (last[0] + 1) if last else 1
+    fields["prev_hash"] = last[1] if last else GENESIS
+    fields["account_ids"] = sorted(set(fields["account_ids"]))
+    for name in ("started_at", "ended_at", "delivered_at"):
+        if fields.get(name) is not None:
+            fields[name] = as_utc(fields[name])
+    fields["hash"] = attempt_hash(fields)
+    row = ContactAttempt(**fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_attempt(
+    session: Session,
+    *,
+    case_id: int,
+    contact_point_id: int | None,
+    channel: Channel,
+    started_at: datetime,
+    outcome: Outcome,
+    collector: str,
+    direction: Direction = Direction.OUTBOUND,
+    account_ids: Iterable[int] = (),
+    purpose: Purpose = Purpose.DEBT_COLLECTION,
+    agent_id: int | None = None,
+    ended_at: datetime | None = None,
+    notes: str | None = None,
+    text: str | None = None,
+    visit_place: str | None = None,
+    visit_staff: str | None = None,
+    id_shown: bool | None = None,
+    recording_ref: str | None = None,
+    delivered_at: datetime | None = None,
+    evidence_ref: str | None = None,
+    template_kind: TemplateKind | None = None,
+    locale: str | None = None,
+) -> RecordedAttempt:
+    """Record a contact attempt; an outbound one passes the compliance gate at ``started_at`` first.
+
+    A blocked attempt is stored too, with outcome ``blocked``, ``allowed`` false and the blocking rule
+    ids; the caller decides how to answer (the API answers 409 with the decision). ``account_ids`` empty
+    means every account of the case.
+    """
+    channel, outcome, direction, purpose = (
+        Channel(channel),
+        Outcome(outcome),
+        Direction(direction),
+        Purpose(purpose),
+    )
+    if outcome == Outcome.BLOCKED:
+        raise ValidationFailed(
+            "结果 blocked 只能由合规检查给出 / the outcome 'blocked' is set by the compliance gate only",
+            code="bad_outcome",
+        )
+    started_at = as_utc(started_at)
+    if ended_at is not None and as_utc(ended_at) < started_at:
+        raise ValidationFailed("ended_at is before started_at / 结束时间早于开始时间", code="bad_times")
+    _lock_case(session, case_id)
+    inputs = compliance_service.gate_inputs(
+        session,
+        case_id=case_id,
+        contact_point_id=contact_point_id,
+        channel=channel,
+        at=started_at,
+        collector=collector,
+        account_ids=account_ids,
+        purpose=purpose,
+        text=text,
+        direction=direction,
+        agent_id=agent_id,
+        template_kind=template_kind,
+        locale=locale,
+    )
+    decision: Decision | None = None
+    allowed = True
+    if direction == Direction.OUTBOUND:
+        decision = decide(inputs.attempt, inputs.history, inputs.context, inputs.pack)
+        allowed = decision.allowed
+    row = _append(
+        session,
+        {
+            "case_id": case_id,
+            "contact_point_id": contact_point_id,
+            "channel": channel.value,
+            "direction": direction.value,
+            "purpose": purpose.value,
+            "collector": collector,
+            "agent_id": agent_id,
+            "account_ids": sorted(inputs.attempt.account_ids),
+            "started_at": started_at,
+            "ended_at": ended_at if allowed else None,
+            "outcome": outcome.value if allowed else Outcome.BLOCKED.value,
+            "notes": notes,
+            "message_text": text,
+            "visit_place": visit_place,
+            "visit_staff": visit_staff,
+            "id_shown": id_shown,
+            "recording_ref": recording_ref if allowed else None,
+            "delivered_at": delivered_at if allowed else None,
+            "evidence_ref": evidence_ref if allowed else None,
+            "allowed": allowed,
+            "rule_ids": ",".join(decision.rule_ids) if decision else "",
+            "decision": decision.to_dict() if decision else None,
+            "corrects_id": None,
+        },
+    )
+    return RecordedAttempt(row, decision)
+
+
+def correct_attempt(session: Session, *, attempt_id: int, changes: Mapping[str, Any]) -> ContactAttempt:
+    """Append a correction of an attempt: a new row with ``changes`` applied, referencing the old one.
+
+    Only the latest version of an attempt can be corrected, only `CORRECTABLE` fields change, and a
+    blocked attempt stays blocked (it never happened).
+    """
+    original = session.get(ContactAttempt, attempt_id)
+    if original is None:
+        raise NotFound(
+            f"催收记录不存在：{attempt_id} / contact attempt {attempt_id} not found", code="attempt_not_found"
+        )
+    unknown = sorted(set(changes) - CORRECTABLE)
+    if unknown:
+        raise ValidationFailed(
+            f"不能更正这些字段：{unknown} / these fields cannot be corrected: {unknown}",
+            code="not_correctable",
+        )
+    _lock_case(session, original.case_id)
+    newer = session.scalar(select(ContactAttempt.id).where(ContactAttempt.corrects_id == attempt_id).limit(1))
+    if newer is not None:
+        raise Conflict(
+            f"记录 {attempt_id} 已被 {newer} 更正，请更正最新版本 / attempt {attempt_id} was already corrected "
+            f"by {newer}; correct the latest version",
+            code="already_corrected",
+        )
+    fields = {name: getattr(original, name) for name in CHAINED_FIELDS if name not in ("seq", "prev_hash")}
+    fields.update(changes)
+    if "outcome" in changes:
+        outcome = Outcome(changes["outcome"])
+        if (outcome == Outcome.BLOCKED) != (not original.allowed):
+            raise ValidationFailed(
+                "被合规检查拦截的记录保持 blocked / a blocked attempt stays blocked, and only it",
+                code="bad_outcome",
+            )
+        fields["outcome"] = outcome.value
+    if "account_ids" in changes:
+        fields["account_ids"] = [int(a) for a in changes["account_ids"]]
+    fields["corrects_id"] = original.id
+    return _append(session, fields)
+
+
+def record_delivery(
+    session: Session, *, attempt_id: int, delivered_at: datetime, evidence_ref: str
+) -> ContactAttempt:
+    """CN-25: a message or letter reached the debtor; the evidence is appended as a correction."""
+    return correct_attempt(
+        session,
+        attempt_id=attempt_id,
+        changes={"delivered_at": delivered_at, "evidence_ref": evidence_ref, "outcome": Outcome.DELIVERED},
+    )
+
+
+def list_attempts(session: Session, *, case_id: int) -> list[ContactAttempt]:
+    """The case's contact record in chain order (corrections included, each after what it corrects)."""
+    return list(
+        session.scalars(
+            select(ContactAttempt).where(ContactAttempt.case_id == case_id).order_by(ContactAttempt.seq)
+        )
+    )
+
+
+def verify_chain(session: Session, *, case_id: int | None = None, batch: int = 10_000) -> ChainReport:
+    """Recompute every case's hash chain (or one case's) and report the first broken link of each."""
+    columns = [getattr(ContactAttempt, name) for name in CHAINED_FIELDS]
+    stmt = select(ContactAttempt.id, ContactAttempt.hash, *columns).order_by(
+        ContactAttempt.case_id, ContactAttempt.seq
+    )
+    if case_id is not None:
+        stmt = stmt.where(ContactAttempt.case_id == case_id)
+    result = session.execute(stmt.execution_options(yield_per=batch))
+    return verify_rows(row._mapping for row in result)
+
+
+# --- what the debtor asked for ---------------------------------------------------------------------
+
+
+def _debtor(session: Session, debtor_id: int) -> None:
+    if session.get(Debtor, debtor_id) is None:
+        raise NotFound(f"债务人不存在：{debtor_id} / debtor {debtor_id} not found", code="debtor_not_found")
+
+
+def add_consent(
+    session: Session,
+    *,
+    debtor_id: int,
+    scope: ConsentScope,
+    granted_at: datetime,
+    contact_point_id: int | None = None,
+    account_ids: Iterable[int] | None = None,
+    expires_at: datetime | None = None,
+    source_attempt_id: int | None = None,
+) -> ContactConsent:
+    """Record a consent of the debtor (CN-1 / CN-2 / US-1 / US-4)."""
+    _debtor(session, debtor_id)
+    row = ContactConsent(
+        debtor_id=debtor_id,
+        contact_point_id=contact_point_id,
+        scope=scope.value,
+        account_ids=sorted(account_ids) if account_ids is not None else None,
+        granted_at=as_utc(granted_at),
+        expires_at=as_utc(expires_at) if expires_at else None,
+        source_attempt_id=source_attempt_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_inconvenient_time(
+    session: Session, *, debtor_id: int, starts: time, ends: time, weekdays: Iterable[int] = ()
+) -> InconvenientTime:
+    """Record a time the debtor named as inconvenient (US-1), in the debtor's local time."""
+    _debtor(session, debtor_id)
+    days = sorted(set(weekdays))
+    if any(d < 0 or d > 6 for d in days):
+        raise ValidationFailed("weekdays are 0 (Monday) .. 6 (Sunday)", code="bad_weekday")
+    row = InconvenientTime(debtor_id=debtor_id, starts=starts, ends=ends, weekdays=",".join(map(str, days)))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def opt_out_channel(session: Session, *, debtor_id: int, channel: Channel, at: datetime) -> ChannelOptOut:
+    """Record that the debtor opted out of a whole channel (US-13; shared guarantee ALL-2)."""
+    _debtor(session, debtor_id)
+    row = ChannelOptOut(debtor_id=debtor_id, channel=channel.value, opted_out_at=as_utc(at))
+    session.add(row)
+    session.flush()
+    return row
