@@ -2,6 +2,23 @@
 
 from arrears.models.account import Account, AccountFlag, Case, Instalment
 from arrears.models.base import Base, Timestamped, UTCDateTime
+from arrears.models.casework import (
+    Agency,
+    Approval,
+    Arrangement,
+    ArrangementAccount,
+    ArrangementInstalment,
+    ArrangementWaiver,
+    Dispute,
+    Document,
+    HoldEvent,
+    LegalCase,
+    LegalCaseAccount,
+    LegalCost,
+    LegalMilestone,
+    Placement,
+    Promise,
+)
 from arrears.models.intake import ImportBatch, ImportChange
 from arrears.models.party import ContactPoint, Creditor, Debtor, Portfolio
 from arrears.models.user import AppUser
@@ -9,16 +26,31 @@ from arrears.models.user import AppUser
 __all__ = [
     "Account",
     "AccountFlag",
+    "Agency",
     "AppUser",
+    "Approval",
+    "Arrangement",
+    "ArrangementAccount",
+    "ArrangementInstalment",
+    "ArrangementWaiver",
     "Base",
     "Case",
     "ContactPoint",
     "Creditor",
     "Debtor",
+    "Dispute",
+    "Document",
+    "HoldEvent",
     "ImportBatch",
     "ImportChange",
     "Instalment",
+    "LegalCase",
+    "LegalCaseAccount",
+    "LegalCost",
+    "LegalMilestone",
+    "Placement",
     "Portfolio",
+    "Promise",
     "Timestamped",
     "UTCDateTime",
 ]
