@@ -77,6 +77,13 @@ def _payments(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(pl.col(name).cast(dtype) for name, dtype in PAYMENT_SCHEMA.items())
 
 
+def _expire_loaded(session: Session, *models: type) -> None:
+    """Bulk UPDATEs by primary key bypass the identity map: reload those rows on next access."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, models):
+            session.expire(obj)
+
+
 def _account(session: Session, account_id: int) -> Account:
     account = session.get(Account, account_id)
     if account is None:
@@ -198,7 +205,7 @@ def refresh_promises(
         for r in result.iter_rows(named=True)
     ]
     session.execute(update(Promise), updates)
-    session.flush()
+    _expire_loaded(session, Promise)
     counts = result.group_by("status").len()
     return RefreshResult(len(updates), {s: int(n) for s, n in counts.iter_rows()})
 
@@ -627,7 +634,7 @@ def refresh_arrangements(
             .where(Case.id == case_id, Case.needs_renegotiation_since.is_(None))
             .values(needs_renegotiation_since=breach_on)
         )
-    session.flush()
+    _expire_loaded(session, Arrangement, ArrangementInstalment)
     return PlanRefresh(len(rows), tuple(sorted(breached)), tuple(sorted(completed)))
 
 
