@@ -384,13 +384,6 @@ class GeneratedLetter:
     pdf: bytes
 
 
-_REASON = {"zh_CN": "未按合同约定按期还款", "en": "has not been repaid as agreed"}
-_PAYMENT = {
-    "zh_CN": "请通过委托人官方渠道或对公账户还款，切勿向个人账户转账",
-    "en": "pay through the client's official channels only, never to a personal account",
-}
-
-
 def lawyer_letter(
     session: Session,
     *,
@@ -440,14 +433,13 @@ def lawyer_letter(
         "account_reference": "、".join(a.external_ref for a in accounts)
         if loc == "zh_CN"
         else ", ".join(a.external_ref for a in accounts),
-        "reason": _REASON[loc],
         "letter_date": letters.format_letter_date(letter_date, loc),
         "balance": format_minor(sum(a.balance_minor for a in accounts), currency, loc),
         "amount_due": format_minor(sum(a.overdue_amount_minor for a in accounts), currency, loc),
         "due_date": letters.format_letter_date(due_on, loc),
         "overdue_days": str(max(0, (letter_date - due_on).days)),
         "response_deadline": letters.format_letter_date(response_on, loc),
-        "payment_instructions": _PAYMENT[loc],
+        **_letter_settings()["texts"][loc],
     }
     reference = f"LC-{legal.id}"
     letter = letters.letter_from_template(
