@@ -266,5 +266,9 @@ def serve_cmd(
     uvicorn.run("arrears.api.app:create_app", factory=True, host=host, port=port, log_level="info")
 
 
+from arrears.arrangements.cli import register as _register_casework  # noqa: E402
+
+_register_casework(app)  # hold, promise, plan, legal, placement
+
 if __name__ == "__main__":  # pragma: no cover
     app()
