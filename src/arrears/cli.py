@@ -271,6 +271,9 @@ from arrears.compliance.cli import audit_app  # noqa: E402
 
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(audit_app, name="audit")
+from arrears.arrangements.cli import register as _register_casework  # noqa: E402
+
+_register_casework(app)  # hold, promise, plan, legal, placement
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     port: int = 8000
     import_chunk_rows: int = 100_000
     echo_sql: bool = False
+    document_dir: str = "documents"  # stored evidence, letters and court papers
 
 
 @lru_cache(maxsize=1)

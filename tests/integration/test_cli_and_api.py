@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+import arrears
 from arrears import db
 from arrears.api.app import create_app
 from arrears.models import Account, Debtor
@@ -21,6 +22,8 @@ ARREARS = [sys.executable, "-m", "arrears.cli"]
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ARREARS_DATABASE_URL": f"sqlite:///{cwd / 'cli.db'}", "COLUMNS": "200"}
+    # run the package under test even when PYTHONPATH is relative (the subprocess starts in cwd)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(arrears.__file__).parents[1]), env.get("PYTHONPATH", "")])
     return subprocess.run([*ARREARS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 

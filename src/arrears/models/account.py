@@ -22,6 +22,8 @@ class Case(Timestamped, Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
     stage: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
+    # A plan on the case was breached on this day and nobody has re-negotiated yet (the daily run reads it).
+    needs_renegotiation_since: Mapped[date | None] = mapped_column(Date)
 
     accounts: Mapped[list[Account]] = relationship(back_populates="case")
 
@@ -63,6 +65,7 @@ class Account(Timestamped, Base):
     overdue_amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     is_secured: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    validation_notice_sent_on: Mapped[date | None] = mapped_column(Date)  # US-7
 
     case: Mapped[Case] = relationship(back_populates="accounts")
     instalments: Mapped[list[Instalment]] = relationship(back_populates="account", order_by="Instalment.seq")
@@ -106,6 +109,7 @@ class AccountFlag(Timestamped, Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
     kind: Mapped[str] = mapped_column(String(24))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(32), default="import")
     expires_on: Mapped[date | None] = mapped_column(Date)
