@@ -2,9 +2,9 @@
 the lawyer's letter as a PDF sent in the law firm's name.
 
 Referral is refused for time-barred accounts (CN-22 / US-8) and for accounts with a dispute, bankruptcy or
-deceased hold (`milestones.can_refer`). The limitation module does not yet store a time-barred mark on
-accounts, so callers pass the time-barred account ids they know of (``time_barred_account_ids``); none by
-default.
+deceased hold (`milestones.can_refer`). Whether an account is time-barred is computed live from the contact
+record and due dates by the compliance module at the referral date; callers may name more time-barred
+accounts (``time_barred_account_ids``), for example from evidence the system does not hold.
 
 Costs are recorded here as amounts with a ``posted`` flag; the ledger posts them as ``costs`` later.
 """
@@ -33,6 +33,7 @@ from arrears.channels.templates import (
     validate_parts,
 )
 from arrears.compliance import lint_text, load_pack
+from arrears.compliance import service as compliance_service
 from arrears.compliance.schemas import TemplateKind as LintKind
 from arrears.enums import Channel, FlagKind
 from arrears.errors import ComplianceBlocked, ConfigurationError, Conflict, NotFound, ValidationFailed
@@ -98,6 +99,10 @@ def referral_check(
     held = holds_service.held_account_ids(session, as_of=as_of, account_ids=[a.id for a in accounts])
     portfolio = session.get(Portfolio, accounts[0].portfolio_id)
     assert portfolio is not None
+    live = compliance_service.limitations(
+        session, scope=compliance_service.AccountScope(account_ids=tuple(a.id for a in accounts)), as_of=as_of
+    )
+    time_barred_account_ids = set(time_barred_account_ids) | {i for i, r in live.items() if r.time_barred}
     states = [
         AccountLegalState(
             account_ref=a.external_ref,

@@ -55,6 +55,19 @@ def test_referral_is_refused_for_a_disputed_or_time_barred_account(session: Sess
     assert "时效" in barred.value.details["reasons"][0]["message_zh"]
 
 
+def test_referral_is_refused_when_the_record_shows_the_debt_is_time_barred(
+    session: Session, book: Book
+) -> None:
+    # Due in 2021 with no demand, promise or payment since: the 3-year period ended in 2024 (CN-20, CN-22).
+    account = book.account("3")
+    account.due_date = date(2021, 3, 1)
+    account.last_due_date = None
+    session.flush()
+    with pytest.raises(ComplianceBlocked) as barred:
+        refer(session, book, ["3"])
+    assert barred.value.details["rule_ids"] == ["CN-22"]
+
+
 def test_referral_needs_a_supervisor_then_moves_through_milestones_with_costs(
     session: Session, book: Book, tmp_path: Path
 ) -> None:
