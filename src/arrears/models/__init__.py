@@ -3,6 +3,7 @@
 from arrears.models.account import Account, AccountFlag, Case, Instalment
 from arrears.models.base import Base, Timestamped, UTCDateTime
 from arrears.models.intake import ImportBatch, ImportChange
+from arrears.models.ledger import LedgerSetting, Payment, Posting
 from arrears.models.party import ContactPoint, Creditor, Debtor, Portfolio
 from arrears.models.user import AppUser
 
@@ -18,7 +19,10 @@ __all__ = [
     "ImportBatch",
     "ImportChange",
     "Instalment",
+    "LedgerSetting",
+    "Payment",
     "Portfolio",
+    "Posting",
     "Timestamped",
     "UTCDateTime",
 ]
