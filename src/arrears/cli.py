@@ -266,5 +266,10 @@ def serve_cmd(
     uvicorn.run("arrears.api.app:create_app", factory=True, host=host, port=port, log_level="info")
 
 
+from arrears.ledger.cli import register as _register_ledger  # noqa: E402
+
+_register_ledger(app, import_app)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -28,18 +28,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.enums import AccountStatus, Component, FlagKind
+from arrears.enums import Component, FlagKind
 from arrears.errors import Conflict, NotFound, ValidationFailed
 from arrears.ledger import bulk
 from arrears.ledger import postings as core
 from arrears.ledger.accrual import (
-    AccountTerms,
     AccrualBase,
-    AccrualState,
     DayCount,
     RateBasis,
     Rounding,
-    accrue,
 )
 from arrears.ledger.accrual_frame import accrue_frame
 from arrears.ledger.allocation import AccountBalance, AllocationPolicy, allocate, load_policy
@@ -838,11 +835,13 @@ _ACCRUAL_SCHEMA: dict[str, pl.DataType] = {
     "principal_minor": pl.Int64(),
     "overdue_amount_minor": pl.Int64(),
     "due_date": pl.Date(),
+    "ledger_opened_on": pl.Date(),
     "accrued_through_date": pl.Date(),
     "interest_carry_sub": pl.Int64(),
     "penalty_carry_sub": pl.Int64(),
     "charged_minor": pl.Int64(),
 }
+_STATE_COLUMNS = ("accrued_through_date", "interest_carry_sub", "penalty_carry_sub", "charged_minor")
 
 
 def _stop_flags(session: Session, portfolio_id: int, zone: str) -> pl.DataFrame:
@@ -871,20 +870,26 @@ def _stop_flags(session: Session, portfolio_id: int, zone: str) -> pl.DataFrame:
     )
 
 
-def accrual_frame_input(session: Session, cfg: LedgerConfig, as_of: date) -> pl.DataFrame:
-    """The portfolio's accounts as the input frame of `accrue_frame` (module docstring there)."""
+def accrual_frame_input(session: Session, cfg: LedgerConfig) -> pl.DataFrame:
+    """The portfolio's opened accounts as the input frame of `accrue_frame` (see its module docstring).
+
+    An account never accrued counts as accrued through its opening day: the imported balances already hold
+    the interest up to the import. Accounts without a contract date cannot accrue and are left out.
+    ``overdue_principal_minor`` is filled per day by `_on_day`.
+    """
     cols = ", ".join("id" if c == "account_id" else c for c in _ACCRUAL_SCHEMA)
     raw = bulk.read_frame(
         session,
-        f"SELECT {cols} FROM account WHERE portfolio_id = {int(cfg.portfolio_id)}",
+        f"SELECT {cols} FROM account WHERE portfolio_id = {int(cfg.portfolio_id)}"
+        " AND ledger_opened_on IS NOT NULL AND origination_date IS NOT NULL",
         _ACCRUAL_SCHEMA,
     )
     flags = _stop_flags(session, cfg.portfolio_id, cfg.timezone)
-    instalment = pl.col("product").is_in(list(INSTALMENT_PRODUCTS))
-    overdue = pl.col("due_date") < pl.lit(as_of)
+    flagged_first = pl.col("flag_stop_date").is_not_null() & (
+        pl.col("accrual_stop_date").is_null() | (pl.col("flag_stop_date") < pl.col("accrual_stop_date"))
+    )
     return (
-        raw.filter(pl.col("origination_date").is_not_null())
-        .join(flags, on="account_id", how="left")
+        raw.join(flags, on="account_id", how="left")
         .with_columns(
             original_principal_minor=pl.coalesce("original_principal_minor", "principal_minor"),
             interest_rate_annual_ppm=pl.col("interest_rate_annual_ppm").fill_null(0),
@@ -893,213 +898,136 @@ def accrual_frame_input(session: Session, cfg: LedgerConfig, as_of: date) -> pl.
             interest_base=pl.lit(cfg.interest_base.value),
             penalty_base=pl.lit(cfg.penalty_base.value),
             licensed_lender=pl.lit(cfg.licensed_lender),
-            accrual_stop_reason=pl.when(
-                pl.col("flag_stop_date").is_not_null()
-                & (
-                    pl.col("accrual_stop_date").is_null()
-                    | (pl.col("flag_stop_date") < pl.col("accrual_stop_date"))
-                )
-            )
+            accrual_stop_reason=pl.when(flagged_first)
             .then(pl.col("flag_stop_reason"))
             .otherwise(pl.col("accrual_stop_reason")),
             accrual_stop_date=pl.min_horizontal("accrual_stop_date", "flag_stop_date"),
-            overdue_principal_minor=pl.when(overdue)
-            .then(
-                pl.when(instalment)
-                .then(pl.min_horizontal("principal_minor", "overdue_amount_minor"))
-                .otherwise(pl.col("principal_minor"))
-            )
-            .otherwise(0),
+            accrued_through_date=pl.coalesce("accrued_through_date", "ledger_opened_on"),
         )
-        .drop("flag_stop_date", "flag_stop_reason", "overdue_amount_minor", "due_date")
+        .drop("flag_stop_date", "flag_stop_reason", "ledger_opened_on")
     )
 
 
-def _catch_up(cfg: LedgerConfig, rows: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Accounts behind by more than a day: the scalar `accrue` over the missing days (rare, per row)."""
-    out: list[dict[str, Any]] = []
-    for r in rows.iter_rows(named=True):
-        terms = AccountTerms(
-            account_id=r["account_id"],
-            origination_date=r["origination_date"],
-            original_principal_minor=r["original_principal_minor"],
-            interest_rate_annual_ppm=r["interest_rate_annual_ppm"],
-            penalty_rate_annual_ppm=r["penalty_rate_annual_ppm"],
-            product=r["product"],
-            rate_basis=cfg.rate_basis,
-            interest_base=cfg.interest_base,
-            penalty_base=cfg.penalty_base,
-            licensed_lender=cfg.licensed_lender,
-            status=AccountStatus(r["status"]),
-            accrual_stop_date=r["accrual_stop_date"],
-            accrual_stop_reason=r["accrual_stop_reason"],
+def _on_day(frame: pl.DataFrame, day: date) -> pl.DataFrame:
+    """Penalty base for ``day``: the principal once overdue (for instalment products the overdue part)."""
+    instalment = pl.col("product").is_in(list(INSTALMENT_PRODUCTS))
+    return frame.with_columns(
+        overdue_principal_minor=pl.when(pl.col("due_date") < pl.lit(day))
+        .then(
+            pl.when(instalment)
+            .then(pl.min_horizontal("principal_minor", "overdue_amount_minor"))
+            .otherwise(pl.col("principal_minor"))
         )
-        state = AccrualState(
-            principal_minor=r["principal_minor"],
-            overdue_principal_minor=r["overdue_principal_minor"],
-            accrued_through_date=r["accrued_through_date"],
-            interest_carry_sub=r["interest_carry_sub"],
-            penalty_carry_sub=r["penalty_carry_sub"],
-            charged_minor=r["charged_minor"],
-        )
-        start = r["accrued_through_date"] + timedelta(days=1)
-        res = accrue(terms, state, start, as_of, cfg.lpr, cfg.caps, cfg.day_count, cfg.rounding)
-        for p in res.postings:
-            out.append(
-                {
-                    "account_id": p.account_id,
-                    "component": p.component.value if p.component else None,
-                    "amount_minor": p.amount_minor,
-                    "effective_date": p.effective_date,
-                    "rule_id": p.rule_id,
-                    "_state": None,
-                }
-            )
-        out.append(
-            {
-                "account_id": terms.account_id,
-                "component": None,
-                "amount_minor": 0,
-                "effective_date": as_of,
-                "rule_id": None,
-                "_state": (
-                    res.state.interest_carry_sub,
-                    res.state.penalty_carry_sub,
-                    res.state.charged_minor,
-                ),
-            }
-        )
-    return (
-        pl.DataFrame(
-            out,
-            schema={
-                "account_id": pl.Int64,
-                "component": pl.String,
-                "amount_minor": pl.Int64,
-                "effective_date": pl.Date,
-                "rule_id": pl.String,
-                "_state": pl.List(pl.Int64),
-            },
-        )
-        if out
-        else pl.DataFrame()
+        .otherwise(0)
     )
 
 
 def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> AccrualRun:
     """Accrue interest and penalty interest of every account of a portfolio up to ``as_of`` (the daily run).
 
-    Set-based: the accounts are read as one frame, `accrue_frame` computes the day for all of them (accounts
-    more than a day behind are caught up by the scalar `accrue`), accrual postings are bulk-inserted and the
-    cached balances and accrual state updated in one statement. Caps (CN-30 for private lending, the
-    product cap for licensed lenders) cut what would exceed them; settled, written-off, closed and flagged
-    accounts accrue nothing. Running it again for the same ``as_of`` changes nothing.
+    Set-based: the accounts are read as one frame and `accrue_frame` computes a day for all of them at once;
+    accounts behind by several days (the first run after an import, a missed run) are brought up day by day
+    the same way. Accrual postings are bulk-inserted and the cached balances and accrual state updated in
+    one statement. Caps (CN-30 for private lending, the product cap for licensed lenders) cut what would
+    exceed them; settled, written-off, closed and flagged accounts accrue nothing. Running it again for the
+    same ``as_of`` changes nothing.
     """
     cfg = ledger_config(session, portfolio_id=portfolio_id)
     _lock_portfolio(session, portfolio_id)
     ensure_opening_postings(session, portfolio_id=portfolio_id)
-    frame = accrual_frame_input(session, cfg, as_of)
+    frame = accrual_frame_input(session, cfg)
     run = AccrualRun(portfolio_id=portfolio_id, as_of=as_of, accounts=frame.height)
-    if frame.height == 0:
+    behind = frame.filter(pl.col("accrued_through_date") < as_of)
+    run.already_done_accounts = frame.height - behind.height
+    run.caught_up_accounts = behind.filter(pl.col("accrued_through_date") < as_of - timedelta(days=1)).height
+    run.stopped_accounts = frame.filter(
+        pl.col("status").is_in(["settled", "written_off", "closed"])
+        | (pl.col("accrual_stop_date").is_not_null() & (pl.col("accrual_stop_date") <= as_of))
+    ).height
+    if behind.height == 0:
         return run
-    result = accrue_frame(
-        frame, as_of, lpr_table=cfg.lpr, caps=cfg.caps, day_count=cfg.day_count, rounding=cfg.rounding
-    )
-    through = frame["accrued_through_date"]
-    run.already_done_accounts = int((through.is_not_null() & (through >= as_of)).sum())
-    done = result.filter(~pl.col("needs_catch_up") & pl.col("accrued_through_date").eq(as_of)).join(
-        frame.select("account_id", old_through="accrued_through_date"), on="account_id"
-    )
-    done = done.filter(pl.col("old_through").is_null() | (pl.col("old_through") < as_of))
-    date_col = pl.lit(as_of, dtype=pl.Date)
-    new_postings = [
-        done.filter(pl.col(f"{c}_accrued_minor") > 0).select(
-            portfolio_id=pl.lit(portfolio_id, dtype=pl.Int64),
-            account_id="account_id",
-            component=pl.lit(c),
-            amount_minor=pl.col(f"{c}_accrued_minor"),
-            kind=pl.lit(core.PostingKind.ACCRUAL.value),
-            effective_date=date_col,
-            rule_id=pl.col(f"{c}_rule_id"),
-        )
-        for c in ("interest", "penalty")
-    ]
-    state = done.select(
-        "account_id",
-        "accrued_through_date",
-        "interest_carry_sub",
-        "penalty_carry_sub",
-        "charged_minor",
-        di="interest_accrued_minor",
-        dp="penalty_accrued_minor",
-    )
-    behind = frame.join(
-        result.filter(pl.col("needs_catch_up")).select("account_id"), on="account_id", how="semi"
-    )
-    if behind.height:
-        caught = _catch_up(cfg, behind, as_of)
-        run.caught_up_accounts = behind.height
-        accruals = caught.filter(pl.col("_state").is_null())
-        new_postings.append(
-            accruals.select(
-                portfolio_id=pl.lit(portfolio_id, dtype=pl.Int64),
-                account_id="account_id",
-                component="component",
-                amount_minor="amount_minor",
-                kind=pl.lit(core.PostingKind.ACCRUAL.value),
-                effective_date="effective_date",
-                rule_id="rule_id",
+    first_through = behind["accrued_through_date"].min()
+    assert isinstance(first_through, date)
+    day = first_through + timedelta(days=1)
+    state = behind
+    parts: list[pl.DataFrame] = []
+    updates: list[pl.DataFrame] = []
+    while day <= as_of and state.height:
+        todo = state.filter(pl.col("accrued_through_date") == day - timedelta(days=1))
+        if todo.height:
+            out = accrue_frame(
+                _on_day(todo, day),
+                day,
+                lpr_table=cfg.lpr,
+                caps=cfg.caps,
+                day_count=cfg.day_count,
+                rounding=cfg.rounding,
             )
-        )
-        sums = accruals.group_by("account_id").agg(
-            di=pl.col("amount_minor").filter(pl.col("component") == "interest").sum(),
-            dp=pl.col("amount_minor").filter(pl.col("component") == "penalty").sum(),
-        )
-        caught_state = (
-            caught.filter(pl.col("_state").is_not_null())
-            .select(
-                "account_id",
-                accrued_through_date=date_col,
-                interest_carry_sub=pl.col("_state").list.get(0),
-                penalty_carry_sub=pl.col("_state").list.get(1),
-                charged_minor=pl.col("_state").list.get(2),
+            for c in ("interest", "penalty"):
+                parts.append(
+                    out.filter(pl.col(f"{c}_accrued_minor") > 0).select(
+                        portfolio_id=pl.lit(portfolio_id, dtype=pl.Int64),
+                        account_id="account_id",
+                        component=pl.lit(c),
+                        amount_minor=pl.col(f"{c}_accrued_minor"),
+                        kind=pl.lit(core.PostingKind.ACCRUAL.value),
+                        effective_date=pl.lit(day, dtype=pl.Date),
+                        rule_id=pl.col(f"{c}_rule_id"),
+                    )
+                )
+            new_state = out.select("account_id", *_STATE_COLUMNS)
+            rest = state.join(new_state, on="account_id", how="anti")
+            advanced = todo.drop(*_STATE_COLUMNS).join(new_state, on="account_id")
+            state = pl.concat([rest, advanced.select(rest.columns)])
+            updates.append(new_state)
+        day += timedelta(days=1)
+    postings_frame = pl.concat(parts).sort("account_id", "effective_date") if parts else pl.DataFrame()
+    final = (
+        pl.concat(updates).group_by("account_id").agg(pl.all().sort_by("accrued_through_date").last())
+        if updates
+        else pl.DataFrame()
+    )
+    if postings_frame.height:
+        bulk.insert_frame(session, "posting", postings_frame)
+    if final.height:
+        sums = (
+            postings_frame.group_by("account_id").agg(
+                di=pl.col("amount_minor").filter(pl.col("component") == "interest").sum(),
+                dp=pl.col("amount_minor").filter(pl.col("component") == "penalty").sum(),
             )
-            .join(sums, on="account_id", how="left")
-            .with_columns(pl.col("di").fill_null(0), pl.col("dp").fill_null(0))
+            if postings_frame.height
+            else pl.DataFrame(schema={"account_id": pl.Int64, "di": pl.Int64, "dp": pl.Int64})
         )
-        state = pl.concat([state, caught_state.select(state.columns)])
-    postings_frame = pl.concat(new_postings).sort("account_id", "effective_date")
-    bulk.insert_frame(session, "posting", postings_frame)
-    schema = {
-        "account_id": pl.Int64(),
-        "accrued_through_date": pl.Date(),
-        "interest_carry_sub": pl.Int64(),
-        "penalty_carry_sub": pl.Int64(),
-        "charged_minor": pl.Int64(),
-        "di": pl.Int64(),
-        "dp": pl.Int64(),
-    }
-    if state.height:
-        bulk.temp_table(session, "ledger_tmp_accrual", schema, state)
+        final = final.join(sums, on="account_id", how="left").with_columns(
+            pl.col("di").fill_null(0), pl.col("dp").fill_null(0)
+        )
+        schema = {
+            "account_id": pl.Int64(),
+            "accrued_through_date": pl.Date(),
+            "interest_carry_sub": pl.Int64(),
+            "penalty_carry_sub": pl.Int64(),
+            "charged_minor": pl.Int64(),
+            "di": pl.Int64(),
+            "dp": pl.Int64(),
+        }
+        bulk.temp_table(session, "ledger_tmp_accrual", schema, final)
         session.execute(
             text(
-                "UPDATE account SET interest_minor = interest_minor + t.di, penalty_minor = penalty_minor + t.dp,"
-                " accrued_through_date = t.accrued_through_date, interest_carry_sub = t.interest_carry_sub,"
-                " penalty_carry_sub = t.penalty_carry_sub, charged_minor = t.charged_minor"
-                " FROM ledger_tmp_accrual t WHERE account.id = t.account_id"
+                "UPDATE account SET interest_minor = interest_minor + t.di,"
+                " penalty_minor = penalty_minor + t.dp, accrued_through_date = t.accrued_through_date,"
+                " interest_carry_sub = t.interest_carry_sub, penalty_carry_sub = t.penalty_carry_sub,"
+                " charged_minor = t.charged_minor FROM ledger_tmp_accrual t WHERE account.id = t.account_id"
             )
         )
         bulk.drop_temp(session, "ledger_tmp_accrual")
-    run.postings = postings_frame.height
-    run.accrued_accounts = postings_frame["account_id"].n_unique()
-    run.interest_minor = int(postings_frame.filter(pl.col("component") == "interest")["amount_minor"].sum())
-    run.penalty_minor = int(postings_frame.filter(pl.col("component") == "penalty")["amount_minor"].sum())
-    run.capped_accounts = postings_frame.filter(pl.col("rule_id").is_not_null())["account_id"].n_unique()
-    stopped = frame.filter(
-        pl.col("status").is_in(["settled", "written_off", "closed"])
-        | (pl.col("accrual_stop_date").is_not_null() & (pl.col("accrual_stop_date") <= as_of))
-    )
-    run.stopped_accounts = stopped.height
+    if postings_frame.height:
+        run.postings = postings_frame.height
+        run.accrued_accounts = postings_frame["account_id"].n_unique()
+        run.interest_minor = int(
+            postings_frame.filter(pl.col("component") == "interest")["amount_minor"].sum()
+        )
+        run.penalty_minor = int(postings_frame.filter(pl.col("component") == "penalty")["amount_minor"].sum())
+        run.capped_accounts = postings_frame.filter(pl.col("rule_id").is_not_null())["account_id"].n_unique()
     session.expire_all()
     return run
 

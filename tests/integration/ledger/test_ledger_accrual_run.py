@@ -14,6 +14,7 @@ from arrears.ledger.caps import cap_amount, load_caps, load_lpr_table
 from arrears.models import AccountFlag, Posting
 
 DAY = date(2025, 3, 1)
+IMPORTED = datetime(2025, 2, 28, 2, 0, tzinfo=UTC)  # the day before DAY, in Shanghai
 
 
 def _accruals(session: Session, account_id: int) -> list[Posting]:
@@ -29,7 +30,9 @@ def _accruals(session: Session, account_id: int) -> list[Posting]:
 def test_interest_and_penalty_interest_accrue_day_by_day_and_a_rerun_adds_nothing(session: Session) -> None:
     p = b.portfolio(session)
     d, c = b.debtor(session, p)
-    a = b.account(session, p, d, c, principal=1_000_000, rate_ppm=182_500, penalty_ppm=91_250)
+    a = b.account(
+        session, p, d, c, principal=1_000_000, rate_ppm=182_500, penalty_ppm=91_250, imported_at=IMPORTED
+    )
     for i in range(3):
         run = service.accrue_portfolio(session, portfolio_id=p.id, as_of=DAY + timedelta(days=i))
         assert run.accrued_accounts == 1
@@ -55,7 +58,9 @@ def test_interest_and_penalty_interest_accrue_day_by_day_and_a_rerun_adds_nothin
 def test_a_missed_day_is_caught_up_with_the_same_amounts_as_the_scalar_accrual(session: Session) -> None:
     p = b.portfolio(session)
     d, c = b.debtor(session, p)
-    a = b.account(session, p, d, c, principal=333_333, rate_ppm=123_457, penalty_ppm=77_777)
+    a = b.account(
+        session, p, d, c, principal=333_333, rate_ppm=123_457, penalty_ppm=77_777, imported_at=IMPORTED
+    )
     service.accrue_portfolio(session, portfolio_id=p.id, as_of=DAY)
     service.accrue_portfolio(session, portfolio_id=p.id, as_of=DAY + timedelta(days=10))
     got = sum(x.amount_minor for x in _accruals(session, a.id))
@@ -99,6 +104,7 @@ def test_cn30_private_lending_stops_at_four_times_the_lpr_at_the_contract_date(s
         rate_ppm=240_000,
         penalty_ppm=120_000,
         origination_date=origination,
+        imported_at=datetime(2025, 1, 1, 2, 0, tzinfo=UTC),
     )
     for i in range(5):
         service.accrue_portfolio(session, portfolio_id=p.id, as_of=first_day + timedelta(days=i))
@@ -114,30 +120,33 @@ def test_cn30_private_lending_stops_at_four_times_the_lpr_at_the_contract_date(s
 def test_a_licensed_lender_is_held_to_the_product_cap_not_cn30(session: Session) -> None:
     p = b.portfolio(session, licensed_lender=True)
     d, c = b.debtor(session, p)
+    origination, day = date(2024, 1, 1), date(2024, 10, 1)
+    imported = cap_amount(1_000_000, 240_000, origination, day - timedelta(days=1)) - 300
     a = b.account(
         session,
         p,
         d,
         c,
         principal=1_000_000,
-        interest=160_000,
-        rate_ppm=365_000,
-        origination_date=date(2024, 1, 1),
+        interest=imported,
+        rate_ppm=365_000,  # 1,000 a day, above the 24% product cap
+        origination_date=origination,
+        imported_at=datetime(2024, 9, 30, 2, 0, tzinfo=UTC),
     )
-    service.accrue_portfolio(session, portfolio_id=p.id, as_of=date(2024, 10, 1))
+    service.accrue_portfolio(session, portfolio_id=p.id, as_of=day)
     session.refresh(a)
-    room = cap_amount(1_000_000, 240_000, date(2024, 1, 1), date(2024, 10, 1)) - 160_000
-    assert a.interest_minor - 160_000 == min(1_000, room)
-    assert {x.rule_id for x in _accruals(session, a.id)} <= {None, "product_cap"}
+    assert a.interest_minor == cap_amount(1_000_000, 240_000, origination, day)
+    assert a.interest_minor - imported < 1_000
+    assert {x.rule_id for x in _accruals(session, a.id)} == {"product_cap"}
 
 
 def test_settled_written_off_and_flagged_accounts_accrue_nothing(session: Session) -> None:
     p = b.portfolio(session)
     d, c = b.debtor(session, p)
-    live = b.account(session, p, d, c, principal=100_000, rate_ppm=200_000)
-    off = b.account(session, p, d, c, principal=100_000, rate_ppm=200_000)
+    live = b.account(session, p, d, c, principal=100_000, rate_ppm=200_000, imported_at=IMPORTED)
+    off = b.account(session, p, d, c, principal=100_000, rate_ppm=200_000, imported_at=IMPORTED)
     off.status = "written_off"
-    flagged = b.account(session, p, d, c, principal=100_000, rate_ppm=200_000)
+    flagged = b.account(session, p, d, c, principal=100_000, rate_ppm=200_000, imported_at=IMPORTED)
     session.add(
         AccountFlag(
             account_id=flagged.id,
@@ -159,7 +168,16 @@ def test_day_count_and_rounding_follow_the_portfolio_settings(session: Session) 
     p = b.portfolio(session)
     service.configure_ledger(session, portfolio_id=p.id, day_count="ACT/360", rounding="down")
     d, c = b.debtor(session, p)
-    a = b.account(session, p, d, c, principal=100_000, rate_ppm=100_000, due_date=date(2025, 12, 1))
+    a = b.account(
+        session,
+        p,
+        d,
+        c,
+        principal=100_000,
+        rate_ppm=100_000,
+        due_date=date(2025, 12, 1),
+        imported_at=IMPORTED,
+    )
     service.accrue_portfolio(session, portfolio_id=p.id, as_of=DAY)
     # 100,000 x 10% / 360 = 27.78 -> 27 rounded down (the remainder is carried, not lost)
     [x] = _accruals(session, a.id)
