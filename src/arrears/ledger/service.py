@@ -14,6 +14,7 @@ import, made once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -74,6 +75,16 @@ class LedgerConfig:
     caps: CapTable
 
 
+@functools.cache
+def _tables() -> tuple[LprTable, CapTable]:
+    return load_lpr_table(), load_caps()
+
+
+@functools.cache
+def _policy(name: str | None) -> AllocationPolicy:
+    return load_policy(name)
+
+
 def _portfolio(session: Session, portfolio_id: int) -> Portfolio:
     portfolio = session.get(Portfolio, portfolio_id)
     if portfolio is None:
@@ -94,12 +105,12 @@ def ledger_config(session: Session, *, portfolio_id: int) -> LedgerConfig:
             licensed_lender=bool(creditor.licensed_lender) if creditor else True,
             day_count=DayCount(row.day_count if row else DayCount.ACT_365),
             rounding=Rounding(row.rounding if row else Rounding.HALF_UP),
-            policy=load_policy(row.allocation_policy if row else None),
+            policy=_policy(row.allocation_policy if row else None),
             rate_basis=RateBasis(row.rate_basis if row else RateBasis.FIXED),
             interest_base=AccrualBase(row.interest_base if row else AccrualBase.PRINCIPAL),
             penalty_base=AccrualBase(row.penalty_base if row else AccrualBase.OVERDUE_PRINCIPAL),
-            lpr=load_lpr_table(),
-            caps=load_caps(),
+            lpr=_tables()[0],
+            caps=_tables()[1],
         )
     except ValueError as exc:
         raise ValidationFailed(f"bad ledger setting: {exc}", code="bad_ledger_setting") from exc
@@ -497,8 +508,14 @@ def _apply_deltas(session: Session, posting_rows: pl.DataFrame) -> None:
             for c in COMPONENTS
         ],
         pl.col("amount_minor").filter(pl.col("component").is_null()).sum().alias("credit"),
+        pl.col("amount_minor").filter(pl.col("component").is_not_null()).sum().alias("owed"),
     )
-    schema = {"account_id": pl.Int64(), **{c.value: pl.Int64() for c in COMPONENTS}, "credit": pl.Int64()}
+    schema = {
+        "account_id": pl.Int64(),
+        **{c.value: pl.Int64() for c in COMPONENTS},
+        "credit": pl.Int64(),
+        "owed": pl.Int64(),
+    }
     bulk.temp_table(session, "ledger_tmp_delta", schema, deltas)
     sets = ", ".join(f"{COLUMN[c]} = {COLUMN[c]} + d.{c.value}" for c in COMPONENTS)
     session.execute(
@@ -508,12 +525,16 @@ def _apply_deltas(session: Session, posting_rows: pl.DataFrame) -> None:
         )
     )
     total = " + ".join(COLUMN[c] for c in COMPONENTS)
-    touched = "id IN (SELECT account_id FROM ledger_tmp_delta)"
+    # settled when a payment took the debt to zero; active again when a reversal brings debt back
+    paid = "id IN (SELECT account_id FROM ledger_tmp_delta WHERE owed < 0)"
+    owing_again = "id IN (SELECT account_id FROM ledger_tmp_delta WHERE owed > 0)"
     session.execute(
-        text(f"UPDATE account SET status = 'settled' WHERE {touched} AND status = 'active' AND {total} = 0")
+        text(f"UPDATE account SET status = 'settled' WHERE {paid} AND status = 'active' AND {total} = 0")
     )
     session.execute(
-        text(f"UPDATE account SET status = 'active' WHERE {touched} AND status = 'settled' AND {total} > 0")
+        text(
+            f"UPDATE account SET status = 'active' WHERE {owing_again} AND status = 'settled' AND {total} > 0"
+        )
     )
     bulk.drop_temp(session, "ledger_tmp_delta")
 
