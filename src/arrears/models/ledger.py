@@ -86,12 +86,16 @@ class Posting(Timestamped, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
+    # The shard key, copied from the account (no foreign key: the account's own one implies it, and a
+    # per-row check on every bulk insert of postings is the ledger's largest write cost).
+    portfolio_id: Mapped[int] = mapped_column(BigInteger)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
     component: Mapped[str | None] = mapped_column(String(16))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     effective_date: Mapped[date] = mapped_column(Date)
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payment.id"))
-    reverses_posting_id: Mapped[int | None] = mapped_column(ForeignKey("posting.id"), unique=True)
+    # Unique: nothing is reversed twice. The target's existence and mirror amount are checked by the
+    # service (`postings.check_ledger`) before the reversal is written.
+    reverses_posting_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     rule_id: Mapped[str | None] = mapped_column(String(80))

@@ -1,4 +1,4 @@
-"""ledger
+"""ledger: postings, payments, ledger settings; ledger state on account
 
 Revision ID: 20261122_ledger
 Revises: 20261122_core
@@ -100,14 +100,14 @@ def upgrade() -> None:
     op.create_table(
         "posting",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("portfolio_id", sa.Integer(), nullable=False),
+        sa.Column("portfolio_id", sa.BigInteger(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("component", sa.String(length=16), nullable=True),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("effective_date", sa.Date(), nullable=False),
         sa.Column("payment_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("reverses_posting_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("reverses_posting_id", sa.BigInteger(), nullable=True),
         sa.Column("rule_id", sa.String(length=80), nullable=True),
         sa.Column(
             "created_at",
@@ -123,12 +123,6 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["account_id"], ["account.id"], name=op.f("fk_posting_account_id_account")),
         sa.ForeignKeyConstraint(["payment_id"], ["payment.id"], name=op.f("fk_posting_payment_id_payment")),
-        sa.ForeignKeyConstraint(
-            ["portfolio_id"], ["portfolio.id"], name=op.f("fk_posting_portfolio_id_portfolio")
-        ),
-        sa.ForeignKeyConstraint(
-            ["reverses_posting_id"], ["posting.id"], name=op.f("fk_posting_reverses_posting_id_posting")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posting")),
         sa.UniqueConstraint("reverses_posting_id", name=op.f("uq_posting_reverses_posting_id")),
     )
