@@ -20,7 +20,15 @@ ARREARS = [sys.executable, "-m", "arrears.cli"]
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ARREARS_DATABASE_URL": f"sqlite:///{cwd / 'cli.db'}", "COLUMNS": "200"}
+    import arrears
+
+    env = {
+        **os.environ,
+        "ARREARS_DATABASE_URL": f"sqlite:///{cwd / 'cli.db'}",
+        "COLUMNS": "200",
+        # the package under test, wherever the command runs from
+        "PYTHONPATH": str(Path(arrears.__file__).resolve().parents[1]),
+    }
     return subprocess.run([*ARREARS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -49,10 +49,13 @@ class Payment(Timestamped, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
-    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtor.id"))
+    # References without database foreign keys: payments and postings are written a million at a time,
+    # and a per-row key check costs several times the insert itself. The service resolves every reference
+    # before writing, in the same transaction.
+    portfolio_id: Mapped[int] = mapped_column(Integer)
+    debtor_id: Mapped[int] = mapped_column(Integer)
     # The account the payer named (借据号), if any: the debtor's designation under CN-27.
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    account_id: Mapped[int | None] = mapped_column(Integer)
     reference: Mapped[str] = mapped_column(String(100))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -66,7 +69,7 @@ class Payment(Timestamped, Base):
     allocated_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     credit_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     collector: Mapped[str | None] = mapped_column(String(64))
-    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    import_batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
     reversed_on: Mapped[date | None] = mapped_column(Date)
     reversed_at: Mapped[datetime | None] = mapped_column()
     reversal_reason: Mapped[str | None] = mapped_column(Text)
@@ -86,15 +89,15 @@ class Posting(Timestamped, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # The shard key, copied from the account (no foreign key: the account's own one implies it, and a
-    # per-row check on every bulk insert of postings is the ledger's largest write cost).
-    portfolio_id: Mapped[int] = mapped_column(BigInteger)
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    # No database foreign keys (see `Payment`): the service writes postings only for accounts and payments
+    # it has just read, and `verify_balances` reconciles them. ``portfolio_id`` is the shard key.
+    portfolio_id: Mapped[int] = mapped_column(Integer)
+    account_id: Mapped[int] = mapped_column(Integer)
     component: Mapped[str | None] = mapped_column(String(16))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     effective_date: Mapped[date] = mapped_column(Date)
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payment.id"))
+    payment_id: Mapped[int | None] = mapped_column(BigInteger)
     # Unique: nothing is reversed twice. The target's existence and mirror amount are checked by the
     # service (`postings.check_ledger`) before the reversal is written.
     reverses_posting_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
