@@ -135,11 +135,12 @@ def next_ids(session: Session, table: str, count: int) -> list[int]:
     if count == 0:
         return []
     if is_postgres(session):
-        rows = session.execute(
-            text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
-            {"n": count},
-        ).scalars()
-        return sorted(int(v) for v in rows)
+        ids = read_frame(
+            session,
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, {int(count)})",
+            {"id": pl.Int64()},
+        )
+        return ids["id"].sort().to_list()
     start = int(session.execute(text(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')).scalar_one()) + 1
     return list(range(start, start + count))
 

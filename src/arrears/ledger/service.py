@@ -40,7 +40,14 @@ from arrears.ledger.accrual import (
     Rounding,
 )
 from arrears.ledger.accrual_frame import accrue_frame
-from arrears.ledger.allocation import AccountBalance, AllocationPolicy, allocate, load_policy
+from arrears.ledger.allocation import (
+    OVERPAYMENT_RULE,
+    AccountBalance,
+    AllocationPolicy,
+    allocate,
+    load_policy,
+)
+from arrears.ledger.allocation_frame import allocate_single_accounts
 from arrears.ledger.caps import CapTable, LprTable, load_caps, load_lpr_table
 from arrears.ledger.schemas import AccrualRun, BalanceMismatch, PaymentOut, SplitOut
 from arrears.models import Account, AccountFlag, Creditor, LedgerSetting, Payment, Portfolio, Posting
@@ -315,6 +322,85 @@ def _accounts_of(session: Session, portfolio_id: int, debtor_ids: list[int]) -> 
     return pl.concat(parts) if parts else pl.DataFrame(schema=_ACCOUNT_SCHEMA)
 
 
+_POSTING_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "component": pl.String(),
+    "amount_minor": pl.Int64(),
+    "kind": pl.String(),
+    "effective_date": pl.Date(),
+    "payment_id": pl.Int64(),
+    "rule_id": pl.String(),
+}
+
+
+def _allocate_in_order(
+    rest: pl.DataFrame, accounts: pl.DataFrame, policy: AllocationPolicy
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Payments allocated one by one with `allocate`, each against the balances the previous ones left."""
+    debtors = rest["debtor_id"].unique().implode()
+    mine = accounts.filter(pl.col("debtor_id").is_in(debtors)).sort("id")
+    balances: dict[int, list[int]] = {}
+    terms: dict[int, tuple[Any, ...]] = {}
+    by_debtor: dict[int, list[int]] = defaultdict(list)
+    comp_cols = [COLUMN[c] for c in COMPONENTS]
+    for r in mine.iter_rows(named=True):
+        balances[r["id"]] = [r[c] for c in comp_cols]
+        terms[r["id"]] = (
+            r["due_date"],
+            bool(r["is_secured"]),
+            r["interest_rate_annual_ppm"] or 0,
+            r["penalty_rate_annual_ppm"] or 0,
+            r["currency"],
+        )
+        by_debtor[r["debtor_id"]].append(r["id"])
+    comp_index = {c: i for i, c in enumerate(COMPONENTS)}
+    cols: dict[str, list[Any]] = {k: [] for k in _POSTING_SCHEMA}
+    out: dict[str, list[int]] = {"payment_id": [], "allocated_minor": [], "credit_minor": []}
+
+    def add(
+        account: int, component: str | None, amount: int, kind: str, day: date, pid: int, rule: str
+    ) -> None:
+        for key, value in zip(
+            _POSTING_SCHEMA, (account, component, amount, kind, day, pid, rule), strict=True
+        ):
+            cols[key].append(value)
+
+    rows = rest.select("payment_id", "amount_minor", "received_on", "debtor_id", "account_id", "designation")
+    for payment_id, amount, received_on, debtor_id, account_id, designation in rows.iter_rows():
+        view = [
+            AccountBalance(a, dict(zip(COMPONENTS, balances[a], strict=True)), *terms[a])
+            for a in by_debtor[debtor_id]
+        ]
+        wanted = [int(x) for x in designation.split(",")] if designation else []
+        if account_id is not None and account_id not in wanted:
+            wanted.insert(0, account_id)
+        result = allocate(amount, view, policy, wanted or None, as_of=received_on)
+        for s in result.splits:
+            balances[s.account_id][comp_index[s.component]] -= s.amount_minor
+            add(
+                s.account_id,
+                s.component.value,
+                -s.amount_minor,
+                "payment",
+                received_on,
+                payment_id,
+                s.rule_id,
+            )
+        if result.credit_minor:
+            target = account_id if account_id is not None else result.credit_account_id
+            assert target is not None
+            add(target, None, -result.credit_minor, "credit", received_on, payment_id, OVERPAYMENT_RULE)
+        out["payment_id"].append(payment_id)
+        out["allocated_minor"].append(result.allocated_minor)
+        out["credit_minor"].append(result.credit_minor)
+    return (
+        pl.DataFrame(cols, schema=_POSTING_SCHEMA),
+        pl.DataFrame(
+            out, schema={"payment_id": pl.Int64, "allocated_minor": pl.Int64, "credit_minor": pl.Int64}
+        ),
+    )
+
+
 def apply_payments(
     session: Session,
     *,
@@ -359,82 +445,68 @@ def apply_payments(
     if problems:
         return AppliedPayments(pl.DataFrame(), sorted(problems, key=lambda p: p.row))
 
-    balances: dict[int, list[int]] = {}
-    terms: dict[int, tuple[Any, ...]] = {}
-    by_debtor: dict[int, list[int]] = defaultdict(list)
-    comp_cols = [COLUMN[c] for c in COMPONENTS]
-    for r in accounts.sort("id").iter_rows(named=True):
-        balances[r["id"]] = [r[c] for c in comp_cols]
-        terms[r["id"]] = (
-            r["due_date"],
-            bool(r["is_secured"]),
-            r["interest_rate_annual_ppm"] or 0,
-            r["penalty_rate_annual_ppm"] or 0,
-            r["currency"],
-        )
-        by_debtor[r["debtor_id"]].append(r["id"])
-
     n = payments.height
-    ids = bulk.next_ids(session, "payment", n)
-    comp_index = {c: i for i, c in enumerate(COMPONENTS)}
-    p_account: list[int] = []
-    p_component: list[str | None] = []
-    p_amount: list[int] = []
-    p_kind: list[str] = []
-    p_date: list[date] = []
-    p_payment: list[int] = []
-    p_rule: list[str | None] = []
-    allocated_col: list[int] = []
-    credit_col: list[int] = []
-    credit_delta: dict[int, int] = defaultdict(int)
+    payments = payments.with_columns(
+        pl.Series("payment_id", bulk.next_ids(session, "payment", n), dtype=pl.Int64)
+    )
     policy = cfg.policy
-    for payment_id, (amount, received_on, debtor_id, account_id, designation) in zip(
-        ids,
-        payments.select("amount_minor", "received_on", "debtor_id", "account_id", "designation").iter_rows(),
-        strict=True,
-    ):
-        accs = by_debtor[debtor_id]
-        view = [
-            AccountBalance(
-                a,
-                dict(zip(COMPONENTS, balances[a], strict=True)),
-                terms[a][0],
-                terms[a][1],
-                terms[a][2],
-                terms[a][3],
-                terms[a][4],
-            )
-            for a in accs
-        ]
-        wanted = [int(x) for x in designation.split(",")] if designation else []
-        if account_id is not None and account_id not in wanted:
-            wanted.insert(0, account_id)
-        result = allocate(amount, view, policy, wanted or None, as_of=received_on)
-        for s in result.splits:
-            balances[s.account_id][comp_index[s.component]] -= s.amount_minor
-            p_account.append(s.account_id)
-            p_component.append(s.component.value)
-            p_amount.append(-s.amount_minor)
-            p_kind.append(core.PostingKind.PAYMENT.value)
-            p_date.append(received_on)
-            p_payment.append(payment_id)
-            p_rule.append(s.rule_id)
-        if result.credit_minor:
-            target = account_id if account_id is not None else result.credit_account_id
-            assert target is not None
-            credit_delta[target] += result.credit_minor
-            p_account.append(target)
-            p_component.append(None)
-            p_amount.append(-result.credit_minor)
-            p_kind.append(core.PostingKind.CREDIT.value)
-            p_date.append(received_on)
-            p_payment.append(payment_id)
-            p_rule.append("overpayment")
-        allocated_col.append(result.allocated_minor)
-        credit_col.append(result.credit_minor)
+
+    # The common case, set-based: the debtor's only account, the debtor's only payment in the batch.
+    one_account = accounts.group_by("debtor_id").agg(
+        pl.len().alias("_n"), pl.col("id").first().alias("_only")
+    )
+    one_payment = payments.group_by("debtor_id").agg(pl.len().alias("_p"))
+    marked = payments.join(one_account, on="debtor_id", how="left").join(
+        one_payment, on="debtor_id", how="left"
+    )
+    is_simple = (
+        (pl.col("_n") == 1)
+        & (pl.col("_p") == 1)
+        & pl.col("designation").is_null()
+        & (pl.col("account_id").is_null() | (pl.col("account_id") == pl.col("_only")))
+    )
+    simple = marked.filter(is_simple).select(
+        "payment_id", "amount_minor", "received_on", account_id=pl.col("_only")
+    )
+    simple = simple.join(
+        accounts.select(pl.col("id").alias("account_id"), *[COLUMN[c] for c in COMPONENTS]), on="account_id"
+    )
+    splits, totals = allocate_single_accounts(simple, policy)
+    posting_parts = [
+        splits.select(
+            "account_id",
+            "component",
+            amount_minor=-pl.col("amount_minor"),
+            kind=pl.lit(core.PostingKind.PAYMENT.value),
+            effective_date="received_on",
+            payment_id="payment_id",
+            rule_id="rule_id",
+        ),
+        totals.filter(pl.col("credit_minor") > 0)
+        .join(simple.select("payment_id", "received_on"), on="payment_id")
+        .select(
+            "account_id",
+            component=pl.lit(None, dtype=pl.String),
+            amount_minor=-pl.col("credit_minor"),
+            kind=pl.lit(core.PostingKind.CREDIT.value),
+            effective_date="received_on",
+            payment_id="payment_id",
+            rule_id=pl.lit(OVERPAYMENT_RULE),
+        ),
+    ]
+    outcome = [totals.select("payment_id", "allocated_minor", "credit_minor")]
+
+    # Everything else in order, one payment at a time through the pure `allocate` (CN-27 and CN-28).
+    rest = marked.filter(~is_simple.fill_null(False))
+    if rest.height:
+        posting_parts_rest, outcome_rest = _allocate_in_order(rest, accounts, policy)
+        posting_parts.append(posting_parts_rest)
+        outcome.append(outcome_rest)
+    payments = payments.join(pl.concat(outcome), on="payment_id", how="left", maintain_order="left")
+    per_payment = payments.select("row", "payment_id", "allocated_minor", "credit_minor")
 
     payment_rows = payments.select(
-        pl.Series("id", ids, dtype=pl.Int64),
+        id=pl.col("payment_id"),
         portfolio_id=pl.lit(portfolio_id, dtype=pl.Int64),
         debtor_id=pl.col("debtor_id"),
         account_id=pl.col("account_id"),
@@ -448,8 +520,8 @@ def apply_payments(
         status=pl.lit("posted"),
         policy=pl.lit(policy.name),
         designation=pl.col("designation"),
-        allocated_minor=pl.Series(allocated_col, dtype=pl.Int64),
-        credit_minor=pl.Series(credit_col, dtype=pl.Int64),
+        allocated_minor=pl.col("allocated_minor"),
+        credit_minor=pl.col("credit_minor"),
         collector=pl.col("collector"),
         import_batch_id=pl.lit(import_batch_id, dtype=pl.Int64),
         created_at=pl.lit(now.isoformat()),
@@ -460,36 +532,14 @@ def apply_payments(
             created_at=pl.lit(_sqlite_ts(now)), updated_at=pl.lit(_sqlite_ts(now))
         )
     bulk.insert_frame(session, "payment", payment_rows)
-    posting_rows = pl.DataFrame(
-        {
-            "portfolio_id": [portfolio_id] * len(p_account),
-            "account_id": p_account,
-            "component": p_component,
-            "amount_minor": p_amount,
-            "kind": p_kind,
-            "effective_date": p_date,
-            "payment_id": p_payment,
-            "rule_id": p_rule,
-        },
-        schema={
-            "portfolio_id": pl.Int64,
-            "account_id": pl.Int64,
-            "component": pl.String,
-            "amount_minor": pl.Int64,
-            "kind": pl.String,
-            "effective_date": pl.Date,
-            "payment_id": pl.Int64,
-            "rule_id": pl.String,
-        },
+    posting_rows = (
+        pl.concat([part.cast(pl.Schema(_POSTING_SCHEMA)) for part in posting_parts])
+        .sort("payment_id", maintain_order=True)
+        .select(pl.lit(portfolio_id, dtype=pl.Int64).alias("portfolio_id"), *_POSTING_SCHEMA)
     )
     bulk.insert_frame(session, "posting", posting_rows)
     _apply_deltas(session, posting_rows)
-    results = payments.select(
-        "row",
-        pl.Series("payment_id", ids, dtype=pl.Int64),
-        pl.Series("allocated_minor", allocated_col, dtype=pl.Int64),
-        pl.Series("credit_minor", credit_col, dtype=pl.Int64),
-    )
+    results = per_payment.select("row", "payment_id", "allocated_minor", "credit_minor")
     session.expire_all()
     return AppliedPayments(results, [], posting_rows.height)
 
@@ -518,22 +568,16 @@ def _apply_deltas(session: Session, posting_rows: pl.DataFrame) -> None:
     }
     bulk.temp_table(session, "ledger_tmp_delta", schema, deltas)
     sets = ", ".join(f"{COLUMN[c]} = {COLUMN[c]} + d.{c.value}" for c in COMPONENTS)
+    total = " + ".join(COLUMN[c] for c in COMPONENTS)  # before the update: SET sees the old row
+    # settled when a payment takes the debt to zero; active again when a reversal brings debt back
+    status = (
+        f"CASE WHEN d.owed < 0 AND status = 'active' AND {total} + d.owed = 0 THEN 'settled'"
+        f" WHEN d.owed > 0 AND status = 'settled' AND {total} + d.owed > 0 THEN 'active' ELSE status END"
+    )
     session.execute(
         text(
-            f"UPDATE account SET {sets}, credit_minor = credit_minor - d.credit"
+            f"UPDATE account SET {sets}, credit_minor = credit_minor - d.credit, status = {status}"
             " FROM ledger_tmp_delta d WHERE account.id = d.account_id"
-        )
-    )
-    total = " + ".join(COLUMN[c] for c in COMPONENTS)
-    # settled when a payment took the debt to zero; active again when a reversal brings debt back
-    paid = "id IN (SELECT account_id FROM ledger_tmp_delta WHERE owed < 0)"
-    owing_again = "id IN (SELECT account_id FROM ledger_tmp_delta WHERE owed > 0)"
-    session.execute(
-        text(f"UPDATE account SET status = 'settled' WHERE {paid} AND status = 'active' AND {total} = 0")
-    )
-    session.execute(
-        text(
-            f"UPDATE account SET status = 'active' WHERE {owing_again} AND status = 'settled' AND {total} > 0"
         )
     )
     bulk.drop_temp(session, "ledger_tmp_delta")
