@@ -451,50 +451,72 @@ def apply_payments(
     )
     policy = cfg.policy
 
-    # The common case, set-based: the debtor's only account, the debtor's only payment in the batch.
+    # The common case, set-based: a debtor with one account here and no designation beyond it. A debtor's
+    # several payments go in rounds (the first of each debtor, then the second ...), each round against the
+    # balances the previous one left.
     one_account = accounts.group_by("debtor_id").agg(
         pl.len().alias("_n"), pl.col("id").first().alias("_only")
     )
-    one_payment = payments.group_by("debtor_id").agg(pl.len().alias("_p"))
-    marked = payments.join(one_account, on="debtor_id", how="left").join(
-        one_payment, on="debtor_id", how="left"
-    )
+    marked = payments.join(one_account, on="debtor_id", how="left", maintain_order="left")
     is_simple = (
         (pl.col("_n") == 1)
-        & (pl.col("_p") == 1)
         & pl.col("designation").is_null()
         & (pl.col("account_id").is_null() | (pl.col("account_id") == pl.col("_only")))
     )
     simple = marked.filter(is_simple).select(
-        "payment_id", "amount_minor", "received_on", account_id=pl.col("_only")
+        "payment_id",
+        "amount_minor",
+        "received_on",
+        account_id=pl.col("_only"),
+        _round=pl.int_range(pl.len()).over("debtor_id"),
     )
-    simple = simple.join(
-        accounts.select(pl.col("id").alias("account_id"), *[COLUMN[c] for c in COMPONENTS]), on="account_id"
+    comp_cols = [COLUMN[c] for c in COMPONENTS]
+    current = accounts.select(pl.col("id").alias("account_id"), *comp_cols).join(
+        simple.select("account_id").unique(), on="account_id", how="semi"
     )
-    splits, totals = allocate_single_accounts(simple, policy)
-    posting_parts = [
-        splits.select(
-            "account_id",
-            "component",
-            amount_minor=-pl.col("amount_minor"),
-            kind=pl.lit(core.PostingKind.PAYMENT.value),
-            effective_date="received_on",
-            payment_id="payment_id",
-            rule_id="rule_id",
-        ),
-        totals.filter(pl.col("credit_minor") > 0)
-        .join(simple.select("payment_id", "received_on"), on="payment_id")
-        .select(
-            "account_id",
-            component=pl.lit(None, dtype=pl.String),
-            amount_minor=-pl.col("credit_minor"),
-            kind=pl.lit(core.PostingKind.CREDIT.value),
-            effective_date="received_on",
-            payment_id="payment_id",
-            rule_id=pl.lit(OVERPAYMENT_RULE),
-        ),
-    ]
-    outcome = [totals.select("payment_id", "allocated_minor", "credit_minor")]
+    posting_parts: list[pl.DataFrame] = []
+    outcome: list[pl.DataFrame] = []
+    rounds = int(simple.select(pl.col("_round").max()).item()) + 1 if simple.height else 0
+    for r in range(rounds):
+        batch = simple.filter(pl.col("_round") == r).join(current, on="account_id")
+        splits, totals = allocate_single_accounts(batch, policy)
+        posting_parts.append(
+            splits.select(
+                "account_id",
+                "component",
+                amount_minor=-pl.col("amount_minor"),
+                kind=pl.lit(core.PostingKind.PAYMENT.value),
+                effective_date="received_on",
+                payment_id="payment_id",
+                rule_id="rule_id",
+            )
+        )
+        posting_parts.append(
+            totals.filter(pl.col("credit_minor") > 0)
+            .join(batch.select("payment_id", "received_on"), on="payment_id")
+            .select(
+                "account_id",
+                component=pl.lit(None, dtype=pl.String),
+                amount_minor=-pl.col("credit_minor"),
+                kind=pl.lit(core.PostingKind.CREDIT.value),
+                effective_date="received_on",
+                payment_id="payment_id",
+                rule_id=pl.lit(OVERPAYMENT_RULE),
+            )
+        )
+        outcome.append(totals.select("payment_id", "allocated_minor", "credit_minor"))
+        if r + 1 < rounds:
+            paid = splits.group_by("account_id").agg(
+                *[
+                    pl.col("amount_minor").filter(pl.col("component") == c.value).sum().alias(c.value)
+                    for c in COMPONENTS
+                ]
+            )
+            current = (
+                current.join(paid, on="account_id", how="left")
+                .with_columns(*[pl.col(COLUMN[c]) - pl.col(c.value).fill_null(0) for c in COMPONENTS])
+                .select(current.columns)
+            )
 
     # Everything else in order, one payment at a time through the pure `allocate` (CN-27 and CN-28).
     rest = marked.filter(~is_simple.fill_null(False))

@@ -126,3 +126,43 @@ def test_an_xlsx_core_system_file_and_a_dry_run(session: Session, tmp_path: Path
     assert a.principal_minor == 50_000 - 32_345
     again = import_payments(session, path=f, portfolio_id=p.id, now=NOW)
     assert again.status == "rejected" and set(again.errors["code"]) == {"reference_posted"}
+
+
+def test_several_payments_in_one_file_split_as_if_posted_one_by_one(session: Session, tmp_path: Path) -> None:
+    p = b.portfolio(session)
+    d1, c1 = b.debtor(session, p)
+    d2, c2 = b.debtor(session, p)
+    spec = dict(principal=10_000, interest=1_001, penalty=333, fees=50, costs=7)
+    in_file = b.account(session, p, d1, c1, ref="F", **spec)  # type: ignore[arg-type]
+    by_hand = b.account(session, p, d2, c2, ref="H", **spec)  # type: ignore[arg-type]
+    amounts = [5, 1_000, 377, 3_000, 9_999]
+    f = tmp_path / "bank.csv"
+    f.write_text(
+        "借据号,还款金额,还款日期,流水号\n"
+        + "".join(f"F,{a / 100:.2f},2025-06-0{i + 1},F{i}\n" for i, a in enumerate(amounts)),
+        encoding="utf-8",
+    )
+    assert import_payments(session, path=f, portfolio_id=p.id, now=NOW).status == "applied"
+    for i, a in enumerate(amounts):
+        service.post_payment(
+            session,
+            portfolio_id=p.id,
+            account_id=by_hand.id,
+            amount_minor=a,
+            received_on=datetime(2025, 6, i + 1).date(),
+            reference=f"H{i}",
+            now=NOW,
+        )
+
+    def splits(account_id: int) -> list[tuple[str | None, int, str | None]]:
+        rows = session.scalars(
+            select(Posting)
+            .where(Posting.account_id == account_id, Posting.payment_id.is_not(None))
+            .order_by(Posting.payment_id, Posting.id)
+        )
+        return [(r.component, r.amount_minor, r.rule_id) for r in rows]
+
+    assert splits(in_file.id) == splits(by_hand.id)
+    session.refresh(in_file)
+    session.refresh(by_hand)
+    assert (in_file.principal_minor, in_file.credit_minor) == (by_hand.principal_minor, by_hand.credit_minor)
