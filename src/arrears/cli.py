@@ -274,6 +274,10 @@ app.add_typer(audit_app, name="audit")
 from arrears.arrangements.cli import register as _register_casework  # noqa: E402
 
 _register_casework(app)  # hold, promise, plan, legal, placement
+from arrears.ledger.cli import register as _register_ledger  # noqa: E402
+
+_register_ledger(app, import_app)
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -27,6 +27,7 @@ from arrears.models.contact import (
     InconvenientTime,
 )
 from arrears.models.intake import ImportBatch, ImportChange
+from arrears.models.ledger import LedgerSetting, Payment, Posting
 from arrears.models.party import ContactPoint, Creditor, Debtor, Portfolio
 from arrears.models.user import AppUser
 
@@ -56,12 +57,15 @@ __all__ = [
     "ImportChange",
     "InconvenientTime",
     "Instalment",
+    "LedgerSetting",
     "LegalCase",
     "LegalCaseAccount",
     "LegalCost",
     "LegalMilestone",
+    "Payment",
     "Placement",
     "Portfolio",
+    "Posting",
     "Promise",
     "Timestamped",
     "UTCDateTime",

@@ -66,6 +66,15 @@ class Account(Timestamped, Base):
     is_secured: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="active")
     validation_notice_sent_on: Mapped[date | None] = mapped_column(Date)  # US-7
+    # Ledger state (arrears.ledger): opening postings made on, credit balance, accrual bookkeeping.
+    ledger_opened_on: Mapped[date | None] = mapped_column(Date)
+    credit_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    accrued_through_date: Mapped[date | None] = mapped_column(Date)
+    interest_carry_sub: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    penalty_carry_sub: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    charged_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    accrual_stop_date: Mapped[date | None] = mapped_column(Date)
+    accrual_stop_reason: Mapped[str | None] = mapped_column(String(32))
 
     case: Mapped[Case] = relationship(back_populates="accounts")
     instalments: Mapped[list[Instalment]] = relationship(back_populates="account", order_by="Instalment.seq")
