@@ -61,6 +61,12 @@ class ArrangementStatus:
 LIVE_STATUSES = (ArrangementStatus.PENDING_APPROVAL, ArrangementStatus.ACTIVE)
 
 
+def _ledger_payments(session: Session, *, portfolio_id: int, through: date) -> pl.DataFrame:
+    from arrears.ledger import service as ledger_service
+
+    return ledger_service.received_by_account(session, portfolio_id=portfolio_id, through=through)
+
+
 def empty_payments() -> pl.DataFrame:
     """A payments frame with no rows (the shape `refresh_promises` and friends take)."""
     return pl.DataFrame(schema=PAYMENT_SCHEMA)
@@ -157,14 +163,18 @@ def refresh_promises(
     *,
     portfolio_id: int,
     as_of: date,
-    payments: pl.DataFrame,
+    payments: pl.DataFrame | None = None,
     policy: ArrangementPolicy | None = None,
 ) -> RefreshResult:
     """Evaluate every pending promise of a portfolio on ``as_of`` against ``payments``, set-based.
 
     Kept, partly kept and broken are final; pending promises stay pending. Re-running for the same date
     changes nothing.
+
+    ``payments`` defaults to the money the ledger received per account through ``as_of``.
     """
+    if payments is None:
+        payments = _ledger_payments(session, portfolio_id=portfolio_id, through=as_of)
     policy = policy or load_policy()
     rows = session.execute(
         select(Promise.id, Promise.account_id, Promise.amount_minor, Promise.promised_on, Promise.made_on)
@@ -523,7 +533,7 @@ def refresh_arrangements(
     *,
     portfolio_id: int,
     as_of: date,
-    payments: pl.DataFrame,
+    payments: pl.DataFrame | None = None,
     policy: ArrangementPolicy | None = None,
 ) -> PlanRefresh:
     """Evaluate every active plan of a portfolio on ``as_of`` against ``payments``, set-based.
@@ -531,7 +541,11 @@ def refresh_arrangements(
     Payments on a plan's accounts from its agreement date count towards it. A breached plan is marked
     ``breached`` and its case gets ``needs_renegotiation_since`` (the breach date) so the daily run re-opens
     negotiation; a fully paid plan is ``completed``. Re-running for the same date changes nothing.
+
+    ``payments`` defaults to the money the ledger received per account through ``as_of``.
     """
+    if payments is None:
+        payments = _ledger_payments(session, portfolio_id=portfolio_id, through=as_of)
     policy = policy or load_policy()
     plan_rows = session.execute(
         select(Arrangement.id, Arrangement.case_id, Arrangement.agreed_on).where(

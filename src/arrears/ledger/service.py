@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -1127,3 +1127,29 @@ def accounts_by_id(session: Session, ids: Sequence[int]) -> dict[int, Account]:
         select(Account).where(Account.id.in_(bindparam("ids", expanding=True))), {"ids": list(ids)}
     )
     return {a.id: a for a in rows}
+
+
+def received_by_account(session: Session, *, portfolio_id: int, through: date) -> pl.DataFrame:
+    """Money received per account and day, net of reversed payments: ``account_id, received_on, amount_minor``.
+
+    The frame promises, plans and agency commissions are evaluated against. A payment split across a
+    debtor's accounts counts on each account for the part allocated to it; an overpayment counts on the
+    account that holds the credit.
+    """
+    rows = session.execute(
+        select(Posting.account_id, Posting.effective_date, func.sum(-Posting.amount_minor))
+        .join(Payment, Payment.id == Posting.payment_id)
+        .where(
+            Posting.portfolio_id == portfolio_id,
+            Payment.status == "posted",
+            Posting.kind.in_(("payment", "credit")),
+            Posting.amount_minor < 0,
+            Posting.effective_date <= through,
+        )
+        .group_by(Posting.account_id, Posting.effective_date)
+    ).all()
+    return pl.DataFrame(
+        [(int(a), d, int(m)) for a, d, m in rows],
+        schema={"account_id": pl.Int64, "received_on": pl.Date, "amount_minor": pl.Int64},
+        orient="row",
+    )

@@ -109,3 +109,48 @@ def test_promise_is_an_acknowledgment_on_the_day_it_was_made_cn26(session: Sessi
         AcknowledgmentKind.PROMISE_TO_PAY,
         "CN-26",
     )
+
+
+def test_promises_are_evaluated_against_the_ledgers_payments_net_of_reversals(
+    session: Session, book: Book
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from arrears import clock
+    from arrears.ledger import service as ledger
+
+    kept_account, bounced_account = book.account("4"), book.account("3")
+    start = clock.to_local(kept_account.created_at, book.portfolio.timezone).date()  # the opening day
+    now = datetime.now(UTC)
+    promises = {}
+    for acc in (kept_account, bounced_account):
+        promises[acc.id] = service.record_promise(
+            session,
+            account_id=acc.id,
+            amount_minor=50000,
+            promised_on=start + timedelta(days=2),
+            made_on=start,
+            channel="call",
+            taken_by_id=book.users["collector"].id,
+        )
+        paid = ledger.post_payment(
+            session,
+            portfolio_id=book.portfolio.id,
+            account_id=acc.id,
+            amount_minor=50000,
+            received_on=start + timedelta(days=1),
+            reference=f"{book.tag}-pay-{acc.id}",
+            now=now,
+        )
+        if acc is bounced_account:
+            ledger.reverse_payment(
+                session, payment_id=paid.id, reversed_on=start + timedelta(days=3), reason="bounced", now=now
+            )
+
+    result = service.refresh_promises(
+        session, portfolio_id=book.portfolio.id, as_of=start + timedelta(days=6)
+    )
+
+    assert promises[kept_account.id].status == "kept"
+    assert promises[bounced_account.id].status == "broken"
+    assert result.by_status == {"kept": 1, "broken": 1}
