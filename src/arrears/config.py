@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     port: int = 8000
     import_chunk_rows: int = 100_000
     echo_sql: bool = False
+    broker_url: str = "redis://127.0.0.1:6379/0"  # Celery broker and result backend (scale-out)
 
 
 @lru_cache(maxsize=1)
