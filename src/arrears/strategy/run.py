@@ -40,7 +40,7 @@ from datetime import date, datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -996,7 +996,7 @@ def _count_decided(
         f" WHERE s.portfolio_id = {int(settings.portfolio_id)} AND s.decided_on = '{as_of.isoformat()}'"
         + _partition_clause(partition, partitions)
     )
-    return int(session.connection().exec_driver_sql(sql).scalar() or 0)
+    return int(session.execute(text(sql)).scalar() or 0)
 
 
 # ---------------------------------------------------------------------------------------------- finish

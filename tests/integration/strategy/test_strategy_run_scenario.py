@@ -137,7 +137,9 @@ def test_ten_days_each_account_follows_the_default_strategy(session: Session, tm
         )
     ).one()
     assert call.kind == "call" and call.status == "open" and call.collector_id is not None
-    referral = session.scalars(select(WorkItem).where(WorkItem.action_key == "legal.referral")).one()
+    referral = session.scalars(
+        select(WorkItem).where(WorkItem.action_key == "legal.referral", WorkItem.account_id.in_(ids.values()))
+    ).one()
     assert referral.kind == "legal_referral" and referral.account_id == ids["legal"]
     # the held case is never allocated; the case carries its stage
     held_case = session.scalars(
