@@ -266,5 +266,9 @@ def serve_cmd(
     uvicorn.run("arrears.api.app:create_app", factory=True, host=host, port=port, log_level="info")
 
 
+from arrears.strategy.cli import register as _register_strategy  # noqa: E402
+
+_register_strategy(app)
+
 if __name__ == "__main__":  # pragma: no cover
     app()

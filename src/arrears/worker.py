@@ -58,7 +58,9 @@ def run_partition(run_id: int, partition: int, partitions: int) -> dict[str, Any
         if session.get_bind().dialect.name == "sqlite":
             # SQLite has one writer: take the write lock before reading, so a partition waits for another
             # one's commit instead of failing on a stale read snapshot.
-            session.execute(text("UPDATE strategy_run SET partitions = partitions WHERE id = :id"), {"id": run_id})
+            session.execute(
+                text("UPDATE strategy_run SET partitions = partitions WHERE id = :id"), {"id": run_id}
+            )
         run = session.get(StrategyRun, run_id)
         if run is None:
             raise NotFound(f"no run {run_id}", code="run_not_found")

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
 from arrears import __version__
-from arrears.api.v1 import read
+from arrears.api.v1 import read, runs
 from arrears.api.v1.schemas import Health
 from arrears.errors import ArrearsError
 
@@ -45,6 +45,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         return Health(status="ok", database=app.state.engine.dialect.name, version=__version__)
 
     app.include_router(read.router)
+    app.include_router(runs.router)
     return app
 
 
