@@ -137,6 +137,7 @@ def insert_frame(
             return
         temp = _temp_like(session, table, df.columns)
         _copy_in(session, temp, df)
+        session.connection().exec_driver_sql(f"ANALYZE {temp}")
         session.connection().exec_driver_sql(
             f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {temp}{on_conflict}'
         )
@@ -154,6 +155,7 @@ def update_frame(session: Session, table: str, df: pl.DataFrame, *, key: str) ->
     if dialect(session) == "postgresql":
         temp = _temp_like(session, table, df.columns)
         _copy_in(session, temp, df)
+        session.connection().exec_driver_sql(f"ANALYZE {temp}")
         sets = ", ".join(f'"{c}" = t."{c}"' for c in others)
         session.connection().exec_driver_sql(
             f'UPDATE "{table}" SET {sets} FROM {temp} t WHERE "{table}"."{key}" = t."{key}"'

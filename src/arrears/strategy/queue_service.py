@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from arrears import clock
@@ -264,19 +264,16 @@ def sync_work_items(
 ) -> int:
     """Give open calls and visits to their case's collector (none when the case has none); rows changed."""
     distinct = "IS DISTINCT FROM" if bulk.dialect(session) == "postgresql" else "IS NOT"
-    owner = '(SELECT c.assignee_id FROM "case" c WHERE c.id = work_item.case_id)'
     scope = ""
     if case_ids is not None:
         if not case_ids:
             return 0
-        scope = " AND case_id IN (" + ",".join(str(int(i)) for i in case_ids) + ")"
+        scope = " AND work_item.case_id IN (" + ",".join(str(int(i)) for i in case_ids) + ")"
     sql = (
-        f"UPDATE work_item SET collector_id = {owner}, updated_at = :now"
-        f" WHERE portfolio_id = :pid AND status = 'open' AND kind IN ('call', 'visit'){scope}"
-        f" AND collector_id {distinct} {owner}"
+        'UPDATE work_item SET collector_id = c.assignee_id, updated_at = :now FROM "case" c'
+        " WHERE c.id = work_item.case_id AND work_item.portfolio_id = :pid AND work_item.status = 'open'"
+        f" AND work_item.kind IN ('call', 'visit'){scope} AND work_item.collector_id {distinct} c.assignee_id"
     )
-    from sqlalchemy import text
-
     result = session.execute(text(sql), {"now": now, "pid": portfolio_id})
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -430,7 +427,7 @@ def gate_now(session: Session, *, item: WorkItem, at: datetime) -> Decision:
     creditor = session.get(Creditor, portfolio.creditor_id)
     point = session.get(ContactPoint, item.contact_point_id) if item.contact_point_id else None
     if point is not None:
-        zones = (point.timezone,) if point.timezone else ()
+        zones: tuple[str, ...] = (point.timezone,) if point.timezone else ()
         if not zones and point.kind in ("mobile", "landline") and point.value.startswith("+"):
             zones = zones_for_phone(point.value)
         gate_point = GateContactPoint(

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -91,6 +90,7 @@ _SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "stage_entered_on": pl.Date(),
     "pinned_stage": pl.String(),
     "case_stage": pl.String(),
+    "case_assignee": pl.Int64(),
     "debtor_zone": pl.String(),
     "language": pl.String(),
     "debtor_address": pl.String(),
@@ -148,7 +148,7 @@ class PartitionOutcome:
         """The sum of two outcomes."""
 
         def add(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-            return dict(Counter(a) + Counter(b)) | {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() & b.keys()}
+            return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(a.keys() | b.keys())}
 
         return PartitionOutcome(
             accounts_evaluated=self.accounts_evaluated + other.accounts_evaluated,
@@ -402,7 +402,7 @@ def load_snapshot(
     sql = (
         "SELECT a.id AS account_id, a.case_id, a.debtor_id, a.product, a.currency,"
         " a.principal_minor + a.interest_minor + a.penalty_minor + a.fees_minor + a.costs_minor AS balance_minor,"
-        " a.due_date, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage,"
+        " a.due_date, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
         " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address, "
         f"{seams}"
         ' FROM account a JOIN "case" c ON c.id = a.case_id JOIN debtor d ON d.id = a.debtor_id'
@@ -510,6 +510,7 @@ def evaluate_snapshot(
             "debtor_zone",
             "debtor_address",
             "case_stage",
+            "case_assignee",
             "pinned_stage",
         )
         decided = result.join(attributes, on="account_id", how="left", maintain_order="left").with_columns(
@@ -592,13 +593,12 @@ def attach_contacts(planned: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFra
         )
     candidates = pl.concat(tagged) if tagged else contacts.clear()
     best = (
-        candidates.with_columns(pl.col("value").alias("_value"))
-        .sort(
+        candidates.sort(
             ["debtor_id", "channel", "audience", "opted_out", "verified", "_kind_rank", "contact_point_id"],
             descending=[False, False, False, False, True, False, False],
         )
         .unique(["debtor_id", "channel", "audience"], keep="first", maintain_order=True)
-        .drop("_kind_rank", "_value", "is_valid", "verified")
+        .drop("_kind_rank", "is_valid", "verified")
     )
     own_phone = contacts.filter(
         (pl.col("owner_relation") == "self") & pl.col("contact_kind").is_in(["mobile", "landline"])
@@ -691,9 +691,6 @@ def write_partition(
     """Phase 8: decisions, strategy state, action history, case stage, outbox and work items, in bulk."""
     if decisions.height == 0:
         return
-    actions_json = decisions["actions"].map_elements(
-        lambda keys: "[" + ",".join(f'"{k}"' for k in keys) + "]", return_dtype=pl.String()
-    )
     rows = decisions.select(
         pl.lit(run_id, pl.Int64()).alias("run_id"),
         pl.lit(settings.portfolio_id, pl.Int64()).alias("portfolio_id"),
@@ -714,7 +711,7 @@ def write_partition(
         "balance_minor",
         "priority",
         pl.col("flags").list.join(",").alias("flags"),
-        actions_json.alias("actions"),
+        _json_list("actions").alias("actions"),
         pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
     )
     bulk.insert_frame(session, "strategy_decision", rows)
@@ -811,14 +808,10 @@ def _count_gate(planned: pl.DataFrame, outcome: PartitionOutcome) -> None:
         )
 
 
-def _rule_ids_json(column: str = "gate_rule_ids") -> pl.Expr:
-    return pl.concat_str(
-        [
-            pl.lit("["),
-            pl.col(column).list.eval(pl.lit('"') + pl.element() + pl.lit('"')).list.join(","),
-            pl.lit("]"),
-        ]
-    ).fill_null("[]")
+def _json_list(column: str) -> pl.Expr:
+    """A list of plain identifiers (action keys, rule ids: no quotes or backslashes) as a JSON array."""
+    quoted = pl.col(column).list.eval(pl.lit('"') + pl.element() + pl.lit('"')).list.join(",")
+    return pl.concat_str([pl.lit("["), quoted, pl.lit("]")]).fill_null("[]")
 
 
 def _write_outbox(
@@ -854,11 +847,11 @@ def _write_outbox(
         pl.lit(0, pl.Int64()).alias("attempts"),
         pl.when(queued).then(pl.col("planned_for")).alias("next_attempt_at"),
         pl.col("gate_reason").alias("last_reason"),
-        _rule_ids_json().alias("rule_ids"),
+        _json_list("gate_rule_ids").alias("rule_ids"),
         stamp.alias("created_at"),
         stamp.alias("updated_at"),
     )
-    bulk.insert_frame(session, "outbox_message", rows, conflict=("idempotency_key",))
+    bulk.insert_frame(session, "outbox_message", rows)  # decided accounts are skipped: no duplicates
     outcome.outbox += rows.height
 
 
@@ -902,16 +895,20 @@ def _write_work_items(
         "audience",
         pl.col("priority").fill_null(0),
         "queue",
+        # the case's collector so far; allocation moves the few items whose case changes hands
+        pl.when(pl.col("kind").is_in(["call_task", "visit_task"]))
+        .then(pl.col("case_assignee"))
+        .alias("collector_id"),
         status.alias("status"),
         pl.col("planned_for").alias("window_start_at"),
         "window_end_at",
         "idempotency_key",
-        _rule_ids_json().alias("rule_ids"),
+        _json_list("gate_rule_ids").alias("rule_ids"),
         pl.col("gate_reason").alias("last_reason"),
         stamp.alias("created_at"),
         stamp.alias("updated_at"),
     )
-    bulk.insert_frame(session, "work_item", rows, conflict=("idempotency_key",))
+    bulk.insert_frame(session, "work_item", rows)
     outcome.work_items += rows.height
 
 

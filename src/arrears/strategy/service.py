@@ -25,7 +25,7 @@ from arrears.models import (
 )
 from arrears.strategy import run as daily
 from arrears.strategy.definition import Strategy
-from arrears.strategy.evaluate import LAST_ON_PREFIX, COUNT_PREFIX, Snapshot, evaluate
+from arrears.strategy.evaluate import COUNT_PREFIX, LAST_ON_PREFIX, Snapshot, evaluate
 from arrears.strategy.experiment import BASIS_POINTS
 from arrears.strategy.explain import Reason, describe_condition
 from arrears.strategy.loader import load_strategy

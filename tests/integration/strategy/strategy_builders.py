@@ -5,15 +5,18 @@ from __future__ import annotations
 import csv
 import itertools
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from stdnum.cn import ric
 
-from arrears.models import Account, AppUser
+from arrears import db
+from arrears.models import Account, AppUser, CollectorProfile
 from arrears.portfolios import service as portfolios
 from arrears.strategy import queue_service
 
@@ -91,6 +94,19 @@ def import_portfolio(
         select(Account).join(Account.case).where(Account.external_ref.like(f"{name}-%"))
     )
     return Portfolio(name=name, ids={a.external_ref.removeprefix(f"{name}-"): a.id for a in accounts})
+
+
+@contextmanager
+def committed_collectors(engine: Engine, count: int) -> Iterator[list[int]]:
+    """Collectors committed to the shared test database, taken off allocation afterwards so that other
+    tests' allocations never see them."""
+    with db.session_scope(engine) as s:
+        ids = make_collectors(s, count)
+    try:
+        yield ids
+    finally:
+        with db.session_scope(engine) as s:
+            s.execute(update(CollectorProfile).where(CollectorProfile.user_id.in_(ids)).values(active=False))
 
 
 def make_collectors(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from strategy_builders import DAY0, Row, import_portfolio, make_collectors
+from strategy_builders import DAY0, Portfolio, Row, committed_collectors, import_portfolio
 
 from arrears import db
 from arrears.api.app import create_app
@@ -21,7 +21,11 @@ def test_runs_explain_work_queue_claim_and_complete_over_the_api(engine: Engine,
         p = import_portfolio(
             s, tmp_path, [Row("a", DAY0 - timedelta(days=4)), Row("b", DAY0 - timedelta(days=30))], as_of=DAY0
         )
-        (collector,) = make_collectors(s, 1)
+    with committed_collectors(engine, 1) as (collector,):
+        _walk_through(engine, p, collector)
+
+
+def _walk_through(engine: Engine, p: Portfolio, collector: int) -> None:
     client = TestClient(create_app(engine))
     dry = client.post("/api/v1/runs", json={"portfolio": p.name, "as_of": DAY0.isoformat(), "dry_run": True})
     assert dry.status_code == 201 and dry.json()["id"] is None and dry.json()["status"] == "dry_run"

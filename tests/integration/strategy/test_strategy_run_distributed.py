@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from strategy_builders import DAY0, Row, days, import_portfolio, make_collectors
+from strategy_builders import DAY0, Row, committed_collectors, days, import_portfolio
 
 from arrears import db
 from arrears.config import get_settings
@@ -176,15 +176,19 @@ def test_distributed_run_matches_the_in_process_run(engine: Engine, workers: str
     with db.session_scope(engine) as s:
         local = import_portfolio(s, tmp_path, _rows(), as_of=DAY0, prefix="local")
         spread = import_portfolio(s, tmp_path, _rows(), as_of=DAY0, prefix="spread")
-        make_collectors(s, 2)
+    with committed_collectors(engine, 2):
+        _compare(engine, local.name, spread.name, workers)
+
+
+def _compare(engine: Engine, local: str, spread: str, workers: str) -> None:
     from arrears.worker import run_distributed
 
     for k, as_of in enumerate(days(DAY0, 3)):
         with db.session_scope(engine) as s:
-            here = daily.run_portfolio(s, portfolio=local.name, as_of=as_of, now=NOW + timedelta(days=k))
+            here = daily.run_portfolio(s, portfolio=local, as_of=as_of, now=NOW + timedelta(days=k))
         there = run_distributed(
             engine,
-            portfolio=spread.name,
+            portfolio=spread,
             as_of=as_of,
             now=NOW + timedelta(days=k),
             partitions=3,
@@ -198,13 +202,13 @@ def test_distributed_run_matches_the_in_process_run(engine: Engine, workers: str
         assert there.outcome.blocked_by_rule == here.outcome.blocked_by_rule
         assert there.changes == here.changes
     with Session(engine) as s:
-        assert _results(s, spread.name) == _results(s, local.name)
+        assert _results(s, spread) == _results(s, local)
         run = s.get(StrategyRun, there.run_id)
         assert run is not None and run.partitions == 3 and run.status == "succeeded"
     # the same date again, distributed: nothing changes
     again = run_distributed(
         engine,
-        portfolio=spread.name,
+        portfolio=spread,
         as_of=as_of,
         now=NOW + timedelta(days=5),
         partitions=3,

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from strategy_builders import DAY0, Row, days, import_portfolio, make_collectors
 
 from arrears.models import AccountFlag, Case, OutboxMessage, StrategyDecision, StrategyRun, WorkItem
 from arrears.strategy import run as daily
 from arrears.strategy.evaluate import Snapshot, advance, evaluate
 from arrears.strategy.loader import load_strategy
-
-from strategy_builders import DAY0, Row, days, import_portfolio, make_collectors
 
 NOW = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
 

@@ -12,7 +12,6 @@ from alembic import op
 
 import arrears.models.base
 
-
 revision = "20261122_strategy"
 down_revision = "20261122_core"
 branch_labels = None
