@@ -161,7 +161,7 @@ def _allocation_cases(session: Session, *, portfolio_id: int, as_of: date, local
         " MIN(CASE WHEN d.id_type = 'resident_id' THEN SUBSTR(d.national_id, 1, 2) END) AS region,"
         " MIN(e.assigned_on) AS assigned_on"
         ' FROM "case" c'
-        f" JOIN strategy_decision sd ON sd.case_id = c.id AND sd.as_of_date = '{day}'"
+        f" JOIN strategy_decision sd ON sd.case_id = c.id AND sd.portfolio_id = {pid} AND sd.as_of_date = '{day}'"
         " JOIN account a ON a.id = sd.account_id JOIN debtor d ON d.id = c.debtor_id"
         " LEFT JOIN (SELECT e.case_id, MAX(e.effective_on) AS assigned_on FROM allocation_event e"
         '  JOIN "case" c2 ON c2.id = e.case_id AND e.to_collector_id = c2.assignee_id'

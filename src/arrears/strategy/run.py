@@ -999,6 +999,15 @@ def _count_decided(
 # ---------------------------------------------------------------------------------------------- finish
 
 
+def refresh_statistics(session: Session) -> None:
+    """PostgreSQL plans the allocation's joins from table statistics; after a bulk write they are stale
+    (a table filled this transaction still looks empty), so the written tables are analysed first."""
+    if bulk.dialect(session) != "postgresql":
+        return
+    for table in ("strategy_decision", "case", "work_item", "account_strategy_state", "allocation_event"):
+        session.connection().exec_driver_sql(f'ANALYZE "{table}"')
+
+
 def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> int:
     """Phase 9: open work items planned for earlier dates expire (today's plan replaces them)."""
     from sqlalchemy import update
@@ -1038,6 +1047,7 @@ def finish_run(
     t = time.perf_counter()
     if progress:
         progress("expire", 0, 1)
+    refresh_statistics(session)
     expired = expire_work_items(session, settings, as_of=as_of, now=now)
     phases.append({"name": "expire", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
     if progress:
