@@ -278,6 +278,9 @@ from arrears.ledger.cli import register as _register_ledger  # noqa: E402
 
 _register_ledger(app, import_app)
 
+from arrears.strategy.cli import register as _register_strategy  # noqa: E402
+
+_register_strategy(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

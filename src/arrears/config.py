@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     import_chunk_rows: int = 100_000
     echo_sql: bool = False
     document_dir: str = "documents"  # stored evidence, letters and court papers
+    broker_url: str = "redis://127.0.0.1:6379/0"  # Celery broker and result backend (scale-out)
 
 
 @lru_cache(maxsize=1)

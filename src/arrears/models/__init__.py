@@ -29,13 +29,28 @@ from arrears.models.contact import (
 from arrears.models.intake import ImportBatch, ImportChange
 from arrears.models.ledger import LedgerSetting, Payment, Posting
 from arrears.models.party import ContactPoint, Creditor, Debtor, Portfolio
+from arrears.models.strategy import (
+    AccountActionState,
+    AccountStrategyState,
+    AllocationEvent,
+    CollectorProfile,
+    OutboxMessage,
+    PortfolioStrategy,
+    StrategyDecision,
+    StrategyRun,
+    StrategyRunLock,
+    WorkItem,
+)
 from arrears.models.user import AppUser
 
 __all__ = [
     "Account",
+    "AccountActionState",
     "AccountFlag",
     "AccountLimitation",
+    "AccountStrategyState",
     "Agency",
+    "AllocationEvent",
     "AppUser",
     "Approval",
     "Arrangement",
@@ -45,6 +60,7 @@ __all__ = [
     "Base",
     "Case",
     "ChannelOptOut",
+    "CollectorProfile",
     "ContactAttempt",
     "ContactConsent",
     "ContactPoint",
@@ -62,11 +78,17 @@ __all__ = [
     "LegalCaseAccount",
     "LegalCost",
     "LegalMilestone",
+    "OutboxMessage",
     "Payment",
     "Placement",
     "Portfolio",
+    "PortfolioStrategy",
     "Posting",
     "Promise",
+    "StrategyDecision",
+    "StrategyRun",
+    "StrategyRunLock",
     "Timestamped",
     "UTCDateTime",
+    "WorkItem",
 ]

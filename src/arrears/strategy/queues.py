@@ -344,25 +344,58 @@ def _allocate_queue(
             )
         else:
             pending.append(case)
+    # The least-loaded eligible collectors come off one heap per distinct set of the case's match_on values
+    # (a case's candidates depend only on those): O(log n) per case instead of a scan of every collector.
+    heaps: dict[tuple[str | None, ...], list[tuple[int, int]]] = {}
+
+    def least_loaded(heap: list[tuple[int, int]]) -> tuple[int, int] | None:
+        while heap:
+            load, cid = heap[0]
+            if loads[cid] >= by_id[cid].cap:  # full for good: loads only grow
+                heapq.heappop(heap)
+            elif load != queue_load[cid]:  # stale entry: refresh it
+                heapq.heapreplace(heap, (queue_load[cid], cid))
+            else:
+                return heap[0]
+        return None
+
     for case in pending:
-        candidates = [
-            c.collector_id
-            for c in workers
-            if loads[c.collector_id] < c.cap and c.covers(case, queue.match_on)
-        ]
-        if not candidates:
+        key = tuple(_CASE_VALUES[a](case) for a in queue.match_on)
+        heap = heaps.get(key)
+        if heap is None:
+            heap = [
+                (queue_load[c.collector_id], c.collector_id)
+                for c in workers
+                if loads[c.collector_id] < c.cap and c.covers(case, queue.match_on)
+            ]
+            heapq.heapify(heap)
+            heaps[key] = heap
+        best = least_loaded(heap)
+        if best is None:
             out.append(
                 Assignment(case.case_id, queue.name, None, AllocationOutcome.NO_COLLECTOR, case.collector_id)
             )
             continue
-        least = min(queue_load[cid] for cid in candidates)
-        tied = [cid for cid in candidates if queue_load[cid] == least]
+        least, first = best
+        current = by_id.get(case.collector_id) if case.collector_id is not None else None
+        current_tied = (
+            current is not None
+            and current.collector_id in room
+            and loads[current.collector_id] < current.cap
+            and current.covers(case, queue.match_on)
+            and queue_load[current.collector_id] == least
+        )
         rotating = _rotation_due(case, queue, as_of)
-        others = [cid for cid in tied if cid != case.collector_id]
-        if rotating:
-            chosen = others[0] if others else tied[0]
+        if rotating and first == case.collector_id:
+            # rotation goes to the next least-loaded collector, when one is as little loaded
+            held = heapq.heappop(heap)
+            second = least_loaded(heap)
+            heapq.heappush(heap, held)
+            chosen = second[1] if second is not None and second[0] == least else first
+        elif not rotating and current_tied and case.collector_id is not None:
+            chosen = case.collector_id
         else:
-            chosen = case.collector_id if case.collector_id in tied else tied[0]
+            chosen = first
         queue_load[chosen] += 1
         loads[chosen] += 1
         if case.collector_id is None:

@@ -1,0 +1,1177 @@
+"""The daily run: for one portfolio and one as-of date, decide every account's stage and plan its actions.
+
+The run is an ordered list of phases, one function each, set-based over Polars frames with bulk writes:
+
+begin (once per run) -- `begin_run`
+  1. ``lock``        one run per portfolio at a time (a `StrategyRunLock` row); runs only move forward in time
+  2. ``accrue``      the ledger's daily accrual, ``arrears.ledger.service.accrue_portfolio`` (skipped until
+                     the ledger provides it)
+  3. ``limitation``  time-barred status refresh (compliance; skipped until provided -- the snapshot reads
+                     ``time_barred`` as false meanwhile)
+per partition of cases (``case_id % partitions``; in-process or one Celery task each) -- `run_partition`
+  4. ``snapshot``    one query: accounts not yet decided for the date, DPD refreshed from the earliest unpaid
+                     due date, stored stage, open flags, action history; inputs whose tables do not exist
+                     yet (promise and plan state, days since right-party contact, time-barred, scores) are
+                     read as NULL / defaults in `SNAPSHOT_SEAMS`, the one place to change when they arrive
+  5. ``evaluate``    champion / challenger arm, then `evaluate_frame` per strategy
+  6. ``plan``        `planned_actions_frame`, contact points chosen, time zones derived
+  7. ``gate``        the compliance rules once per group of identical planned contacts (`gate.check_planned`)
+  8. ``write``       decisions, strategy state, case stage, outbox messages and work items, in bulk
+finish (once per run) -- `finish_run`
+  9. ``expire``      open work items of earlier dates expire
+ 10. ``allocate``    cases to collectors by queue (`queue_service.allocate_portfolio`)
+ 11. ``record``      the run row's counts and duration; the lock is released
+
+Idempotent per (account, as-of date): an account already decided for the date is skipped, and the
+allocation of unchanged inputs changes nothing, so running the same date twice writes nothing the second
+time and reports zero changes. Everything a partition writes is in its own transaction; in-process, the
+whole run is one transaction (the caller commits), and ``dry_run`` rolls it back after reporting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from arrears.compliance.pack import RulePack, load_pack
+from arrears.errors import Conflict, NotFound, ValidationFailed
+from arrears.models import (
+    Creditor,
+    Portfolio,
+    PortfolioStrategy,
+    StrategyRun,
+    StrategyRunLock,
+)
+from arrears.strategy import bulk, gate
+from arrears.strategy.definition import Strategy
+from arrears.strategy.evaluate import COUNT_PREFIX, LAST_ON_PREFIX, evaluate_frame, planned_actions_frame
+from arrears.strategy.experiment import Experiment, assign_arms_frame
+from arrears.strategy.loader import load_strategy
+from arrears.strategy.queues import QueueSet, load_queues
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(phase, done, total)`` while a run works."""
+
+# Inputs the strategy reads that other parts of the system will provide. Until then each is read as this
+# SQL literal (NULL or a default); replacing a literal by a column or a subquery is the whole change.
+SNAPSHOT_SEAMS: dict[str, tuple[str, pl.DataType]] = {
+    "grade": ("NULL", pl.String()),  # scoring: risk grade
+    "score": ("NULL", pl.Int64()),  # scoring: risk score
+    "propensity": ("NULL", pl.Float64()),  # scoring: propensity to pay, 0..1
+    "promise_state": ("'none'", pl.String()),  # contacts: state of the latest promise to pay
+    "promise_date": ("NULL", pl.Date()),  # contacts: its date
+    "plan_state": ("'none'", pl.String()),  # arrangements: state of the repayment plan
+    "days_since_rpc": ("NULL", pl.Int64()),  # contacts: days since the last right-party contact
+    "time_barred": ("FALSE", pl.Boolean()),  # compliance: limitation refresh (CN-22, US-8)
+}
+
+MESSAGE_KINDS = ("sms", "email", "letter")
+TASK_KINDS = {"call_task": "call", "visit_task": "visit", "legal_referral": "legal_referral"}
+
+_SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "case_id": pl.Int64(),
+    "debtor_id": pl.Int64(),
+    "product": pl.String(),
+    "currency": pl.String(),
+    "balance_minor": pl.Int64(),
+    "due_date": pl.Date(),
+    "stage": pl.String(),
+    "stage_entered_on": pl.Date(),
+    "pinned_stage": pl.String(),
+    "case_stage": pl.String(),
+    "case_assignee": pl.Int64(),
+    "debtor_zone": pl.String(),
+    "language": pl.String(),
+    "debtor_address": pl.String(),
+    **{name: dtype for name, (_sql, dtype) in SNAPSHOT_SEAMS.items()},
+}
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run needs to know about its portfolio, resolved once."""
+
+    portfolio_id: int
+    portfolio: str
+    creditor: str
+    currency: str
+    timezone: str
+    locale: str
+    pack: RulePack
+    strategy: Strategy
+    challenger: Strategy | None
+    experiment: Experiment | None
+    queue_set: QueueSet
+
+    def strategies(self) -> dict[str, Strategy]:
+        """Strategies by name (the champion, and the challenger when an experiment runs)."""
+        out = {self.strategy.name: self.strategy}
+        if self.challenger is not None:
+            out[self.challenger.name] = self.challenger
+        return out
+
+
+@dataclass
+class PartitionOutcome:
+    """What one partition (or, merged, the whole run) did."""
+
+    accounts_evaluated: int = 0
+    accounts_skipped: int = 0
+    decisions: int = 0
+    outbox: int = 0
+    work_items: int = 0
+    case_stage_changes: int = 0
+    rescheduled: int = 0
+    dropped: int = 0
+    stage_counts: dict[str, int] = field(default_factory=dict)
+    action_counts: dict[str, int] = field(default_factory=dict)
+    blocked_by_rule: dict[str, int] = field(default_factory=dict)
+    arm_counts: dict[str, int] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def merge(self, other: PartitionOutcome) -> PartitionOutcome:
+        """The sum of two outcomes."""
+
+        def add(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+            return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(a.keys() | b.keys())}
+
+        return PartitionOutcome(
+            accounts_evaluated=self.accounts_evaluated + other.accounts_evaluated,
+            accounts_skipped=self.accounts_skipped + other.accounts_skipped,
+            decisions=self.decisions + other.decisions,
+            outbox=self.outbox + other.outbox,
+            work_items=self.work_items + other.work_items,
+            case_stage_changes=self.case_stage_changes + other.case_stage_changes,
+            rescheduled=self.rescheduled + other.rescheduled,
+            dropped=self.dropped + other.dropped,
+            stage_counts=add(self.stage_counts, other.stage_counts),
+            action_counts=add(self.action_counts, other.action_counts),
+            blocked_by_rule=add(self.blocked_by_rule, other.blocked_by_rule),
+            arm_counts=add(self.arm_counts, other.arm_counts),
+            errors=[*self.errors, *other.errors],
+            phase_seconds={
+                k: round(self.phase_seconds.get(k, 0.0) + other.phase_seconds.get(k, 0.0), 3)
+                for k in self.phase_seconds.keys() | other.phase_seconds.keys()
+            },
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form (Celery results)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PartitionOutcome:
+        """The inverse of `to_dict`."""
+        return cls(**data)
+
+
+@dataclass
+class RunReport:
+    """What a run did (or, dry, would do)."""
+
+    run_id: int | None
+    portfolio: str
+    as_of: date
+    dry_run: bool
+    mode: str
+    partitions: int
+    status: str
+    outcome: PartitionOutcome
+    allocation_counts: dict[str, int]
+    expired_work_items: int
+    allocation_changes: int
+    duration_ms: int
+
+    @property
+    def changes(self) -> int:
+        """Rows the run added or changed: zero when re-running a date already run."""
+        o = self.outcome
+        return (
+            o.decisions
+            + o.outbox
+            + o.work_items
+            + o.case_stage_changes
+            + self.expired_work_items
+            + self.allocation_changes
+        )
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+def resolve_settings(session: Session, *, portfolio: str | int) -> RunSettings:
+    """Load the portfolio's strategy (and challenger), queue set and rule pack; errors name what is wrong."""
+    query = select(Portfolio, Creditor.name).join(Creditor, Creditor.id == Portfolio.creditor_id)
+    if isinstance(portfolio, int):
+        row = session.execute(query.where(Portfolio.id == portfolio)).first()
+    else:
+        row = session.execute(query.where(Portfolio.name == portfolio)).first()
+    if row is None:
+        raise NotFound(
+            f"资产包不存在：{portfolio} / portfolio {portfolio!r} does not exist", code="portfolio_not_found"
+        )
+    p, creditor = row
+    config = session.get(PortfolioStrategy, p.id)
+    strategy = load_strategy(p.strategy)
+    challenger: Strategy | None = None
+    experiment: Experiment | None = None
+    if config is not None and config.challenger and config.experiment:
+        challenger = load_strategy(config.challenger)
+        experiment = Experiment(
+            name=config.experiment,
+            salt=config.salt or config.experiment,
+            champion=strategy.name,
+            challenger=challenger.name,
+            challenger_share_bp=config.challenger_share_bp or 0,
+        )
+    queue_set = load_queues(config.queue_set if config is not None else "default")
+    return RunSettings(
+        portfolio_id=p.id,
+        portfolio=p.name,
+        creditor=creditor,
+        currency=p.currency,
+        timezone=p.timezone,
+        locale=p.locale,
+        pack=load_pack(p.rule_pack),
+        strategy=strategy,
+        challenger=challenger,
+        experiment=experiment,
+        queue_set=queue_set,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- begin
+
+
+def begin_run(
+    session: Session,
+    settings: RunSettings,
+    *,
+    as_of: date,
+    now: datetime,
+    mode: str = "in_process",
+    partitions: int = 1,
+    requested_by: str | None = None,
+) -> StrategyRun:
+    """Phases 1-3: take the portfolio's lock, create the run row, run the seams that precede evaluation."""
+    if partitions < 1:
+        raise ValidationFailed("partitions must be at least 1", code="bad_partitions")
+    later = session.scalar(
+        select(func.max(_state_table().c.decided_on)).where(
+            _state_table().c.portfolio_id == settings.portfolio_id
+        )
+    )
+    if later is not None and later > as_of:
+        raise Conflict(
+            f"资产包 {settings.portfolio} 已运行到 {later}，不能回到 {as_of} / portfolio {settings.portfolio} "
+            f"has been run up to {later}; runs move forward, {as_of} is earlier",
+            code="run_date_passed",
+        )
+    held = session.get(StrategyRunLock, settings.portfolio_id)
+    if held is not None:
+        raise Conflict(
+            f"资产包 {settings.portfolio} 正在运行（批次 {held.run_id}） / a run of {settings.portfolio} is in "
+            f"progress (run {held.run_id} since {held.acquired_at:%Y-%m-%d %H:%M} UTC)",
+            code="run_in_progress",
+        )
+    run = StrategyRun(
+        portfolio_id=settings.portfolio_id,
+        as_of_date=as_of,
+        status="running",
+        mode=mode,
+        partitions=partitions,
+        strategy=settings.strategy.name,
+        strategy_version=settings.strategy.version,
+        experiment=settings.experiment.name if settings.experiment else None,
+        challenger=settings.challenger.name if settings.challenger else None,
+        challenger_share_bp=settings.experiment.challenger_share_bp if settings.experiment else None,
+        started_at=now,
+        requested_by=requested_by,
+        stage_counts={},
+        action_counts={},
+        blocked_by_rule={},
+        arm_counts={},
+        allocation_counts={},
+        phases=[],
+        errors=[],
+    )
+    session.add(run)
+    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(StrategyRunLock(portfolio_id=settings.portfolio_id, run_id=run.id, acquired_at=now))
+    except IntegrityError as exc:
+        raise Conflict(
+            f"资产包 {settings.portfolio} 正在运行 / a run of {settings.portfolio} is in progress",
+            code="run_in_progress",
+        ) from exc
+    phases = [{"name": "lock", "status": "done"}]
+    phases.append(
+        _seam_phase(session, "accrue", "arrears.ledger.service", "accrue_portfolio", settings, as_of)
+    )
+    phases.append(
+        _seam_phase(
+            session, "limitation", "arrears.compliance.service", "refresh_limitation", settings, as_of
+        )
+    )
+    run.phases = phases
+    session.flush()
+    return run
+
+
+def _seam_phase(
+    session: Session, name: str, module: str, function: str, settings: RunSettings, as_of: date
+) -> dict[str, Any]:
+    """Run another domain's portfolio step when that domain provides it; otherwise record it as skipped."""
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError:
+        return {"name": name, "status": "skipped", "detail": f"{module}.{function} not available"}
+    step = getattr(found, function, None)
+    if step is None:
+        return {"name": name, "status": "skipped", "detail": f"{module}.{function} not available"}
+    started = time.perf_counter()
+    step(session, portfolio_id=settings.portfolio_id, as_of=as_of)
+    return {"name": name, "status": "done", "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _state_table() -> Any:
+    from arrears.models import AccountStrategyState
+
+    return AccountStrategyState.__table__
+
+
+# ---------------------------------------------------------------------------------------------- partition
+
+
+@contextmanager
+def _phase(outcome: PartitionOutcome, name: str, progress: Progress | None) -> Iterator[None]:
+    started = time.perf_counter()
+    if progress:
+        progress(name, 0, 1)
+    yield
+    outcome.phase_seconds[name] = round(
+        outcome.phase_seconds.get(name, 0.0) + time.perf_counter() - started, 3
+    )
+    if progress:
+        progress(name, 1, 1)
+
+
+def _partition_clause(partition: int, partitions: int, column: str = "a.case_id") -> str:
+    return f" AND {column} % {int(partitions)} = {int(partition)}" if partitions > 1 else ""
+
+
+def load_snapshot(
+    session: Session,
+    settings: RunSettings,
+    *,
+    as_of: date,
+    partition: int = 0,
+    partitions: int = 1,
+    account_id: int | None = None,
+    include_decided: bool = False,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Phase 4: the accounts to decide on ``as_of``, one row each, as `evaluate_frame` wants them.
+
+    Adds ``dpd`` (as-of date minus the earliest unpaid due date), ``flags`` (open flags: not cleared, not
+    expired on the date) and the ``last_on:`` / ``count:`` history columns of every action key. Returns
+    the frame and the stored action history (long: ``account_id``, ``action_key``, ``last_on``, ``times``).
+    """
+    seams = ", ".join(f"{sql} AS {name}" for name, (sql, _dtype) in SNAPSHOT_SEAMS.items())
+    where = f"a.portfolio_id = {int(settings.portfolio_id)} AND a.status = 'active'"
+    where += _partition_clause(partition, partitions)
+    if account_id is not None:
+        where += f" AND a.id = {int(account_id)}"
+    if not include_decided:
+        where += f" AND (s.decided_on IS NULL OR s.decided_on < '{as_of.isoformat()}')"
+    sql = (
+        "SELECT a.id AS account_id, a.case_id, a.debtor_id, a.product, a.currency,"
+        " a.principal_minor + a.interest_minor + a.penalty_minor + a.fees_minor + a.costs_minor AS balance_minor,"
+        " a.due_date, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
+        " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address, "
+        f"{seams}"
+        ' FROM account a JOIN "case" c ON c.id = a.case_id JOIN debtor d ON d.id = a.debtor_id'
+        " LEFT JOIN account_strategy_state s ON s.account_id = a.id"
+        f" WHERE {where} ORDER BY a.id"
+    )
+    frame = bulk.read_frame(session, sql, _SNAPSHOT_SCHEMA)
+    frame = frame.with_columns((pl.lit(as_of) - pl.col("due_date")).dt.total_days().alias("dpd"))
+    if frame.height == 0:
+        return frame.with_columns(pl.lit(None, pl.List(pl.String())).alias("flags")), _EMPTY_HISTORY
+    scope = f"a.portfolio_id = {int(settings.portfolio_id)}" + _partition_clause(partition, partitions)
+    if account_id is not None:
+        scope += f" AND a.id = {int(account_id)}"
+    flags = bulk.read_frame(
+        session,
+        "SELECT f.account_id, f.kind FROM account_flag f JOIN account a ON a.id = f.account_id"
+        f" WHERE {scope} AND f.cleared_at IS NULL"
+        f" AND (f.expires_on IS NULL OR f.expires_on > '{as_of.isoformat()}')",
+        {"account_id": pl.Int64(), "kind": pl.String()},
+    )
+    per_account = flags.group_by("account_id").agg(pl.col("kind").unique().sort().alias("flags"))
+    frame = frame.join(per_account, on="account_id", how="left", maintain_order="left")
+    history = bulk.read_frame(
+        session,
+        "SELECT h.account_id, h.action_key, h.last_on, h.times FROM account_action_state h"
+        f" JOIN account a ON a.id = h.account_id WHERE {scope}",
+        _HISTORY_SCHEMA,
+    )
+    return _with_history(frame, history), history
+
+
+_HISTORY_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "action_key": pl.String(),
+    "last_on": pl.Date(),
+    "times": pl.Int64(),
+}
+_EMPTY_HISTORY = pl.DataFrame(schema=_HISTORY_SCHEMA)
+
+
+def _with_history(frame: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    if history.height == 0:
+        return frame
+    keys = history["action_key"].unique().sort().to_list()
+    last = history.pivot(on="action_key", index="account_id", values="last_on")
+    times = history.pivot(on="action_key", index="account_id", values="times")
+    last = last.rename({k: LAST_ON_PREFIX + k for k in keys if k in last.columns})
+    times = times.rename({k: COUNT_PREFIX + k for k in keys if k in times.columns})
+    return frame.join(last, on="account_id", how="left", maintain_order="left").join(
+        times, on="account_id", how="left", maintain_order="left"
+    )
+
+
+def evaluate_snapshot(
+    settings: RunSettings, snapshot: pl.DataFrame, *, as_of: date, outcome: PartitionOutcome
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Phases 5-6 (pure): each account's arm and decision, and one row per planned action.
+
+    Accounts whose currency differs from their strategy's are left out and reported in ``outcome.errors``.
+    Returns ``(decisions, planned)``.
+    """
+    if settings.experiment is not None and snapshot.height:
+        arms = assign_arms_frame(snapshot["account_id"], settings.experiment).select(
+            "account_id", "arm", "strategy", "challenger_share_bp"
+        )
+        snapshot = snapshot.join(arms, on="account_id", how="left", maintain_order="left")
+    else:
+        snapshot = snapshot.with_columns(
+            pl.lit(None, pl.String()).alias("arm"),
+            pl.lit(settings.strategy.name).alias("strategy"),
+            pl.lit(None, pl.Int64()).alias("challenger_share_bp"),
+        )
+    decisions: list[pl.DataFrame] = []
+    planned: list[pl.DataFrame] = []
+    for name, strategy in settings.strategies().items():
+        part = snapshot.filter(pl.col("strategy") == name)
+        if strategy.currency is not None:
+            wrong = part.filter(pl.col("currency") != strategy.currency)
+            if wrong.height:
+                outcome.errors.append(
+                    {
+                        "code": "currency_mismatch",
+                        "message": f"strategy {name} is in {strategy.currency}",
+                        "accounts": wrong.height,
+                        "sample": wrong["account_id"].head(10).to_list(),
+                    }
+                )
+                part = part.filter(pl.col("currency") == strategy.currency)
+        if part.height == 0:
+            continue
+        result = evaluate_frame(part, strategy, as_of)
+        attributes = part.select(
+            "account_id",
+            "case_id",
+            "debtor_id",
+            "product",
+            "dpd",
+            "balance_minor",
+            "flags",
+            "arm",
+            "strategy",
+            "challenger_share_bp",
+            "time_barred",
+            "language",
+            "debtor_zone",
+            "debtor_address",
+            "case_stage",
+            "case_assignee",
+            "pinned_stage",
+        )
+        decided = result.join(attributes, on="account_id", how="left", maintain_order="left").with_columns(
+            pl.lit(strategy.version).alias("strategy_version")
+        )
+        decisions.append(decided)
+        actions = planned_actions_frame(result, strategy, as_of)
+        planned.append(
+            actions.join(attributes.drop("flags"), on="account_id", how="left", maintain_order="left")
+        )
+    decided_all = pl.concat(decisions, how="diagonal_relaxed") if decisions else pl.DataFrame()
+    planned_all = pl.concat(planned, how="diagonal_relaxed") if planned else pl.DataFrame()
+    return decided_all, planned_all
+
+
+_CP_SCHEMA: dict[str, pl.DataType] = {
+    "contact_point_id": pl.Int64(),
+    "debtor_id": pl.Int64(),
+    "contact_kind": pl.String(),
+    "value": pl.String(),
+    "owner_relation": pl.String(),
+    "debt_related": pl.Boolean(),
+    "verified": pl.Boolean(),
+    "is_valid": pl.Boolean(),
+    "opted_out": pl.Boolean(),
+    "cp_zone": pl.String(),
+}
+
+# Which contact points an action can use: (channel, audience) -> (kinds in order of preference, owner).
+_NEEDS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
+    ("sms", "debtor"): (("mobile",), "self"),
+    ("sms", "third_party"): (("mobile",), "third"),
+    ("email", "debtor"): (("email",), "self"),
+    ("email", "third_party"): (("email",), "third"),
+    ("call", "debtor"): (("mobile", "landline"), "self"),
+    ("call", "third_party"): (("mobile", "landline"), "third"),
+    ("letter", "debtor"): (("address",), "self"),
+    ("visit", "debtor"): (("address",), "self"),
+}
+
+
+def load_contact_points(
+    session: Session, settings: RunSettings, *, partition: int, partitions: int, account_id: int | None = None
+) -> pl.DataFrame:
+    """Every valid contact point of the partition's debtors."""
+    scope = f"a.portfolio_id = {int(settings.portfolio_id)}" + _partition_clause(partition, partitions)
+    if account_id is not None:
+        scope += f" AND a.id = {int(account_id)}"
+    return bulk.read_frame(
+        session,
+        "SELECT cp.id AS contact_point_id, cp.debtor_id, cp.kind AS contact_kind, cp.value, cp.owner_relation,"
+        " cp.debt_related, cp.verified, cp.is_valid, cp.opted_out, cp.timezone AS cp_zone"
+        " FROM contact_point cp WHERE cp.is_valid = TRUE AND cp.debtor_id IN"
+        f" (SELECT a.debtor_id FROM account a WHERE {scope})",
+        _CP_SCHEMA,
+    )
+
+
+def attach_contacts(planned: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
+    """Phase 6 (pure): pick each planned contact's contact point and derive the gate's group attributes.
+
+    Preference: not opted out, verified, kind order of `_NEEDS`, lowest id. A letter or visit without an
+    address contact point goes to the debtor's address on file. A debtor whose own phone numbers are all
+    invalid (or who has none) is out of contact (CN-3).
+    """
+    if planned.height == 0:
+        return planned
+    tagged: list[pl.DataFrame] = []
+    for (channel, audience), (kinds, owner) in _NEEDS.items():
+        owner_ok = (
+            (pl.col("owner_relation") == "self") if owner == "self" else (pl.col("owner_relation") != "self")
+        )
+        rank = pl.col("contact_kind").replace_strict({k: i for i, k in enumerate(kinds)}, default=None)
+        tagged.append(
+            contacts.filter(pl.col("contact_kind").is_in(list(kinds)) & owner_ok).with_columns(
+                pl.lit(channel).alias("channel"),
+                pl.lit(audience).alias("audience"),
+                rank.cast(pl.Int64).alias("_kind_rank"),
+            )
+        )
+    candidates = pl.concat(tagged) if tagged else contacts.clear()
+    best = (
+        candidates.sort(
+            ["debtor_id", "channel", "audience", "opted_out", "verified", "_kind_rank", "contact_point_id"],
+            descending=[False, False, False, False, True, False, False],
+        )
+        .unique(["debtor_id", "channel", "audience"], keep="first", maintain_order=True)
+        .drop("_kind_rank", "is_valid", "verified")
+    )
+    own_phone = contacts.filter(
+        (pl.col("owner_relation") == "self") & pl.col("contact_kind").is_in(["mobile", "landline"])
+    )
+    reachable = own_phone.select("debtor_id").unique().with_columns(pl.lit(False).alias("numbers_invalid"))
+    out = (
+        planned.join(best, on=["debtor_id", "channel", "audience"], how="left", maintain_order="left")
+        .join(reachable, on="debtor_id", how="left", maintain_order="left")
+        .with_columns(pl.col("numbers_invalid").fill_null(True))
+    )
+    postal = pl.col("channel").is_in(["letter", "visit"]) & (pl.col("audience") == "debtor")
+    on_file = postal & pl.col("contact_point_id").is_null() & pl.col("debtor_address").is_not_null()
+    out = out.with_columns(
+        pl.when(on_file).then(pl.lit("address")).otherwise(pl.col("contact_kind")).alias("contact_kind"),
+        pl.when(on_file).then(pl.lit("self")).otherwise(pl.col("owner_relation")).alias("owner_relation"),
+        (pl.col("contact_point_id").is_not_null() | on_file).alias("has_contact"),
+        pl.col("debt_related").fill_null(False),
+        pl.col("opted_out").fill_null(False),
+    )
+    phones = out.select(
+        pl.when(pl.col("contact_kind").is_in(["mobile", "landline"])).then(pl.col("value")).otherwise(None)
+    ).to_series()
+    derived = gate.phone_zones(phones)
+    out = out.with_columns(derived.alias("_phone_zones"))
+    zones = pl.concat_list(
+        pl.col("debtor_zone").fill_null("").str.split("|"),
+        pl.coalesce(pl.col("cp_zone"), pl.col("_phone_zones")).fill_null("").str.split("|"),
+    )
+    return out.with_columns(
+        zones.list.eval(pl.element().filter(pl.element().is_not_null() & (pl.element() != "")))
+        .list.unique()
+        .list.sort()
+        .list.join("|")
+        .alias("zones")
+    ).drop("_phone_zones")
+
+
+def gate_planned(settings: RunSettings, planned: pl.DataFrame, *, as_of: date) -> pl.DataFrame:
+    """Phase 7: the compliance rules over every planned contact, once per group (see `gate`)."""
+    if planned.height == 0:
+        return planned
+    return gate.check_planned(
+        planned,
+        pack=settings.pack,
+        as_of=as_of,
+        portfolio_zone=settings.timezone,
+        collector_id=settings.creditor,
+    )
+
+
+def _lead_stages(decisions: pl.DataFrame, settings: RunSettings) -> pl.DataFrame:
+    """Each case's stage: that of its most overdue account in a stage (ties: strategy order, account id)."""
+    order: dict[str, int] = {}
+    for strategy in settings.strategies().values():
+        for index, stage in enumerate(strategy.stages):
+            order.setdefault(stage.name, index)
+    ranked = decisions.select(
+        "case_id",
+        "account_id",
+        "stage",
+        "case_stage",
+        pl.col("dpd"),
+        pl.col("stage").replace_strict(order, default=len(order)).cast(pl.Int64).alias("_order"),
+    )
+    staged = (
+        ranked.filter(pl.col("stage").is_not_null())
+        .sort(["case_id", "dpd", "_order", "account_id"], descending=[False, True, False, False])
+        .unique("case_id", keep="first", maintain_order=True)
+        .select("case_id", pl.col("stage").alias("lead_stage"))
+    )
+    return (
+        ranked.select("case_id", "case_stage")
+        .unique("case_id", maintain_order=True)
+        .join(staged, on="case_id", how="left", maintain_order="left")
+    )
+
+
+def write_partition(
+    session: Session,
+    settings: RunSettings,
+    *,
+    run_id: int,
+    as_of: date,
+    now: datetime,
+    decisions: pl.DataFrame,
+    planned: pl.DataFrame,
+    history: pl.DataFrame,
+    outcome: PartitionOutcome,
+) -> None:
+    """Phase 8: decisions, strategy state, action history, case stage, outbox and work items, in bulk."""
+    if decisions.height == 0:
+        return
+    rows = decisions.select(
+        pl.lit(run_id, pl.Int64()).alias("run_id"),
+        pl.lit(settings.portfolio_id, pl.Int64()).alias("portfolio_id"),
+        "case_id",
+        "account_id",
+        pl.lit(as_of).alias("as_of_date"),
+        "strategy",
+        pl.col("strategy_version").cast(pl.Int64),
+        "arm",
+        pl.when(pl.col("arm").is_not_null()).then(pl.col("challenger_share_bp")).alias("challenger_share_bp"),
+        "previous_stage",
+        "stage",
+        "exit",
+        pl.col("matched_block").cast(pl.Int64),
+        "stage_entered_on",
+        "days_in_stage",
+        "dpd",
+        "balance_minor",
+        "priority",
+        pl.col("flags").list.join(",").alias("flags"),
+        _json_list("actions").alias("actions"),
+        pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
+    )
+    bulk.insert_frame(session, "strategy_decision", rows)
+    outcome.decisions += rows.height
+    state = decisions.select(
+        "account_id",
+        pl.lit(settings.portfolio_id, pl.Int64()).alias("portfolio_id"),
+        "strategy",
+        "stage",
+        "stage_entered_on",
+        "pinned_stage",
+        pl.lit(as_of).alias("decided_on"),
+        pl.lit(run_id, pl.Int64()).alias("run_id"),
+    )
+    bulk.insert_frame(
+        session,
+        "account_strategy_state",
+        state,
+        conflict=("account_id",),
+        update=("portfolio_id", "strategy", "stage", "stage_entered_on", "decided_on", "run_id"),
+    )
+    if planned.height:
+        entered = decisions.select("account_id", pl.col("stage_entered_on").alias("_entered"))
+        due = planned.select("account_id", "action_key").join(entered, on="account_id", how="left")
+        bulk.insert_frame(
+            session,
+            "account_action_state",
+            next_history(due, history, as_of),
+            conflict=("account_id", "action_key"),
+            update=("last_on", "times"),
+        )
+    leads = _lead_stages(decisions, settings)
+    changed = leads.filter(
+        (pl.col("lead_stage") != pl.col("case_stage")).fill_null(
+            pl.col("lead_stage").is_null() != pl.col("case_stage").is_null()
+        )
+    ).select(
+        pl.col("case_id").alias("id"),
+        pl.col("lead_stage").alias("stage"),
+        pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
+    )
+    bulk.update_frame(session, "case", changed, key="id")
+    outcome.case_stage_changes += changed.height
+    if planned.height == 0:
+        return
+    _write_outbox(session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome)
+    _write_work_items(
+        session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome
+    )
+
+
+def next_history(due: pl.DataFrame, history: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """New ``last_on`` / ``times`` of each planned (account, action) after ``as_of`` (pure).
+
+    ``due`` has ``account_id``, ``action_key`` and ``_entered`` (the stage entry date after evaluation);
+    ``history`` the stored rows. A count restarts when the stage was re-entered since the action was last
+    planned (the same rule as `evaluate.advance`).
+    """
+    joined = due.join(history, on=["account_id", "action_key"], how="left")
+    in_stay = (pl.col("last_on") >= pl.col("_entered")).fill_null(False)
+    return joined.select(
+        "account_id",
+        "action_key",
+        pl.lit(as_of).alias("last_on"),
+        (pl.when(in_stay).then(pl.col("times")).otherwise(0) + 1).cast(pl.Int64).alias("times"),
+    )
+
+
+def _locale(settings: RunSettings) -> pl.Expr:
+    return (
+        pl.when(pl.col("language").is_in(["zh_CN", "en"]))
+        .then(pl.col("language"))
+        .otherwise(pl.lit(settings.locale))
+    )
+
+
+def _count_gate(planned: pl.DataFrame, outcome: PartitionOutcome) -> None:
+    contacts = planned.filter(pl.col("gate").is_in(["allowed", "rescheduled", "blocked"]))
+    outcome.rescheduled += contacts.filter(pl.col("gate") == "rescheduled").height
+    outcome.dropped += contacts.filter(pl.col("gate") == "blocked").height
+    flagged = (
+        contacts.filter(pl.col("gate") != "allowed")
+        .select(pl.col("gate_rule_ids").alias("rule"))
+        .explode("rule")
+    )
+    for rule, n in flagged.drop_nulls().group_by("rule").len().iter_rows():
+        outcome.blocked_by_rule[rule] = outcome.blocked_by_rule.get(rule, 0) + n
+    no_contact = contacts.filter(
+        (pl.col("gate") == "blocked") & pl.col("gate_reason").str.starts_with(gate.NO_CONTACT)
+    ).height
+    if no_contact:
+        outcome.blocked_by_rule[gate.NO_CONTACT] = (
+            outcome.blocked_by_rule.get(gate.NO_CONTACT, 0) + no_contact
+        )
+
+
+def _json_list(column: str) -> pl.Expr:
+    """A list of plain identifiers (action keys, rule ids: no quotes or backslashes) as a JSON array."""
+    quoted = pl.col(column).list.eval(pl.lit('"') + pl.element() + pl.lit('"')).list.join(",")
+    return pl.concat_str([pl.lit("["), quoted, pl.lit("]")]).fill_null("[]")
+
+
+def _write_outbox(
+    session: Session,
+    settings: RunSettings,
+    *,
+    run_id: int,
+    as_of: date,
+    now: datetime,
+    planned: pl.DataFrame,
+    outcome: PartitionOutcome,
+) -> None:
+    messages = planned.filter(pl.col("kind").is_in(list(MESSAGE_KINDS)))
+    if messages.height == 0:
+        return
+    queued = pl.col("gate") != "blocked"
+    stamp = pl.lit(now, pl.Datetime("us", "UTC"))
+    rows = messages.select(
+        pl.lit(settings.portfolio_id, pl.Int64()).alias("portfolio_id"),
+        "case_id",
+        "account_id",
+        "contact_point_id",
+        pl.lit(run_id, pl.Int64()).alias("run_id"),
+        pl.lit(as_of).alias("as_of_date"),
+        "action_key",
+        "channel",
+        "template",
+        _locale(settings).alias("locale"),
+        "idempotency_key",
+        "planned_for",
+        pl.col("window_end_at").alias("window_end"),
+        pl.when(queued).then(pl.lit("queued")).otherwise(pl.lit("blocked")).alias("status"),
+        pl.lit(0, pl.Int64()).alias("attempts"),
+        pl.when(queued).then(pl.col("planned_for")).alias("next_attempt_at"),
+        pl.col("gate_reason").alias("last_reason"),
+        _json_list("gate_rule_ids").alias("rule_ids"),
+        stamp.alias("created_at"),
+        stamp.alias("updated_at"),
+    )
+    bulk.insert_frame(session, "outbox_message", rows)  # decided accounts are skipped: no duplicates
+    outcome.outbox += rows.height
+
+
+def _write_work_items(
+    session: Session,
+    settings: RunSettings,
+    *,
+    run_id: int,
+    as_of: date,
+    now: datetime,
+    planned: pl.DataFrame,
+    outcome: PartitionOutcome,
+) -> None:
+    tasks = planned.filter(pl.col("kind").is_in(list(TASK_KINDS)))
+    if tasks.height == 0:
+        return
+    pairs = tasks.select("stage", "dpd").unique()
+    queues = pairs.with_columns(
+        pl.Series(
+            "queue",
+            [
+                (q.name if (q := settings.queue_set.queue_for(s, int(d))) is not None else None)
+                for s, d in pairs.iter_rows()
+            ],
+            dtype=pl.String(),
+        )
+    )
+    tasks = tasks.join(queues, on=["stage", "dpd"], how="left", maintain_order="left")
+    stamp = pl.lit(now, pl.Datetime("us", "UTC"))
+    status = pl.when(pl.col("gate") == "blocked").then(pl.lit("blocked")).otherwise(pl.lit("open"))
+    rows = tasks.select(
+        pl.lit(settings.portfolio_id, pl.Int64()).alias("portfolio_id"),
+        "case_id",
+        "account_id",
+        "contact_point_id",
+        pl.lit(run_id, pl.Int64()).alias("run_id"),
+        pl.lit(as_of).alias("as_of_date"),
+        pl.col("kind").replace_strict(TASK_KINDS).alias("kind"),
+        "action_key",
+        "template",
+        "audience",
+        pl.col("priority").fill_null(0),
+        "queue",
+        # the case's collector so far; allocation moves the few items whose case changes hands
+        pl.when(pl.col("kind").is_in(["call_task", "visit_task"]))
+        .then(pl.col("case_assignee"))
+        .alias("collector_id"),
+        status.alias("status"),
+        pl.col("planned_for").alias("window_start_at"),
+        "window_end_at",
+        "idempotency_key",
+        _json_list("gate_rule_ids").alias("rule_ids"),
+        pl.col("gate_reason").alias("last_reason"),
+        stamp.alias("created_at"),
+        stamp.alias("updated_at"),
+    )
+    bulk.insert_frame(session, "work_item", rows)
+    outcome.work_items += rows.height
+
+
+def _count_decisions(decisions: pl.DataFrame, outcome: PartitionOutcome) -> None:
+    label = (
+        pl.when(pl.col("stage").is_not_null())
+        .then(pl.col("stage"))
+        .when(pl.col("exit").is_not_null())
+        .then(pl.lit("exit:") + pl.col("exit"))
+        .otherwise(pl.lit("(none)"))
+    )
+    for name, n in decisions.select(label.alias("label")).group_by("label").len().iter_rows():
+        outcome.stage_counts[name] = outcome.stage_counts.get(name, 0) + n
+    for key, n in (
+        decisions.select(pl.col("actions").alias("key"))
+        .explode("key")
+        .drop_nulls()
+        .group_by("key")
+        .len()
+        .iter_rows()
+    ):
+        outcome.action_counts[key] = outcome.action_counts.get(key, 0) + n
+    if "arm" in decisions.columns:
+        for arm, n in decisions.select("arm").drop_nulls().group_by("arm").len().iter_rows():
+            outcome.arm_counts[arm] = outcome.arm_counts.get(arm, 0) + n
+
+
+def run_partition(
+    session: Session,
+    settings: RunSettings,
+    *,
+    run_id: int,
+    as_of: date,
+    now: datetime,
+    partition: int = 0,
+    partitions: int = 1,
+    progress: Progress | None = None,
+) -> PartitionOutcome:
+    """Phases 4-8 for one partition of the portfolio's cases; flushes, never commits."""
+    outcome = PartitionOutcome()
+    with _phase(outcome, "snapshot", progress):
+        snapshot, history = load_snapshot(
+            session, settings, as_of=as_of, partition=partition, partitions=partitions
+        )
+        outcome.accounts_skipped = _count_decided(session, settings, as_of, partition, partitions)
+    outcome.accounts_evaluated = snapshot.height
+    if snapshot.height == 0:
+        return outcome
+    with _phase(outcome, "evaluate", progress):
+        decisions, planned = evaluate_snapshot(settings, snapshot, as_of=as_of, outcome=outcome)
+        if decisions.height:
+            _count_decisions(decisions, outcome)
+    with _phase(outcome, "plan", progress):
+        if planned.height:
+            contacts = load_contact_points(session, settings, partition=partition, partitions=partitions)
+            planned = attach_contacts(planned, contacts)
+    with _phase(outcome, "gate", progress):
+        planned = gate_planned(settings, planned, as_of=as_of)
+        if planned.height:
+            _count_gate(planned, outcome)
+    with _phase(outcome, "write", progress):
+        write_partition(
+            session,
+            settings,
+            run_id=run_id,
+            as_of=as_of,
+            now=now,
+            decisions=decisions,
+            planned=planned,
+            history=history,
+            outcome=outcome,
+        )
+        session.flush()
+    return outcome
+
+
+def _count_decided(
+    session: Session, settings: RunSettings, as_of: date, partition: int, partitions: int
+) -> int:
+    sql = (
+        "SELECT count(*) FROM account_strategy_state s JOIN account a ON a.id = s.account_id"
+        f" WHERE s.portfolio_id = {int(settings.portfolio_id)} AND s.decided_on = '{as_of.isoformat()}'"
+        + _partition_clause(partition, partitions)
+    )
+    return int(session.execute(text(sql)).scalar() or 0)
+
+
+# ---------------------------------------------------------------------------------------------- finish
+
+
+def refresh_statistics(session: Session) -> None:
+    """PostgreSQL plans the allocation's joins from table statistics; after a bulk write they are stale
+    (a table filled this transaction still looks empty), so the written tables are analysed first."""
+    if bulk.dialect(session) != "postgresql":
+        return
+    for table in ("strategy_decision", "case", "work_item", "account_strategy_state", "allocation_event"):
+        session.connection().exec_driver_sql(f'ANALYZE "{table}"')
+
+
+def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> int:
+    """Phase 9: open work items planned for earlier dates expire (today's plan replaces them)."""
+    from sqlalchemy import update
+
+    from arrears.models import WorkItem
+
+    result = session.execute(
+        update(WorkItem)
+        .where(
+            WorkItem.portfolio_id == settings.portfolio_id,
+            WorkItem.status == "open",
+            WorkItem.as_of_date < as_of,
+        )
+        .values(status="expired", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def finish_run(
+    session: Session,
+    settings: RunSettings,
+    run: StrategyRun,
+    outcome: PartitionOutcome,
+    *,
+    now: datetime,
+    started: float,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Phases 9-11: expire stale work items, allocate cases, record the run and release the lock."""
+    from arrears.strategy import queue_service
+
+    as_of = run.as_of_date
+    phases = list(run.phases)
+    for name, seconds in sorted(outcome.phase_seconds.items(), key=lambda kv: _PHASE_ORDER.index(kv[0])):
+        phases.append({"name": name, "status": "done", "seconds": seconds})
+    t = time.perf_counter()
+    if progress:
+        progress("expire", 0, 1)
+    refresh_statistics(session)
+    expired = expire_work_items(session, settings, as_of=as_of, now=now)
+    phases.append({"name": "expire", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
+    if progress:
+        progress("expire", 1, 1)
+        progress("allocate", 0, 1)
+    t = time.perf_counter()
+    allocation = queue_service.allocate_portfolio(
+        session,
+        portfolio_id=settings.portfolio_id,
+        as_of=as_of,
+        now=now,
+        run_id=run.id,
+        queue_set=settings.queue_set,
+    )
+    phases.append({"name": "allocate", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
+    if progress:
+        progress("allocate", 1, 1)
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    report = RunReport(
+        run_id=run.id,
+        portfolio=settings.portfolio,
+        as_of=as_of,
+        dry_run=False,
+        mode=run.mode,
+        partitions=run.partitions,
+        status="succeeded",
+        outcome=outcome,
+        allocation_counts=allocation.counts,
+        expired_work_items=expired,
+        allocation_changes=allocation.changes,
+        duration_ms=duration_ms,
+    )
+    phases.append({"name": "record", "status": "done"})
+    run.status = "succeeded"
+    run.finished_at = now
+    run.duration_ms = duration_ms
+    run.accounts_evaluated = outcome.accounts_evaluated
+    run.accounts_skipped = outcome.accounts_skipped
+    run.changes = report.changes
+    run.outbox_written = outcome.outbox
+    run.work_items_written = outcome.work_items
+    run.rescheduled = outcome.rescheduled
+    run.dropped = outcome.dropped
+    run.stage_counts = dict(sorted(outcome.stage_counts.items()))
+    run.action_counts = dict(sorted(outcome.action_counts.items()))
+    run.blocked_by_rule = dict(sorted(outcome.blocked_by_rule.items()))
+    run.arm_counts = dict(sorted(outcome.arm_counts.items()))
+    run.allocation_counts = dict(sorted(allocation.counts.items()))
+    run.phases = phases
+    run.errors = outcome.errors
+    session.execute(delete(StrategyRunLock).where(StrategyRunLock.portfolio_id == settings.portfolio_id))
+    session.flush()
+    return report
+
+
+_PHASE_ORDER = ["snapshot", "evaluate", "plan", "gate", "write"]
+
+
+def fail_run(session: Session, *, run_id: int, error: str, now: datetime) -> None:
+    """Mark a run failed with its error and release its lock (the distributed path's error handler)."""
+    run = session.get(StrategyRun, run_id)
+    if run is None:
+        return
+    run.status = "failed"
+    run.finished_at = now
+    run.errors = [*run.errors, {"code": "run_failed", "message": error[:2000]}]
+    session.execute(
+        delete(StrategyRunLock).where(
+            StrategyRunLock.portfolio_id == run.portfolio_id, StrategyRunLock.run_id == run_id
+        )
+    )
+    session.flush()
+
+
+# ---------------------------------------------------------------------------------------------- in-process
+
+
+def run_portfolio(
+    session: Session,
+    *,
+    portfolio: str | int,
+    as_of: date,
+    now: datetime,
+    dry_run: bool = False,
+    partitions: int = 1,
+    requested_by: str | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """The whole run in this process and this transaction; flushes, never commits.
+
+    ``dry_run`` does all the work inside a savepoint and rolls it back: the report says what would happen
+    and nothing is written (no run row either).
+    """
+    started = time.perf_counter()
+    settings = resolve_settings(session, portfolio=portfolio)
+    savepoint = session.begin_nested()
+    try:
+        run = begin_run(
+            session, settings, as_of=as_of, now=now, partitions=partitions, requested_by=requested_by
+        )
+        outcome = PartitionOutcome()
+        for k in range(partitions):
+            outcome = outcome.merge(
+                run_partition(
+                    session,
+                    settings,
+                    run_id=run.id,
+                    as_of=as_of,
+                    now=now,
+                    partition=k,
+                    partitions=partitions,
+                    progress=progress,
+                )
+            )
+        report = finish_run(session, settings, run, outcome, now=now, started=started, progress=progress)
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
+    if dry_run:
+        savepoint.rollback()
+        report.run_id = None
+        report.dry_run = True
+        report.status = "dry_run"
+    else:
+        savepoint.commit()
+    return report
