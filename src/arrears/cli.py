@@ -243,6 +243,8 @@ def demo(
         _print_import(result, out / "demo-accounts.problems.csv")
         if result.status == "rejected":
             raise typer.Exit(1)
+    with session_scope(_engine()) as session:
+        console.print(demo_mod.prepare_desk(session, as_of=as_of_date, now=clock.now()))
     console.print(f"database 数据库: {get_settings().database_url}")
     if serve:
         serve_cmd()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from faker import Faker
@@ -221,3 +221,26 @@ def ensure_demo_portfolio(session: Session) -> Portfolio:
             session.add(AppUser(username=username, display_name=display, role=role))
     session.flush()
     return portfolio
+
+
+# Demo collectors: two share the early and late queues, the supervisor works the legal queue.
+DEMO_COLLECTORS = [
+    ("collector1", ["early", "late"], 250),
+    ("collector2", ["early", "late"], 250),
+    ("supervisor", ["legal"], 200),
+]
+
+
+def prepare_desk(session: Session, *, as_of: date, now: datetime) -> str:
+    """Give the demo collectors their queues and run the day's strategy, so work queues are filled.
+
+    Returns a one-line summary of the run.
+    """
+    from arrears.strategy import queue_service, run
+
+    for username, queues, cap in DEMO_COLLECTORS:
+        queue_service.set_collector(session, user=username, queues=queues, cap=cap)
+    session.flush()
+    report = run.run_portfolio(session, portfolio=DEMO_PORTFOLIO, as_of=as_of, now=now, requested_by="demo")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.allocation_counts.items()))
+    return f"daily run {as_of}: {report.outcome.work_items} work items, {report.outcome.outbox} messages planned; allocation: {counts}"
