@@ -3,28 +3,32 @@
 The run is an ordered list of phases, one function each, set-based over Polars frames with bulk writes:
 
 begin (once per run) -- `begin_run`
-  1. ``lock``        one run per portfolio at a time (a `StrategyRunLock` row); runs only move forward in time
-  2. ``accrue``      the ledger's daily accrual, ``arrears.ledger.service.accrue_portfolio`` (skipped until
-                     the ledger provides it)
-  3. ``limitation``  time-barred status refresh (compliance; skipped until provided -- the snapshot reads
-                     ``time_barred`` as false meanwhile)
+  1. ``lock``              one run per portfolio at a time (a `StrategyRunLock` row); runs only move forward
+  then `prepare_portfolio`, each phase through its own domain's service, all skipped in a dry run:
+  2. ``release_holds``     holds whose expiry date has come are released (``holds.service``)
+  3. ``recall_placements`` placements whose term has ended are recalled (``agencies.service``)
+  4. ``accrue``            opening postings of new accounts, then the accrual up to the date (``ledger.service``)
+  5. ``commitments``       pending promises and active plans against the ledger's payments
+                           (``arrangements.service``); a breached plan marks its case for re-negotiation
+  6. ``limitation``        limitation dates and time-barred status (``compliance.service``)
 per partition of cases (``case_id % partitions``; in-process or one Celery task each) -- `run_partition`
-  4. ``snapshot``    one query: accounts not yet decided for the date, DPD refreshed from the earliest unpaid
-                     due date, stored stage, open flags, action history; inputs whose tables do not exist
-                     yet (promise and plan state, days since right-party contact, time-barred, scores) are
-                     read as NULL / defaults in `SNAPSHOT_SEAMS`, the one place to change when they arrive
-  5. ``evaluate``    champion / challenger arm, then `evaluate_frame` per strategy
-  6. ``plan``        `planned_actions_frame`, contact points chosen, time zones derived
-  7. ``gate``        the compliance rules once per group of identical planned contacts (`gate.check_planned`)
-  8. ``write``       decisions, strategy state, case stage, outbox messages and work items, in bulk
+  7. ``snapshot``    accounts not yet decided for the date (active ones, and a settled one once more while it
+                     holds a stage, so it exits), DPD from the earliest unpaid due date, the ledger's cached
+                     balance, stored stage, open flags, action history; then one query per input joined in
+                     Polars (`with_inputs`): latest promise, plan state, time-barred, days since the last
+                     right-party contact. Scores are still read as NULL in `SNAPSHOT_SEAMS`
+  8. ``evaluate``    champion / challenger arm, then `evaluate_frame` per strategy
+  9. ``plan``        `planned_actions_frame`, contact points chosen, time zones derived
+ 10. ``gate``        the compliance rules once per group of identical planned contacts (`gate.check_planned`)
+ 11. ``write``       decisions, strategy state, case stage, outbox messages and work items, in bulk
 finish (once per run) -- `finish_run`
-  9. ``expire``      open work items of earlier dates expire
- 10. ``allocate``    cases to collectors by queue (`queue_service.allocate_portfolio`)
- 11. ``record``      the run row's counts and duration; the lock is released
+ 12. ``expire``      open work items of earlier dates expire
+ 13. ``allocate``    cases to collectors by queue (`queue_service.allocate_portfolio`; placed cases are not)
+ 14. ``record``      the run row's counts and duration; the lock is released
 
-Idempotent per (account, as-of date): an account already decided for the date is skipped, and the
-allocation of unchanged inputs changes nothing, so running the same date twice writes nothing the second
-time and reports zero changes. Everything a partition writes is in its own transaction; in-process, the
+Idempotent per (account, as-of date): the preparation phases change nothing for a date already prepared,
+an account already decided for the date is skipped, and the allocation of unchanged inputs changes
+nothing, so running the same date twice writes nothing the second time and reports zero changes. Everything a partition writes is in its own transaction; in-process, the
 whole run is one transaction (the caller commits), and ``dry_run`` rolls it back after reporting.
 """
 
