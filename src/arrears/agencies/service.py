@@ -273,18 +273,18 @@ def recall_placement(
     return placement
 
 
-def recall_expired_placements(session: Session, *, as_of: date) -> list[Placement]:
-    """Recall every placement whose term has ended (``expires_on <= as_of``), dated its expiry day.
+def recall_expired_placements(
+    session: Session, *, as_of: date, portfolio_id: int | None = None
+) -> list[Placement]:
+    """Recall every placement whose term has ended (``expires_on <= as_of``), dated its expiry day; only
+    the cases of ``portfolio_id`` when given (the daily run of one portfolio).
 
     Idempotent: a recalled placement is not picked again.
     """
-    due = list(
-        session.scalars(
-            select(Placement)
-            .where(Placement.recalled_on.is_(None), Placement.expires_on <= as_of)
-            .order_by(Placement.id)
-        )
-    )
+    query = select(Placement).where(Placement.recalled_on.is_(None), Placement.expires_on <= as_of)
+    if portfolio_id is not None:
+        query = query.join(Case, Case.id == Placement.case_id).where(Case.portfolio_id == portfolio_id)
+    due = list(session.scalars(query.order_by(Placement.id)))
     for placement in due:
         placement.recalled_on = placement.expires_on
         placement.recall_reason = "到期撤案 / placement term ended"

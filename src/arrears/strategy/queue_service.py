@@ -145,13 +145,14 @@ _CASE_SCHEMA: dict[str, pl.DataType] = {
     "language": pl.String(),
     "region": pl.String(),
     "assigned_on": pl.Date(),
+    "placed": pl.Int64(),
 }
 
 
 def _allocation_cases(session: Session, *, portfolio_id: int, as_of: date, locale: str) -> list[QueueCase]:
     day = as_of.isoformat()
     pid = int(portfolio_id)
-    # Placement with an agency is read as "not placed" until agencies exist (the one place to change).
+    # A case under a placement on the date (placed, not recalled, term not ended) is the agency's (PI-4).
     sql = (
         "SELECT c.id AS case_id, c.stage, c.assignee_id AS collector_id,"
         " MAX(CASE WHEN sd.stage IS NOT NULL THEN sd.dpd END) AS dpd, MAX(sd.priority) AS priority,"
@@ -159,13 +160,17 @@ def _allocation_cases(session: Session, *, portfolio_id: int, as_of: date, local
         " MAX(CASE WHEN sd.flags IS NOT NULL AND sd.flags <> '' THEN 1 ELSE 0 END) AS held,"
         " MIN(d.preferred_language) AS language,"
         " MIN(CASE WHEN d.id_type = 'resident_id' THEN SUBSTR(d.national_id, 1, 2) END) AS region,"
-        " MIN(e.assigned_on) AS assigned_on"
+        " MIN(e.assigned_on) AS assigned_on, MAX(CASE WHEN pc.case_id IS NULL THEN 0 ELSE 1 END) AS placed"
         ' FROM "case" c'
         f" JOIN strategy_decision sd ON sd.case_id = c.id AND sd.portfolio_id = {pid} AND sd.as_of_date = '{day}'"
         " JOIN account a ON a.id = sd.account_id JOIN debtor d ON d.id = c.debtor_id"
         " LEFT JOIN (SELECT e.case_id, MAX(e.effective_on) AS assigned_on FROM allocation_event e"
         '  JOIN "case" c2 ON c2.id = e.case_id AND e.to_collector_id = c2.assignee_id'
         f"  WHERE c2.portfolio_id = {pid} GROUP BY e.case_id) e ON e.case_id = c.id"
+        " LEFT JOIN (SELECT DISTINCT p.case_id FROM placement p"
+        f'  JOIN "case" c3 ON c3.id = p.case_id AND c3.portfolio_id = {pid}'
+        f"  WHERE p.recalled_on IS NULL AND p.placed_on <= '{day}' AND p.expires_on > '{day}') pc"
+        " ON pc.case_id = c.id"
         f" WHERE c.portfolio_id = {pid} GROUP BY c.id, c.stage, c.assignee_id ORDER BY c.id"
     )
     frame = bulk.read_frame(session, sql, _CASE_SCHEMA)
@@ -180,7 +185,7 @@ def _allocation_cases(session: Session, *, portfolio_id: int, as_of: date, local
             language=row["language"] or locale,
             creditor=None,
             held=bool(row["held"]),
-            placed=False,
+            placed=bool(row["placed"]),
             collector_id=row["collector_id"],
             assigned_on=row["assigned_on"],
         )

@@ -3,39 +3,43 @@
 The run is an ordered list of phases, one function each, set-based over Polars frames with bulk writes:
 
 begin (once per run) -- `begin_run`
-  1. ``lock``        one run per portfolio at a time (a `StrategyRunLock` row); runs only move forward in time
-  2. ``accrue``      the ledger's daily accrual, ``arrears.ledger.service.accrue_portfolio`` (skipped until
-                     the ledger provides it)
-  3. ``limitation``  time-barred status refresh (compliance; skipped until provided -- the snapshot reads
-                     ``time_barred`` as false meanwhile)
+  1. ``lock``              one run per portfolio at a time (a `StrategyRunLock` row); runs only move forward
+  then `prepare_portfolio`, each phase through its own domain's service, all skipped in a dry run:
+  2. ``release_holds``     holds whose expiry date has come are released (``holds.service``)
+  3. ``recall_placements`` placements whose term has ended are recalled (``agencies.service``)
+  4. ``accrue``            opening postings of new accounts, then the accrual up to the date (``ledger.service``)
+  5. ``commitments``       pending promises and active plans against the ledger's payments
+                           (``arrangements.service``); a breached plan marks its case for re-negotiation
+  6. ``limitation``        limitation dates and time-barred status (``compliance.service``)
 per partition of cases (``case_id % partitions``; in-process or one Celery task each) -- `run_partition`
-  4. ``snapshot``    one query: accounts not yet decided for the date, DPD refreshed from the earliest unpaid
-                     due date, stored stage, open flags, action history; inputs whose tables do not exist
-                     yet (promise and plan state, days since right-party contact, time-barred, scores) are
-                     read as NULL / defaults in `SNAPSHOT_SEAMS`, the one place to change when they arrive
-  5. ``evaluate``    champion / challenger arm, then `evaluate_frame` per strategy
-  6. ``plan``        `planned_actions_frame`, contact points chosen, time zones derived
-  7. ``gate``        the compliance rules once per group of identical planned contacts (`gate.check_planned`)
-  8. ``write``       decisions, strategy state, case stage, outbox messages and work items, in bulk
+  7. ``snapshot``    accounts not yet decided for the date (active ones, and a settled one once more while it
+                     holds a stage, so it exits), DPD from the earliest unpaid due date, the ledger's cached
+                     balance, stored stage, open flags, action history; then one query per input joined in
+                     Polars (`with_inputs`): latest promise, plan state, time-barred, days since the last
+                     right-party contact. Scores are still read as NULL in `SNAPSHOT_SEAMS`
+  8. ``evaluate``    champion / challenger arm, then `evaluate_frame` per strategy
+  9. ``plan``        `planned_actions_frame`, contact points chosen, time zones derived
+ 10. ``gate``        the compliance rules once per group of identical planned contacts (`gate.check_planned`)
+ 11. ``write``       decisions, strategy state, case stage, outbox messages and work items, in bulk
 finish (once per run) -- `finish_run`
-  9. ``expire``      open work items of earlier dates expire
- 10. ``allocate``    cases to collectors by queue (`queue_service.allocate_portfolio`)
- 11. ``record``      the run row's counts and duration; the lock is released
+ 12. ``expire``      open work items of earlier dates expire
+ 13. ``allocate``    cases to collectors by queue (`queue_service.allocate_portfolio`; placed cases are not)
+ 14. ``record``      the run row's counts and duration; the lock is released
 
-Idempotent per (account, as-of date): an account already decided for the date is skipped, and the
-allocation of unchanged inputs changes nothing, so running the same date twice writes nothing the second
-time and reports zero changes. Everything a partition writes is in its own transaction; in-process, the
+Idempotent per (account, as-of date): the preparation phases change nothing for a date already prepared,
+an account already decided for the date is skipped, and the allocation of unchanged inputs changes
+nothing, so running the same date twice writes nothing the second time and reports zero changes. Everything a partition writes is in its own transaction; in-process, the
 whole run is one transaction (the caller commits), and ``dry_run`` rolls it back after reporting.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import polars as pl
@@ -43,6 +47,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from arrears import clock
 from arrears.compliance.pack import RulePack, load_pack
 from arrears.errors import Conflict, NotFound, ValidationFailed
 from arrears.models import (
@@ -62,18 +67,26 @@ from arrears.strategy.queues import QueueSet, load_queues
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(phase, done, total)`` while a run works."""
 
-# Inputs the strategy reads that other parts of the system will provide. Until then each is read as this
-# SQL literal (NULL or a default); replacing a literal by a column or a subquery is the whole change.
+# Inputs the strategy reads that scoring will provide. Until then each is read as this SQL literal (NULL);
+# replacing a literal by a column or a subquery is the whole change.
 SNAPSHOT_SEAMS: dict[str, tuple[str, pl.DataType]] = {
     "grade": ("NULL", pl.String()),  # scoring: risk grade
     "score": ("NULL", pl.Int64()),  # scoring: risk score
     "propensity": ("NULL", pl.Float64()),  # scoring: propensity to pay, 0..1
-    "promise_state": ("'none'", pl.String()),  # contacts: state of the latest promise to pay
-    "promise_date": ("NULL", pl.Date()),  # contacts: its date
-    "plan_state": ("'none'", pl.String()),  # arrangements: state of the repayment plan
-    "days_since_rpc": ("NULL", pl.Int64()),  # contacts: days since the last right-party contact
-    "time_barred": ("FALSE", pl.Boolean()),  # compliance: limitation refresh (CN-22, US-8)
 }
+
+# Stored promise status -> the promise state the strategy reads (a partly kept promise is broken).
+PROMISE_STATES: dict[str, str] = {
+    "pending": "active",
+    "kept": "kept",
+    "partly_kept": "broken",
+    "broken": "broken",
+    "superseded": "none",
+}
+# Stored plan status -> plan state; a case marked for re-negotiation reads "broken" unless a plan is active.
+PLAN_STATES: dict[str, str] = {"active": "active", "breached": "broken", "completed": "kept"}
+# Contact outcomes that are a conversation with the debtor (right-party contact).
+RPC_OUTCOMES = ("right_party", "promise", "refused", "dispute_raised", "callback_requested")
 
 MESSAGE_KINDS = ("sms", "email", "letter")
 TASK_KINDS = {"call_task": "call", "visit_task": "visit", "legal_referral": "legal_referral"}
@@ -94,6 +107,7 @@ _SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "debtor_zone": pl.String(),
     "language": pl.String(),
     "debtor_address": pl.String(),
+    "renegotiate_since": pl.Date(),
     **{name: dtype for name, (_sql, dtype) in SNAPSHOT_SEAMS.items()},
 }
 
@@ -196,13 +210,15 @@ class RunReport:
     expired_work_items: int
     allocation_changes: int
     duration_ms: int
+    prepared_changes: int = 0  # rows the preparation phases changed (holds, placements, ledger, plans ...)
 
     @property
     def changes(self) -> int:
         """Rows the run added or changed: zero when re-running a date already run."""
         o = self.outcome
         return (
-            o.decisions
+            self.prepared_changes
+            + o.decisions
             + o.outbox
             + o.work_items
             + o.case_stage_changes
@@ -267,8 +283,10 @@ def begin_run(
     mode: str = "in_process",
     partitions: int = 1,
     requested_by: str | None = None,
+    dry_run: bool = False,
 ) -> StrategyRun:
-    """Phases 1-3: take the portfolio's lock, create the run row, run the seams that precede evaluation."""
+    """Phases 1-6: take the portfolio's lock, create the run row, bring the portfolio up to ``as_of``
+    (`prepare_portfolio`; skipped when ``dry_run``)."""
     if partitions < 1:
         raise ValidationFailed("partitions must be at least 1", code="bad_partitions")
     later = session.scalar(
@@ -320,34 +338,141 @@ def begin_run(
             f"资产包 {settings.portfolio} 正在运行 / a run of {settings.portfolio} is in progress",
             code="run_in_progress",
         ) from exc
-    phases = [{"name": "lock", "status": "done"}]
-    phases.append(
-        _seam_phase(session, "accrue", "arrears.ledger.service", "accrue_portfolio", settings, as_of)
-    )
-    phases.append(
-        _seam_phase(
-            session, "limitation", "arrears.compliance.service", "refresh_limitation", settings, as_of
-        )
-    )
+    phases: list[dict[str, Any]] = [{"name": "lock", "status": "done"}]
+    phases.extend(prepare_portfolio(session, settings, as_of=as_of, now=now, dry_run=dry_run))
     run.phases = phases
     session.flush()
     return run
 
 
-def _seam_phase(
-    session: Session, name: str, module: str, function: str, settings: RunSettings, as_of: date
-) -> dict[str, Any]:
-    """Run another domain's portfolio step when that domain provides it; otherwise record it as skipped."""
-    try:
-        found = importlib.import_module(module)
-    except ModuleNotFoundError:
-        return {"name": name, "status": "skipped", "detail": f"{module}.{function} not available"}
-    step = getattr(found, function, None)
-    if step is None:
-        return {"name": name, "status": "skipped", "detail": f"{module}.{function} not available"}
-    started = time.perf_counter()
-    step(session, portfolio_id=settings.portfolio_id, as_of=as_of)
-    return {"name": name, "status": "done", "seconds": round(time.perf_counter() - started, 3)}
+# The phases that bring the portfolio up to the as-of date before it is evaluated, in order. Each writes
+# (another domain's service does the work), each is idempotent for a date, and a dry run skips them all.
+PREPARE_PHASES = ("release_holds", "recall_placements", "accrue", "commitments", "limitation")
+
+
+def prepare_portfolio(
+    session: Session, settings: RunSettings, *, as_of: date, now: datetime, dry_run: bool = False
+) -> list[dict[str, Any]]:
+    """Phases 2-6: expired holds released, expired placements recalled, the ledger opened and accrued to
+    ``as_of``, promises and plans evaluated against the ledger's payments, limitation dates refreshed.
+
+    Returns one entry per phase for the run row: ``name``, ``status`` (``done`` / ``skipped``),
+    ``seconds``, ``counts`` (what the phase saw) and ``changes`` (rows it changed: zero when the date was
+    already run). A dry run skips every one of them (they write), so it previews against the state the
+    last real run left.
+    """
+    steps: dict[str, Callable[[], dict[str, int]]] = {
+        "release_holds": lambda: _release_holds(session, settings, as_of=as_of, now=now),
+        "recall_placements": lambda: _recall_placements(session, settings, as_of=as_of),
+        "accrue": lambda: _accrue(session, settings, as_of=as_of),
+        "commitments": lambda: _refresh_commitments(session, settings, as_of=as_of),
+        "limitation": lambda: _refresh_limitation(session, settings, as_of=as_of),
+    }
+    out: list[dict[str, Any]] = []
+    for name in PREPARE_PHASES:
+        if dry_run:
+            out.append({"name": name, "status": "skipped", "detail": "dry run / 试运行"})
+            continue
+        started = time.perf_counter()
+        counts = steps[name]()
+        changes = counts.pop("changes")
+        out.append(
+            {
+                "name": name,
+                "status": "done",
+                "seconds": round(time.perf_counter() - started, 3),
+                "counts": counts,
+                "changes": changes,
+            }
+        )
+    session.flush()
+    return out
+
+
+def _release_holds(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> dict[str, int]:
+    from arrears.holds.service import release_expired_holds
+
+    released = release_expired_holds(session, as_of=as_of, at=now, portfolio_id=settings.portfolio_id)
+    return {"released": len(released), "changes": len(released)}
+
+
+def _recall_placements(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
+    from arrears.agencies.service import recall_expired_placements
+
+    recalled = recall_expired_placements(session, as_of=as_of, portfolio_id=settings.portfolio_id)
+    return {"recalled": len(recalled), "changes": len(recalled)}
+
+
+def _accrue(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
+    from arrears.ledger.service import accrue_portfolio, ensure_opening_postings
+
+    opened = ensure_opening_postings(session, portfolio_id=settings.portfolio_id)
+    accrual = accrue_portfolio(session, portfolio_id=settings.portfolio_id, as_of=as_of)
+    return {
+        "opened": opened,
+        "accounts": accrual.accounts,
+        "accrued_accounts": accrual.accrued_accounts,
+        "postings": accrual.postings,
+        "interest_minor": accrual.interest_minor,
+        "penalty_minor": accrual.penalty_minor,
+        "capped_accounts": accrual.capped_accounts,
+        "changes": opened + accrual.postings,
+    }
+
+
+def _refresh_commitments(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
+    """Promises first, then plans, both against the ledger's payments through ``as_of`` (read once)."""
+    from arrears.arrangements.service import PromiseStatus, refresh_arrangements, refresh_promises
+    from arrears.ledger.service import received_by_account
+
+    payments = received_by_account(session, portfolio_id=settings.portfolio_id, through=as_of)
+    promised = refresh_promises(session, portfolio_id=settings.portfolio_id, as_of=as_of, payments=payments)
+    plans = refresh_arrangements(session, portfolio_id=settings.portfolio_id, as_of=as_of, payments=payments)
+    settled = sum(n for status, n in promised.by_status.items() if status != PromiseStatus.PENDING)
+    return {
+        "promises_evaluated": promised.evaluated,
+        "promises_kept": promised.by_status.get("kept", 0),
+        "promises_broken": promised.by_status.get("broken", 0) + promised.by_status.get("partly_kept", 0),
+        "plans_evaluated": plans.evaluated,
+        "plans_breached": len(plans.breached),
+        "plans_completed": len(plans.completed),
+        # only pending promises and active plans are evaluated: any other outcome is a change of state
+        "changes": settled + len(plans.breached) + len(plans.completed),
+    }
+
+
+def _refresh_limitation(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
+    """CN-20..CN-26 / US-8: the portfolio's limitation dates, unless already refreshed for ``as_of``.
+
+    The refresh replaces the portfolio's rows; when every account already has a row of this date the
+    second run of the date leaves them as they are (invariant 4).
+    """
+    from arrears.compliance.service import refresh_limitations
+
+    pid = int(settings.portfolio_id)
+    day = as_of.isoformat()
+    row = session.execute(
+        text(
+            "SELECT (SELECT count(*) FROM account WHERE portfolio_id = :pid),"
+            " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND as_of = :day),"
+            " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND as_of <> :day)"
+        ),
+        {"pid": pid, "day": day},
+    ).one()
+    accounts, today, other = (int(v or 0) for v in row)
+    if today and not other and today >= accounts:
+        barred = session.execute(
+            text("SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND time_barred = :yes"),
+            {"pid": pid, "yes": True},
+        ).scalar()
+        return {"accounts": today, "time_barred": int(barred or 0), "changes": 0}
+    result = refresh_limitations(session, portfolio_id=pid, as_of=as_of)
+    return {
+        "accounts": result.accounts,
+        "time_barred": result.time_barred,
+        "newly_time_barred": len(result.newly_time_barred),
+        "changes": result.accounts,
+    }
 
 
 def _state_table() -> Any:
@@ -393,7 +518,11 @@ def load_snapshot(
     the frame and the stored action history (long: ``account_id``, ``action_key``, ``last_on``, ``times``).
     """
     seams = ", ".join(f"{sql} AS {name}" for name, (sql, _dtype) in SNAPSHOT_SEAMS.items())
-    where = f"a.portfolio_id = {int(settings.portfolio_id)} AND a.status = 'active'"
+    # active accounts, and a settled account once more while it still holds a stage (it exits: paid)
+    where = (
+        f"a.portfolio_id = {int(settings.portfolio_id)}"
+        " AND (a.status = 'active' OR (a.status = 'settled' AND s.stage IS NOT NULL))"
+    )
     where += _partition_clause(partition, partitions)
     if account_id is not None:
         where += f" AND a.id = {int(account_id)}"
@@ -401,21 +530,30 @@ def load_snapshot(
         where += f" AND (s.decided_on IS NULL OR s.decided_on < '{as_of.isoformat()}')"
     sql = (
         "SELECT a.id AS account_id, a.case_id, a.debtor_id, a.product, a.currency,"
+        # the ledger's cached balances (kept with the postings in the same transaction)
         " a.principal_minor + a.interest_minor + a.penalty_minor + a.fees_minor + a.costs_minor AS balance_minor,"
         " a.due_date, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
-        " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address, "
-        f"{seams}"
+        " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address,"
+        f" c.needs_renegotiation_since AS renegotiate_since, {seams}"
         ' FROM account a JOIN "case" c ON c.id = a.case_id JOIN debtor d ON d.id = a.debtor_id'
         " LEFT JOIN account_strategy_state s ON s.account_id = a.id"
         f" WHERE {where} ORDER BY a.id"
     )
     frame = bulk.read_frame(session, sql, _SNAPSHOT_SCHEMA)
-    frame = frame.with_columns((pl.lit(as_of) - pl.col("due_date")).dt.total_days().alias("dpd"))
-    if frame.height == 0:
-        return frame.with_columns(pl.lit(None, pl.List(pl.String())).alias("flags")), _EMPTY_HISTORY
     scope = f"a.portfolio_id = {int(settings.portfolio_id)}" + _partition_clause(partition, partitions)
     if account_id is not None:
         scope += f" AND a.id = {int(account_id)}"
+    frame = with_inputs(
+        frame,
+        promises=load_promises(session, scope),
+        plans=load_plans(session, scope),
+        limitations=load_limitations(session, scope),
+        contacts=load_last_rpc(session, scope, as_of=as_of, zone=settings.timezone),
+        as_of=as_of,
+    )
+    frame = frame.with_columns((pl.lit(as_of) - pl.col("due_date")).dt.total_days().alias("dpd"))
+    if frame.height == 0:
+        return frame.with_columns(pl.lit(None, pl.List(pl.String())).alias("flags")), _EMPTY_HISTORY
     flags = bulk.read_frame(
         session,
         "SELECT f.account_id, f.kind FROM account_flag f JOIN account a ON a.id = f.account_id"
@@ -432,6 +570,113 @@ def load_snapshot(
         _HISTORY_SCHEMA,
     )
     return _with_history(frame, history), history
+
+
+def load_promises(session: Session, scope: str) -> pl.DataFrame:
+    """The latest promise of each account in ``scope`` (SQL over ``account a``): status and date."""
+    return bulk.read_frame(
+        session,
+        "SELECT p.account_id, p.status AS promise_status, p.promised_on AS promise_date FROM promise p"
+        " WHERE p.id IN (SELECT MAX(p2.id) FROM promise p2 JOIN account a ON a.id = p2.account_id"
+        f" WHERE {scope} GROUP BY p2.account_id)",
+        {"account_id": pl.Int64(), "promise_status": pl.String(), "promise_date": pl.Date()},
+    )
+
+
+def load_plans(session: Session, scope: str) -> pl.DataFrame:
+    """The latest plan in force, breached or completed covering each account in ``scope``: its status."""
+    plans = bulk.read_frame(
+        session,
+        "SELECT aa.account_id, ar.id AS plan_id, ar.status AS plan_status FROM arrangement_account aa"
+        " JOIN arrangement ar ON ar.id = aa.arrangement_id JOIN account a ON a.id = aa.account_id"
+        f" WHERE {scope} AND ar.status IN ({', '.join(repr(k) for k in PLAN_STATES)})",
+        {"account_id": pl.Int64(), "plan_id": pl.Int64(), "plan_status": pl.String()},
+    )
+    return (
+        plans.sort("account_id", "plan_id")
+        .unique("account_id", keep="last", maintain_order=True)
+        .select("account_id", "plan_status")
+    )
+
+
+def load_limitations(session: Session, scope: str) -> pl.DataFrame:
+    """Time-barred status of each account in ``scope`` as the limitation refresh stored it (CN-22, US-8)."""
+    return bulk.read_frame(
+        session,
+        "SELECT al.account_id, al.time_barred FROM account_limitation al JOIN account a ON a.id = al.account_id"
+        f" WHERE {scope}",
+        {"account_id": pl.Int64(), "time_barred": pl.Boolean()},
+    )
+
+
+def load_last_rpc(session: Session, scope: str, *, as_of: date, zone: str) -> pl.DataFrame:
+    """Each case's last right-party contact up to the end of ``as_of`` (local day in ``zone``), as the
+    local date it happened: allowed attempts whose outcome is a conversation with the debtor, corrected
+    attempts replaced by their corrections."""
+    end = datetime.combine(as_of + timedelta(days=1), dt_time(0), tzinfo=clock.zone_info(zone))
+    end_utc = clock.as_utc(end).strftime("%Y-%m-%d %H:%M:%S")
+    if bulk.dialect(session) == "postgresql":
+        last = "to_char(MAX(ca.started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+        cutoff = f"'{end_utc}+00'"
+    else:
+        last = "substr(MAX(ca.started_at), 1, 19)"
+        cutoff = f"'{end_utc}'"
+    outcomes = ", ".join(repr(o) for o in RPC_OUTCOMES)
+    rows = bulk.read_frame(
+        session,
+        f"SELECT ca.case_id, {last} AS last_at FROM contact_attempt ca"
+        f" WHERE ca.case_id IN (SELECT a.case_id FROM account a WHERE {scope})"
+        f" AND ca.outcome IN ({outcomes}) AND ca.allowed = TRUE AND ca.started_at < {cutoff}"
+        " AND NOT EXISTS (SELECT 1 FROM contact_attempt x WHERE x.corrects_id = ca.id)"
+        " GROUP BY ca.case_id",
+        {"case_id": pl.Int64(), "last_at": pl.String()},
+    )
+    return rows.select(
+        "case_id",
+        pl.col("last_at")
+        .str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC")
+        .dt.convert_time_zone(zone)
+        .dt.date()
+        .alias("rpc_on"),
+    )
+
+
+def with_inputs(
+    frame: pl.DataFrame,
+    *,
+    promises: pl.DataFrame,
+    plans: pl.DataFrame,
+    limitations: pl.DataFrame,
+    contacts: pl.DataFrame,
+    as_of: date,
+) -> pl.DataFrame:
+    """The snapshot's commitment, limitation and contact inputs (pure): ``promise_state`` /
+    ``promise_date`` from the latest promise, ``plan_state`` (an active plan; else broken when the case
+    waits for re-negotiation or its plan was breached; kept when completed), ``time_barred`` and
+    ``days_since_rpc`` (null: never reached)."""
+    renegotiate = pl.col("renegotiate_since").is_not_null()
+    plan = pl.col("plan_status").replace_strict(PLAN_STATES, default="none")
+    return (
+        frame.join(promises, on="account_id", how="left", maintain_order="left")
+        .join(plans, on="account_id", how="left", maintain_order="left")
+        .join(limitations, on="account_id", how="left", maintain_order="left")
+        .join(contacts, on="case_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.col("promise_status")
+            .replace_strict(PROMISE_STATES, default="none")
+            .fill_null("none")
+            .alias("promise_state"),
+            pl.when(plan == "active")
+            .then(pl.lit("active"))
+            .when(renegotiate)
+            .then(pl.lit("broken"))
+            .otherwise(plan.fill_null("none"))
+            .alias("plan_state"),
+            pl.col("time_barred").fill_null(False),
+            (pl.lit(as_of) - pl.col("rpc_on")).dt.total_days().cast(pl.Int64).alias("days_since_rpc"),
+        )
+        .drop("promise_status", "plan_status", "rpc_on", "renegotiate_since")
+    )
 
 
 _HISTORY_SCHEMA: dict[str, pl.DataType] = {
@@ -1079,6 +1324,7 @@ def finish_run(
         expired_work_items=expired,
         allocation_changes=allocation.changes,
         duration_ms=duration_ms,
+        prepared_changes=sum(int(p.get("changes", 0)) for p in run.phases),
     )
     phases.append({"name": "record", "status": "done"})
     run.status = "succeeded"
@@ -1146,7 +1392,13 @@ def run_portfolio(
     savepoint = session.begin_nested()
     try:
         run = begin_run(
-            session, settings, as_of=as_of, now=now, partitions=partitions, requested_by=requested_by
+            session,
+            settings,
+            as_of=as_of,
+            now=now,
+            partitions=partitions,
+            requested_by=requested_by,
+            dry_run=dry_run,
         )
         outcome = PartitionOutcome()
         for k in range(partitions):

@@ -8,8 +8,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -51,6 +52,8 @@ class Row:
     amount: str = "1000.00"
     hold: str = ""
     email: bool = True
+    originated: date | None = None  # with a rate: an account that accrues interest
+    rate: str = ""
 
 
 @dataclass
@@ -66,11 +69,13 @@ def import_portfolio(
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     portfolios.create_portfolio(session, name=name, creditor=f"银行-{name}")
     path = tmp_path / f"{name}.csv"
+    accruing = any(r.originated is not None for r in rows)
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(HEADERS)
+        w.writerow(HEADERS + (["放款日期", "年利率", "罚息利率"] if accruing else []))
         for r in rows:
             n = next(_serial) + (uuid.uuid4().int % 500) * 1000
+            extra = [r.originated.isoformat() if r.originated else "", r.rate, r.rate] if accruing else []
             w.writerow(
                 [
                     f"{name}-{r.ref}",
@@ -86,9 +91,12 @@ def import_portfolio(
                     "李四",
                     "朋友",
                     f"137{n % 100_000_000:08d}",
+                    *extra,
                 ]
             )
-    report = portfolios.import_accounts(session, path=path, portfolio_name=name, as_of=as_of)
+    # imported in the morning of ``as_of`` (the ledger opens accounts on their import day)
+    imported_at = datetime.combine(as_of, time(8), tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+    report = portfolios.import_accounts(session, path=path, portfolio_name=name, as_of=as_of, now=imported_at)
     assert report.status == "applied", report.issues.head(10)
     accounts = session.scalars(
         select(Account).join(Account.case).where(Account.external_ref.like(f"{name}-%"))

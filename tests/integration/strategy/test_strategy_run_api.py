@@ -35,7 +35,14 @@ def _walk_through(engine: Engine, p: Portfolio, collector: int) -> None:
     assert run["status"] == "succeeded" and run["accounts_evaluated"] == 2
     assert run["stage_counts"] == {"firm": 1, "intensive": 1}
     assert run["blocked_by_rule"] == {"CN-3": 1}
-    assert [ph["name"] for ph in run["phases"]][:3] == ["lock", "accrue", "limitation"]
+    assert [ph["name"] for ph in run["phases"]][:6] == [
+        "lock",
+        "release_holds",
+        "recall_placements",
+        "accrue",
+        "commitments",
+        "limitation",
+    ]
     again = client.post("/api/v1/runs", json={"portfolio": p.name, "as_of": DAY0.isoformat()}).json()
     assert again["changes"] == 0
     assert client.get(f"/api/v1/runs/{run['id']}").json()["work_items_written"] == run["work_items_written"]
