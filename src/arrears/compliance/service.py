@@ -73,6 +73,8 @@ from arrears.models import (
     Account,
     AccountFlag,
     AccountLimitation,
+    Arrangement,
+    ArrangementAccount,
     Case,
     ChannelOptOut,
     ContactAttempt,
@@ -81,7 +83,13 @@ from arrears.models import (
     Debtor,
     InconvenientTime,
     Instalment,
+    LegalCase,
+    LegalCaseAccount,
+    LegalMilestone,
+    Payment,
     Portfolio,
+    Posting,
+    Promise,
     UTCDateTime,
 )
 from arrears.models import ContactPoint as ContactPointRow
@@ -661,7 +669,54 @@ def contact_events(session: Session, scope: AccountScope, zone_name: str) -> dic
     return out
 
 
-DEFAULT_EVENT_SOURCES: tuple[EventSource, ...] = (due_events, contact_events)
+def acknowledgment_events(
+    session: Session, scope: AccountScope, zone_name: str
+) -> dict[int, list[LimitationEvent]]:
+    """CN-24 / CN-26 from case work and the ledger: promises, agreed plans, payments, lawsuits filed.
+
+    A promise counts on the day it was made, a plan on the day it was agreed (a plan still awaiting approval
+    was proposed by the debtor and counts as a request to pay over time), a payment on the day the money
+    arrived unless the payment was reversed, a lawsuit or arbitration on the day it was filed.
+    """
+    out: dict[int, list[LimitationEvent]] = {}
+
+    def add(account_id: int, kind: LimitationEventKind, on: date, ref: str) -> None:
+        out.setdefault(int(account_id), []).append(LimitationEvent(kind, on, ref=ref))
+
+    for pid, account_id, made_on in session.execute(
+        select(Promise.id, Promise.account_id, Promise.made_on).where(scope.accounts(Promise.account_id))
+    ):
+        add(account_id, LimitationEventKind.PROMISE, made_on, f"promise:{pid}")
+    for aid, account_id, agreed_on in session.execute(
+        select(Arrangement.id, ArrangementAccount.account_id, Arrangement.agreed_on)
+        .join(ArrangementAccount, ArrangementAccount.arrangement_id == Arrangement.id)
+        .where(scope.accounts(ArrangementAccount.account_id), Arrangement.status != "rejected")
+    ):
+        add(account_id, LimitationEventKind.ARRANGEMENT, agreed_on, f"arrangement:{aid}")
+    # the latest payment per account is the one that matters; earlier ones are superseded by it
+    for account_id, paid_on in session.execute(
+        select(Posting.account_id, func.max(Posting.effective_date))
+        .join(Payment, Payment.id == Posting.payment_id)
+        .where(scope.accounts(Posting.account_id), Payment.status == "posted", Posting.kind == "payment")
+        .group_by(Posting.account_id)
+    ):
+        add(account_id, LimitationEventKind.PARTIAL_PAYMENT, paid_on, f"payment:{account_id}:{paid_on}")
+    kinds = {"litigation": LimitationEventKind.LAWSUIT, "arbitration": LimitationEventKind.ARBITRATION}
+    for lid, kind, account_id, filed_on in session.execute(
+        select(LegalCase.id, LegalCase.kind, LegalCaseAccount.account_id, LegalMilestone.occurred_on)
+        .join(LegalCaseAccount, LegalCaseAccount.legal_case_id == LegalCase.id)
+        .join(LegalMilestone, LegalMilestone.legal_case_id == LegalCase.id)
+        .where(
+            scope.accounts(LegalCaseAccount.account_id),
+            LegalCase.kind.in_(tuple(kinds)),
+            LegalMilestone.milestone == "filed",
+        )
+    ):
+        add(account_id, kinds[kind], filed_on, f"legal_case:{lid}")
+    return out
+
+
+DEFAULT_EVENT_SOURCES: tuple[EventSource, ...] = (due_events, contact_events, acknowledgment_events)
 
 
 def limitation_events(

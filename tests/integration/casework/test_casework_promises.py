@@ -154,3 +154,45 @@ def test_promises_are_evaluated_against_the_ledgers_payments_net_of_reversals(
     assert promises[kept_account.id].status == "kept"
     assert promises[bounced_account.id].status == "broken"
     assert result.by_status == {"kept": 1, "broken": 1}
+
+
+def test_a_recorded_promise_restarts_the_limitation_period_cn26(session: Session, book: Book) -> None:
+    from arrears.compliance import service as compliance
+
+    account = book.account("3")
+    account.due_date, account.last_due_date = date(2021, 3, 1), None
+    session.flush()
+    before = compliance.account_limitation(session, account_id=account.id, as_of=date(2025, 7, 1))
+    assert before.time_barred  # three years from 2021-03-01 (CN-20)
+
+    service.record_promise(
+        session,
+        account_id=account.id,
+        amount_minor=10000,
+        promised_on=date(2023, 12, 10),
+        made_on=date(2023, 12, 1),
+        channel="call",
+        taken_by_id=book.users["collector"].id,
+    )
+    after = compliance.account_limitation(session, account_id=account.id, as_of=date(2025, 7, 1))
+    assert not after.time_barred
+    assert after.limitation_on == date(2026, 12, 1)
+
+
+def test_a_promise_after_expiry_is_a_waiver_not_a_new_period_cn22(session: Session, book: Book) -> None:
+    from arrears.compliance import service as compliance
+
+    account = book.account("3")
+    account.due_date, account.last_due_date = date(2021, 3, 1), None
+    session.flush()
+    service.record_promise(
+        session,
+        account_id=account.id,
+        amount_minor=10000,
+        promised_on=date(2024, 6, 10),
+        made_on=date(2024, 6, 1),
+        channel="call",
+        taken_by_id=book.users["collector"].id,
+    )
+    result = compliance.account_limitation(session, account_id=account.id, as_of=date(2025, 7, 1))
+    assert result.time_barred and result.waived_by is not None
