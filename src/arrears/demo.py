@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from faker import Faker
@@ -221,3 +221,30 @@ def ensure_demo_portfolio(session: Session) -> Portfolio:
             session.add(AppUser(username=username, display_name=display, role=role))
     session.flush()
     return portfolio
+
+
+DEMO_PASSWORD = "demo1234"  # printed with the address; demo databases only
+DEMO_COLLECTORS = ("collector1", "collector2")
+
+
+def set_demo_passwords(session: Session) -> None:
+    """Give every demo user the demo password (only users without a password yet)."""
+    from arrears.users.service import hash_password
+
+    digest = hash_password(DEMO_PASSWORD)
+    for username, _display, _role in DEMO_USERS:
+        user = session.scalar(select(AppUser).where(AppUser.username == username))
+        if user is not None and not user.password_hash:
+            user.password_hash = digest
+    session.flush()
+
+
+def prepare_desk(session: Session, *, as_of: date, now: datetime) -> int:
+    """Queues for the demo collectors and the daily run, so each has cases and calls; the run's work items."""
+    from arrears.strategy import queue_service
+    from arrears.strategy import run as daily
+
+    for username in DEMO_COLLECTORS:
+        queue_service.set_collector(session, user=username, queues=["early", "late", "legal"], cap=100_000)
+    report = daily.run_portfolio(session, portfolio=DEMO_PORTFOLIO, as_of=as_of, now=now)
+    return report.outcome.work_items
