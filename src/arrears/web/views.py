@@ -265,24 +265,20 @@ class QueueRow:
 def queue_rows(session: Session, items: list[WorkItem], t: Translator) -> list[QueueRow]:
     """Rows of the work-queue table (debtor names and collectors looked up in two queries)."""
     case_ids = {i.case_id for i in items}
-    names = dict(
+    names: dict[int, str] = dict(
         session.execute(
             select(Case.id, Debtor.name)
             .join(Debtor, Debtor.id == Case.debtor_id)
             .where(Case.id.in_(case_ids))
-        )
-        .tuples()
-        .all()
+        ).all()
     )
-    zones = dict(session.execute(select(Portfolio.id, Portfolio.timezone)).tuples().all())
-    users = dict(
+    zones: dict[int, str] = dict(session.execute(select(Portfolio.id, Portfolio.timezone)).all())
+    users: dict[int, str] = dict(
         session.execute(
             select(AppUser.id, AppUser.display_name).where(
                 AppUser.id.in_({i.collector_id for i in items if i.collector_id})
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     rows = []
     for i in items:
