@@ -121,7 +121,12 @@ class Desk:
     now: datetime
 
     def page(self, name: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
-        """Render a page for this person (their name, role and CSRF token are in every page)."""
+        """Render a page for this person (their name, role and CSRF token are in every page).
+
+        The request's work (the access-log row, a recorded attempt) is committed first: the response
+        may reach the browser before a dependency's teardown runs, and the next request must see it.
+        """
+        self.db.commit()
         return render(
             self.request,
             name,
@@ -131,6 +136,11 @@ class Desk:
             csrf=self.user_session.csrf_token,
             **ctx,
         )
+
+    def redirect(self, url: str) -> RedirectResponse:
+        """Commit, then send the browser on (a POST's effects are visible to the page it asks for next)."""
+        self.db.commit()
+        return RedirectResponse(url, status_code=303)
 
     def error(self, exc: ArrearsError) -> HTMLResponse:
         """An error as a readable page with the error's HTTP status."""
@@ -194,6 +204,7 @@ def login_submit(
     fresh = secrets.token_urlsafe(24)
 
     def again(message: str, status: int) -> HTMLResponse:
+        db.commit()  # the failed attempt counts towards the lockout even if the browser is quick
         return render(
             request,
             "login.html",
@@ -219,6 +230,7 @@ def login_submit(
     except users_service.LoginFailed:
         return again(t("login_failed"), 401)
     opened = users_service.open_session(db, user=user, at=now, ip=_client_ip(request))
+    db.commit()  # the session exists before the browser follows the redirect
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -239,7 +251,7 @@ def logout(d: DeskDep, csrf_token: Annotated[str, Form()] = "") -> Response:
     except ArrearsError as exc:
         return d.error(exc)
     users_service.close_session(d.db, token=d.request.cookies.get(SESSION_COOKIE), at=d.now)
-    response = RedirectResponse("/login", status_code=303)
+    response = d.redirect("/login")
     response.delete_cookie(SESSION_COOKIE)
     return response
 
@@ -305,14 +317,14 @@ def queue_next(d: DeskDep, csrf_token: Annotated[str, Form()] = "") -> Response:
         queue_service.claim_work_item(d.db, item_id=item.id, collector_id=d.user.id, at=d.now)
     except ArrearsError as exc:
         return d.error(exc)
-    return RedirectResponse(f"/cases/{item.case_id}?item={item.id}", status_code=303)
+    return d.redirect(f"/cases/{item.case_id}?item={item.id}")
 
 
 @router.get("/cases")
 def go_to_case(d: DeskDep, case_id: str = "") -> Response:
     if not case_id.strip().isdigit():
         return _queue_page(d)
-    return RedirectResponse(f"/cases/{int(case_id)}", status_code=303)
+    return d.redirect(f"/cases/{int(case_id)}")
 
 
 # ----------------------------------------------------------------------------------------------- case page
@@ -435,7 +447,7 @@ def log_attempt(
             queue_service.complete_work_item(
                 d.db, item_id=item.id, collector_id=d.user.id, outcome=outcome, at=d.now, note=notes or None
             )
-    return RedirectResponse(f"/cases/{case.id}?done=attempt", status_code=303)
+    return d.redirect(f"/cases/{case.id}?done=attempt")
 
 
 def _account_of(d: Desk, case: Case, account_id: int) -> Account:
@@ -483,7 +495,7 @@ def add_promise(
         )
     except ArrearsError as exc:
         return _form_error(d, case, exc)
-    return RedirectResponse(f"/cases/{case.id}?done=promise", status_code=303)
+    return d.redirect(f"/cases/{case.id}?done=promise")
 
 
 @router.post("/cases/{case_id}/payments")
@@ -518,4 +530,4 @@ def add_payment(
         )
     except ArrearsError as exc:
         return _form_error(d, case, exc)
-    return RedirectResponse(f"/cases/{case.id}?done=payment", status_code=303)
+    return d.redirect(f"/cases/{case.id}?done=payment")
