@@ -19,10 +19,16 @@ demo: install
 	$(BIN)/arrears demo --accounts $(ACCOUNTS)
 
 # Rendering checks of printed letters use poppler's pdftoppm/pdftotext; install them where we can.
+# The browser tests drive the system Chromium (Debian's chromium package); CJK fonts make the screenshots legible.
 system-deps:
 	@command -v pdftoppm >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 	  (apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null) || \
 	  echo "note: poppler-utils not installed; letter rendering checks will be skipped"; }
+	@[ -x /usr/bin/chromium ] || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: no /usr/bin/chromium; the browser tests will be skipped (they fail under CI=true)"; }
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  apt-get install -y -qq fonts-noto-cjk >/dev/null || echo "note: no CJK font; screenshots show boxes for Chinese"; }
 
 ## Set up and run every check: lint, types, unit, integration (SQLite and PostgreSQL), end to end
 test: install system-deps

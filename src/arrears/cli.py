@@ -244,8 +244,14 @@ def demo(
         if result.status == "rejected":
             raise typer.Exit(1)
     with session_scope(_engine()) as session:
+        demo_mod.set_demo_passwords(session)
         console.print(demo_mod.prepare_desk(session, as_of=as_of_date, now=clock.now()))
     console.print(f"database 数据库: {get_settings().database_url}")
+    settings = get_settings()
+    console.print(
+        f"collection desk 催收工作台: http://{settings.host}:{settings.port}/  "
+        f"users 用户: {', '.join(u for u, _, _ in demo_mod.DEMO_USERS)}; password 密码: {demo_mod.DEMO_PASSWORD}"
+    )
     if serve:
         serve_cmd()
 
@@ -283,6 +289,9 @@ _register_ledger(app, import_app)
 from arrears.strategy.cli import register as _register_strategy  # noqa: E402
 
 _register_strategy(app)
+from arrears.users.cli import app as _user_app  # noqa: E402
+
+app.add_typer(_user_app, name="user")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -6,16 +6,28 @@ Timestamps are stored in UTC; contact rules convert to the debtor's local zone w
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from arrears.errors import ValidationFailed
 
 DEFAULT_ZONE = "Asia/Shanghai"
+FROZEN_NOW_ENV = "ARREARS_FROZEN_NOW"
 
 
 def now() -> datetime:
-    """Current time, timezone-aware UTC."""
+    """Current time, timezone-aware UTC.
+
+    ``ARREARS_FROZEN_NOW`` (an ISO timestamp with its offset) freezes it: demos and end-to-end tests
+    replay a fixed moment, e.g. ``2026-03-02T10:00:00+08:00``.
+    """
+    frozen = os.environ.get(FROZEN_NOW_ENV)
+    if frozen:
+        moment = datetime.fromisoformat(frozen)
+        if moment.tzinfo is None:
+            raise ValidationFailed(f"{FROZEN_NOW_ENV} needs an offset, got {frozen!r}", code="naive_datetime")
+        return moment.astimezone(UTC)
     return datetime.now(UTC)
 
 

@@ -223,12 +223,25 @@ def ensure_demo_portfolio(session: Session) -> Portfolio:
     return portfolio
 
 
-# Demo collectors: two share the early and late queues, the supervisor works the legal queue.
+DEMO_PASSWORD = "demo1234"  # printed with the address; demo databases only
+# Demo collectors share the early and late queues; the supervisor works the legal queue.
 DEMO_COLLECTORS = [
-    ("collector1", ["early", "late"], 250),
-    ("collector2", ["early", "late"], 250),
-    ("supervisor", ["legal"], 200),
+    ("collector1", ["early", "late"], 100_000),
+    ("collector2", ["early", "late"], 100_000),
+    ("supervisor", ["legal"], 100_000),
 ]
+
+
+def set_demo_passwords(session: Session) -> None:
+    """Give every demo user the demo password (only users without a password yet)."""
+    from arrears.users.service import hash_password
+
+    digest = hash_password(DEMO_PASSWORD)
+    for username, _display, _role in DEMO_USERS:
+        user = session.scalar(select(AppUser).where(AppUser.username == username))
+        if user is not None and not user.password_hash:
+            user.password_hash = digest
+    session.flush()
 
 
 def prepare_desk(session: Session, *, as_of: date, now: datetime) -> str:
@@ -243,4 +256,7 @@ def prepare_desk(session: Session, *, as_of: date, now: datetime) -> str:
     session.flush()
     report = run.run_portfolio(session, portfolio=DEMO_PORTFOLIO, as_of=as_of, now=now, requested_by="demo")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.allocation_counts.items()))
-    return f"daily run {as_of}: {report.outcome.work_items} work items, {report.outcome.outbox} messages planned; allocation: {counts}"
+    return (
+        f"daily run 每日批处理 {as_of}: {report.outcome.work_items} calls and visits, "
+        f"{report.outcome.outbox} messages planned; allocation 分案: {counts}"
+    )

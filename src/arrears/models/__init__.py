@@ -42,8 +42,10 @@ from arrears.models.strategy import (
     WorkItem,
 )
 from arrears.models.user import AppUser
+from arrears.models.users_auth import AccessLog, LoginAttempt, UserSession
 
 __all__ = [
+    "AccessLog",
     "Account",
     "AccountActionState",
     "AccountFlag",
@@ -78,6 +80,7 @@ __all__ = [
     "LegalCaseAccount",
     "LegalCost",
     "LegalMilestone",
+    "LoginAttempt",
     "OutboxMessage",
     "Payment",
     "Placement",
@@ -90,5 +93,6 @@ __all__ = [
     "StrategyRunLock",
     "Timestamped",
     "UTCDateTime",
+    "UserSession",
     "WorkItem",
 ]

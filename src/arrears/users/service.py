@@ -1,0 +1,297 @@
+"""People who use the desk: accounts and roles, passwords (argon2), sign-in with lockout, server-side
+sessions with a CSRF token, and the access log of who opened which debtor's record (PI-9).
+
+The cookie carries a random token; the ``user_session`` row keeps only its SHA-256, so a copy of the
+database cannot be replayed as a session. The numbers (lockout, session length) live in ``auth.toml``.
+Services flush and never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from importlib import resources
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from arrears.enums import Role
+from arrears.errors import ArrearsError, Conflict, NotFound, ValidationFailed
+from arrears.models import AccessLog, AppUser, LoginAttempt, UserSession
+
+_HASHER = PasswordHasher()
+# Verified when the user does not exist, so a wrong name costs the same time as a wrong password.
+_DUMMY_HASH = _HASHER.hash("not-a-password")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """Sign-in and session numbers (``users/auth.toml``)."""
+
+    max_failed_logins: int
+    failure_window_minutes: int
+    lockout_minutes: int
+    session_hours: int
+    idle_minutes: int
+    min_password_length: int
+
+
+@cache
+def auth_policy() -> AuthPolicy:
+    """The packaged sign-in policy."""
+    text = resources.files("arrears.users").joinpath("auth.toml").read_text(encoding="utf-8")
+    return AuthPolicy(**tomllib.loads(text))
+
+
+class LoginFailed(ArrearsError):
+    """Wrong user name or password (one message for both, so names cannot be guessed)."""
+
+    status = 401
+    default_code = "login_failed"
+
+
+class AccountLocked(ArrearsError):
+    """Too many failed sign-ins: the account is locked for a while."""
+
+    status = 429
+    default_code = "account_locked"
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session just opened: the cookie token (shown once) and the row."""
+
+    token: str
+    session: UserSession
+
+
+# ------------------------------------------------------------------------------------------------ accounts
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password."""
+    return _HASHER.hash(password)
+
+
+def _check_password_rules(password: str) -> None:
+    minimum = auth_policy().min_password_length
+    if len(password) < minimum:
+        raise ValidationFailed(
+            f"密码至少 {minimum} 个字符 / a password has at least {minimum} characters", code="weak_password"
+        )
+
+
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise ValidationFailed(
+            f"未知角色 {role!r}（可选：{names}） / unknown role {role!r} (one of {names})", code="bad_role"
+        ) from None
+
+
+def get_user(session: Session, username: str) -> AppUser:
+    """A user by name."""
+    user = session.scalar(select(AppUser).where(AppUser.username == username))
+    if user is None:
+        raise NotFound(f"用户不存在：{username} / no user {username!r}", code="user_not_found")
+    return user
+
+
+def add_user(
+    session: Session,
+    *,
+    username: str,
+    role: str,
+    password: str,
+    display_name: str | None = None,
+    locale: str = "zh_CN",
+) -> AppUser:
+    """Create a user with a role and a password."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise ValidationFailed("用户名为 1-64 个字符 / a user name has 1-64 characters", code="bad_username")
+    if session.scalar(select(AppUser.id).where(AppUser.username == username)) is not None:
+        raise Conflict(f"用户已存在：{username} / user {username!r} exists", code="user_exists")
+    _check_password_rules(password)
+    user = AppUser(
+        username=username,
+        display_name=display_name or username,
+        role=_role(role).value,
+        password_hash=hash_password(password),
+        locale=locale,
+        active=True,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, *, username: str, password: str) -> AppUser:
+    """Replace a user's password; their open sessions end."""
+    user = get_user(session, username)
+    _check_password_rules(password)
+    user.password_hash = hash_password(password)
+    for row in session.scalars(
+        select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+    ):
+        row.revoked_at = row.last_seen_at
+    session.flush()
+    return user
+
+
+# ------------------------------------------------------------------------------------------------- sign-in
+
+
+def locked_until(session: Session, *, username: str, at: datetime) -> datetime | None:
+    """When the account unlocks, or None if it is not locked at ``at``.
+
+    Locked after ``max_failed_logins`` failures in a row (no success after them) inside the window; the
+    lock lasts ``lockout_minutes`` from the last failure.
+    """
+    policy = auth_policy()
+    since = at - timedelta(minutes=max(policy.failure_window_minutes, policy.lockout_minutes))
+    last_success = session.scalar(
+        select(func.max(LoginAttempt.at)).where(
+            LoginAttempt.username == username, LoginAttempt.succeeded.is_(True), LoginAttempt.at >= since
+        )
+    )
+    floor = max(since, last_success) if last_success is not None else since
+    failures = list(
+        session.scalars(
+            select(LoginAttempt.at)
+            .where(
+                LoginAttempt.username == username,
+                LoginAttempt.succeeded.is_(False),
+                LoginAttempt.at > floor,
+                LoginAttempt.at <= at,
+            )
+            .order_by(LoginAttempt.at)
+        )
+    )
+    if len(failures) < policy.max_failed_logins:
+        return None
+    window = timedelta(minutes=policy.failure_window_minutes)
+    tail = failures[-policy.max_failed_logins :]
+    if tail[-1] - tail[0] > window:
+        return None
+    until = tail[-1] + timedelta(minutes=policy.lockout_minutes)
+    return until if until > at else None
+
+
+def authenticate(
+    session: Session, *, username: str, password: str, at: datetime, ip: str | None = None
+) -> AppUser:
+    """Check a password; every try is recorded. Raises LoginFailed, or AccountLocked while locked."""
+    username = username.strip()
+    until = locked_until(session, username=username, at=at)
+    if until is not None:
+        session.add(LoginAttempt(username=username, at=at, succeeded=False, ip=ip))
+        session.flush()
+        raise AccountLocked(
+            "登录失败次数过多，账户已暂时锁定 / too many failed sign-ins, the account is locked for now",
+            details={"locked_until": until.isoformat()},
+        )
+    user = session.scalar(select(AppUser).where(AppUser.username == username))
+    ok = False
+    try:
+        ok = _HASHER.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    ok = ok and user is not None and bool(user.password_hash) and user.active
+    session.add(LoginAttempt(username=username, at=at, succeeded=ok, ip=ip))
+    session.flush()
+    if not ok or user is None:
+        raise LoginFailed("用户名或密码错误 / wrong user name or password")
+    if _HASHER.check_needs_rehash(user.password_hash or ""):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def _sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(session: Session, *, user: AppUser, at: datetime, ip: str | None = None) -> NewSession:
+    """A new server-side session with its own CSRF token."""
+    token = secrets.token_urlsafe(32)
+    row = UserSession(
+        token_sha256=_sha(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(24),
+        expires_at=at + timedelta(hours=auth_policy().session_hours),
+        last_seen_at=at,
+        ip=ip,
+    )
+    session.add(row)
+    session.flush()
+    return NewSession(token=token, session=row)
+
+
+def resume_session(
+    session: Session, *, token: str | None, at: datetime
+) -> tuple[UserSession, AppUser] | None:
+    """The live session and user for a cookie token, or None (unknown, ended, expired, idle, inactive)."""
+    if not token:
+        return None
+    row = session.scalar(select(UserSession).where(UserSession.token_sha256 == _sha(token)))
+    if row is None or row.revoked_at is not None or row.expires_at <= at:
+        return None
+    if at - row.last_seen_at > timedelta(minutes=auth_policy().idle_minutes):
+        return None
+    user = session.get(AppUser, row.user_id)
+    if user is None or not user.active:
+        return None
+    if at - row.last_seen_at > timedelta(minutes=1):  # one write a minute at most
+        row.last_seen_at = at
+        session.flush()
+    return row, user
+
+
+def close_session(session: Session, *, token: str | None, at: datetime) -> None:
+    """Sign out: the session ends now."""
+    if not token:
+        return
+    row = session.scalar(select(UserSession).where(UserSession.token_sha256 == _sha(token)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = at
+        session.flush()
+
+
+def csrf_ok(user_session: UserSession, submitted: str | None) -> bool:
+    """Whether a form's CSRF token is the session's (compared in constant time)."""
+    return bool(submitted) and secrets.compare_digest(user_session.csrf_token, submitted or "")
+
+
+# ------------------------------------------------------------------------------------------ the access log
+
+
+def log_access(
+    session: Session,
+    *,
+    user_id: int,
+    debtor_id: int,
+    case_id: int | None,
+    at: datetime,
+    action: str = "view_case",
+    ip: str | None = None,
+) -> AccessLog:
+    """Record that a person read a debtor's record (PI-9)."""
+    row = AccessLog(user_id=user_id, debtor_id=debtor_id, case_id=case_id, action=action, at=at, ip=ip)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def access_log(session: Session, *, debtor_id: int) -> list[AccessLog]:
+    """Who read a debtor's record, oldest first."""
+    return list(
+        session.scalars(select(AccessLog).where(AccessLog.debtor_id == debtor_id).order_by(AccessLog.id))
+    )

@@ -1,0 +1,15 @@
+"""The collection desk: server-rendered pages (Jinja2) served by the API's FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+
+def install(app: FastAPI) -> None:
+    """Add the desk's pages, its stylesheet under ``/static`` and the sign-in redirect to an app."""
+    from arrears.web.routes import SignInRequired, router, sign_in_redirect
+
+    app.include_router(router)
+    app.mount("/static", StaticFiles(packages=[("arrears.web", "static")]), name="static")
+    app.add_exception_handler(SignInRequired, sign_in_redirect)
