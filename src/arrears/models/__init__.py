@@ -19,6 +19,7 @@ from arrears.models.casework import (
     Placement,
     Promise,
 )
+from arrears.models.channels import ChannelSetting, MessageTemplate
 from arrears.models.contact import (
     AccountLimitation,
     ChannelOptOut,
@@ -60,6 +61,7 @@ __all__ = [
     "Base",
     "Case",
     "ChannelOptOut",
+    "ChannelSetting",
     "CollectorProfile",
     "ContactAttempt",
     "ContactConsent",
@@ -78,6 +80,7 @@ __all__ = [
     "LegalCaseAccount",
     "LegalCost",
     "LegalMilestone",
+    "MessageTemplate",
     "OutboxMessage",
     "Payment",
     "Placement",
