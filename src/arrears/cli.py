@@ -281,6 +281,9 @@ _register_ledger(app, import_app)
 from arrears.strategy.cli import register as _register_strategy  # noqa: E402
 
 _register_strategy(app)
+from arrears.channels.cli import register as _register_channels  # noqa: E402
+
+_register_channels(app)  # template, letters, channels, dispatch, worker
 
 if __name__ == "__main__":  # pragma: no cover
     app()
