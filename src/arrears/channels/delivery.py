@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from arrears.channels import letters, service
 from arrears.channels import templates as tpl
+from arrears.channels.outbox import latest_attempt
 from arrears.channels.receipts import parse_receipts, verify_signature
 from arrears.channels.schemas import ReceiptStatus
 from arrears.clock import DEFAULT_ZONE, as_utc, zone_info
@@ -28,19 +29,6 @@ from arrears.enums import Channel
 from arrears.errors import ArrearsError, Conflict, Forbidden, NotFound
 from arrears.holds import documents
 from arrears.models import ContactAttempt, Creditor, OutboxMessage, Portfolio
-
-
-def latest_attempt_id(session: Session, attempt_id: int) -> int:
-    """The newest version of a contact attempt (corrections are appended, each pointing at the one before)."""
-    current = attempt_id
-    while True:
-        newer = session.scalar(
-            select(ContactAttempt.id).where(ContactAttempt.corrects_id == current).limit(1)
-        )
-        if newer is None:
-            return current
-        current = int(newer)
-
 
 # --- letters ---------------------------------------------------------------------------------------------
 
@@ -209,7 +197,7 @@ def record_delivery_evidence(
         raise Conflict("需要送达凭证 / delivery evidence is required", code="evidence_required")
     attempt = contacts_service.record_delivery(
         session,
-        attempt_id=latest_attempt_id(session, row.contact_attempt_id),
+        attempt_id=latest_attempt(session, row.contact_attempt_id),
         delivered_at=as_utc(delivered_at),
         evidence_ref=evidence_ref.strip(),
     )
@@ -284,7 +272,7 @@ def record_sms_receipts(
         if row.delivery_status in ("delivered", "failed"):
             report.repeated += 1
             continue
-        attempt_id = latest_attempt_id(session, row.contact_attempt_id)
+        attempt_id = latest_attempt(session, row.contact_attempt_id)
         if receipt.status is ReceiptStatus.DELIVERED:
             portfolio = session.get(Portfolio, row.portfolio_id)
             zone = portfolio.timezone if portfolio else DEFAULT_ZONE

@@ -60,7 +60,7 @@ from arrears.compliance.schemas import Decision, Outcome, Purpose
 from arrears.contacts import service as contacts_service
 from arrears.enums import Channel
 from arrears.errors import ArrearsError, NotFound
-from arrears.models import OutboxMessage, Portfolio
+from arrears.models import ContactAttempt, OutboxMessage, Portfolio
 
 SessionFactory = Callable[[], Session]
 
@@ -112,6 +112,18 @@ class ConfiguredSenders:
             for sender in senders.values():
                 if isinstance(sender, HttpSmsSender):
                     sender.close()
+
+
+def latest_attempt(session: Session, attempt_id: int) -> int:
+    """The newest version of a contact attempt (a correction points at the version it corrects)."""
+    current = attempt_id
+    while True:
+        newer = session.scalar(
+            select(ContactAttempt.id).where(ContactAttempt.corrects_id == current).limit(1)
+        )
+        if newer is None:
+            return current
+        current = int(newer)
 
 
 def _spec_uses_key(spec: GatewaySpec) -> bool:
@@ -370,19 +382,9 @@ def _prepare(
         else Purpose.DEBT_COLLECTION
     )
     # The one gate, at the moment of sending (RULEBOOK "One gate"; CN-1 / US-1 quiet hours and the rest).
-    decision = compliance_service.check_contact(
-        session,
-        case_id=row.case_id,
-        contact_point_id=row.contact_point_id,
-        channel=channel,
-        at=now,
-        collector=collector,
-        account_ids=[row.account_id],
-        purpose=purpose,
-        text=text,
-        template_kind=kind,
-        locale=data.locale,
-    )
+    # The first time, `record_attempt` asks it and stores the attempt with the decision in one step (it is
+    # the gate of `check_contact` plus the record); a retry asks `check_contact` again, and records nothing
+    # new: the message keeps its one attempt.
     if row.contact_attempt_id is None:
         recorded = contacts_service.record_attempt(
             session,
@@ -399,15 +401,32 @@ def _prepare(
             locale=data.locale,
         )
         row.contact_attempt_id = recorded.attempt.id
-        if recorded.decision is not None:
-            decision = recorded.decision
-    elif not decision.allowed:
-        # Allowed at the first try, refused at a retry: the recorded attempt never went out.
-        contacts_service.correct_attempt(
+        assert recorded.decision is not None  # outbound: always gated
+        decision = recorded.decision
+    else:
+        decision = compliance_service.check_contact(
             session,
-            attempt_id=row.contact_attempt_id,
-            changes={"outcome": Outcome.FAILED, "notes": f"blocked at retry: {', '.join(decision.rule_ids)}"},
+            case_id=row.case_id,
+            contact_point_id=row.contact_point_id,
+            channel=channel,
+            at=now,
+            collector=collector,
+            account_ids=[row.account_id],
+            purpose=purpose,
+            text=text,
+            template_kind=kind,
+            locale=data.locale,
         )
+        if not decision.allowed:
+            # Allowed at the first try, refused at a retry: the recorded attempt never went out.
+            contacts_service.correct_attempt(
+                session,
+                attempt_id=latest_attempt(session, row.contact_attempt_id),
+                changes={
+                    "outcome": Outcome.FAILED,
+                    "notes": f"blocked at retry: {', '.join(decision.rule_ids)}",
+                },
+            )
     if not decision.allowed:
         _finish(row, status="blocked", reason=_blocked_reason(decision), now=now, rule_ids=decision.rule_ids)
         report.blocked += 1
@@ -483,7 +502,7 @@ def _record_result(
     if decision.action is RetryAction.DEAD_LETTER and ready.attempt_id is not None and changed.rowcount:  # type: ignore[attr-defined]
         contacts_service.correct_attempt(
             session,
-            attempt_id=ready.attempt_id,
+            attempt_id=latest_attempt(session, ready.attempt_id),
             changes={"outcome": Outcome.FAILED, "notes": f"not sent: {reason}"},
         )
 

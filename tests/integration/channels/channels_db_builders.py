@@ -149,3 +149,48 @@ def savepoint_factory(engine: Engine) -> Iterator[tuple[Session, Callable[[], Se
         if outer.is_active:
             outer.rollback()
         connection.close()
+
+
+def bulk_outbox(
+    session: Session, *, cases: int, planned_for: datetime
+) -> tuple[Portfolio, list[OutboxMessage]]:
+    """A portfolio with ``cases`` debtors, each with one queued e-mail and one queued SMS (2 x cases rows).
+
+    Templates are saved for the portfolio; the caller commits.
+    """
+    portfolio = make_portfolio(session)
+    save_reminders(session, portfolio)
+    tag = portfolio.name
+    debtors = [Debtor(dedup_key=f"{tag}:{i}", name=f"债务人{i}") for i in range(cases)]
+    session.add_all(debtors)
+    session.flush()
+    case_rows = [Case(portfolio_id=portfolio.id, debtor_id=d.id) for d in debtors]
+    session.add_all(case_rows)
+    session.flush()
+    accounts, points = [], []
+    for i, (debtor, case) in enumerate(zip(debtors, case_rows, strict=True)):
+        accounts.append(
+            Account(
+                portfolio_id=portfolio.id, case_id=case.id, debtor_id=debtor.id, external_ref=f"{tag}-{i}",
+                product="consumer_loan", currency="CNY", due_date=date(2026, 3, 1), principal_minor=100_000 + i,
+                overdue_amount_minor=20_000,
+            )
+        )  # fmt: skip
+        points.append(ContactPoint(debtor_id=debtor.id, kind="mobile", value=f"+86139{i:08d}"))
+        points.append(ContactPoint(debtor_id=debtor.id, kind="email", value=f"d{i}@{tag}.example"))
+    session.add_all(accounts + points)
+    session.flush()
+    rows = []
+    for i, (case, account) in enumerate(zip(case_rows, accounts, strict=True)):
+        for channel, point in (("email", points[2 * i + 1]), ("sms", points[2 * i])):
+            rows.append(
+                OutboxMessage(
+                    portfolio_id=portfolio.id, case_id=case.id, account_id=account.id, contact_point_id=point.id,
+                    as_of_date=planned_for.date(), action_key=f"gentle.{channel}", channel=channel,
+                    template="reminder", locale="zh_CN", idempotency_key=f"{account.id}:{tag}:{channel}",
+                    planned_for=planned_for, status="queued", attempts=0, next_attempt_at=planned_for, rule_ids=[],
+                )
+            )  # fmt: skip
+    session.add_all(rows)
+    session.flush()
+    return portfolio, rows

@@ -8,7 +8,14 @@ from datetime import timedelta
 
 import pytest
 from channel_servers import SMTP_PASSWORD, SMTP_USER, GatewayServer, SmtpServer
-from channels_db_builders import Debt, make_debt, make_portfolio, queue_message, save_reminders, savepoint_factory, sh
+from channels_db_builders import (
+    make_debt,
+    make_portfolio,
+    queue_message,
+    save_reminders,
+    savepoint_factory,
+    sh,
+)
 from sqlalchemy import Engine, select
 
 from arrears.channels import outbox
@@ -53,7 +60,9 @@ def world(engine: Engine) -> Iterator[tuple]:
 
 def _attempts(session, row: OutboxMessage) -> list[ContactAttempt]:
     return list(
-        session.scalars(select(ContactAttempt).where(ContactAttempt.case_id == row.case_id).order_by(ContactAttempt.seq))
+        session.scalars(
+            select(ContactAttempt).where(ContactAttempt.case_id == row.case_id).order_by(ContactAttempt.seq)
+        )
     )
 
 
@@ -74,7 +83,9 @@ def test_outbox_sends_email_and_sms_once_and_records_one_attempt_each(
     assert got_ids == sorted(message_id_for(r.idempotency_key, "bank.example") for r in rows[:3])
     body = smtp_server.mailbox.messages[0].get_body(("plain",)).get_content()
     assert "王小明" in body and "¥500.00" in body.replace("￥", "¥")  # rendered with the case's data
-    assert sorted(r["body"]["OutId"] for r in sms_gateway.log.requests) == sorted(r.idempotency_key for r in rows[3:])
+    assert sorted(r["body"]["OutId"] for r in sms_gateway.log.requests) == sorted(
+        r.idempotency_key for r in rows[3:]
+    )
     for row in rows:
         session.refresh(row)
         assert row.status == "sent" and row.sent_at is not None and row.contact_attempt_id is not None
@@ -82,7 +93,9 @@ def test_outbox_sends_email_and_sms_once_and_records_one_attempt_each(
         assert len(attempts) == 1 and attempts[0].outcome == "sent" and attempts[0].allowed
     # a second pass finds nothing to send: no message twice
     again = outbox.drain(factory, now=sh(2026, 3, 5, 11), senders=senders, portfolio_id=portfolio.id)
-    assert again.claimed == 0 and len(smtp_server.mailbox.messages) == 3 and len(sms_gateway.log.requests) == 3
+    assert (
+        again.claimed == 0 and len(smtp_server.mailbox.messages) == 3 and len(sms_gateway.log.requests) == 3
+    )
 
 
 def test_cn1_message_planned_2150_claimed_2201_is_blocked_not_sent(
@@ -93,7 +106,9 @@ def test_cn1_message_planned_2150_claimed_2201_is_blocked_not_sent(
     row = queue_message(session, debt, channel="sms", planned_for=sh(2026, 3, 5, 21, 50))
     session.commit()
 
-    report = outbox.dispatch(factory, now=sh(2026, 3, 5, 22, 1), senders={Channel.SMS: sms_sender(sms_gateway)})
+    report = outbox.dispatch(
+        factory, now=sh(2026, 3, 5, 22, 1), senders={Channel.SMS: sms_sender(sms_gateway)}
+    )
 
     session.refresh(row)
     assert report.blocked >= 1 and sms_gateway.log.requests == []
@@ -120,7 +135,9 @@ def test_gateway_errors_retry_with_backoff_then_dead_letter(world: tuple, sms_ga
     assert busy.status == "queued" and busy.next_attempt_at == now + timedelta(seconds=60)
     assert bad.status == "dead_letter" and "rejected" in (bad.last_reason or "")
     # not due yet: nothing is claimed before the backoff ends
-    assert outbox.dispatch(factory, now=now + timedelta(seconds=30), senders=senders, policy=policy).claimed == 0
+    assert (
+        outbox.dispatch(factory, now=now + timedelta(seconds=30), senders=senders, policy=policy).claimed == 0
+    )
     second = outbox.dispatch(factory, now=now + timedelta(seconds=60), senders=senders, policy=policy)
     session.refresh(busy)
     assert second.retry_scheduled == 1 and busy.next_attempt_at == now + timedelta(seconds=60 + 120)
