@@ -38,7 +38,7 @@ from arrears.channels.gateways import GatewaySpec, load_preset
 from arrears.channels.letters import format_letter_date
 from arrears.channels.senders import HttpSmsSender, Sender, SmtpConfig, SmtpSender
 from arrears.compliance import service as compliance_service
-from arrears.compliance.lint import lint_text
+from arrears.compliance.lint import Finding, lint_text
 from arrears.compliance.pack import RulePack
 from arrears.compliance.schemas import TemplateKind as LintKind
 from arrears.config import get_settings
@@ -103,6 +103,13 @@ def lint_kind(kind: tpl.TemplateKind, channel: Channel) -> LintKind:
     return LintKind.DEBTOR
 
 
+def _placeholder_name(match: str | None) -> str | None:
+    if not match:
+        return None
+    inner = match.strip().strip("{}").split("|", 1)[0].strip()
+    return inner or None
+
+
 def lint_template(
     *,
     parts: Mapping[str, str],
@@ -123,6 +130,18 @@ def lint_template(
     if any(i.code == "syntax_error" for i in issues):
         return issues
     linted_kind = lint_kind(kind, channel)
+    # CN-5 makes a third-party message name the institution (a required placeholder), while the pack's
+    # CN-4 list counts that placeholder as a disclosure; the required identification wins for it alone.
+    required = {
+        name
+        for req in tpl.placeholder_rules().required
+        if req.kind is kind and req.channel in (None, channel)
+        for name in req.placeholders
+    }
+
+    def wanted(f: Finding) -> bool:
+        return not (f.code == "lint_third_party" and _placeholder_name(f.match) in required)
+
     for part, source in parts.items():
         result = lint_text(
             source, pack=pack, kind=linted_kind, locale=locale, channel=channel, first_contact=True
@@ -130,7 +149,7 @@ def lint_template(
         issues += [
             TemplateIssue(f.code, f.en, f.zh, (f.rule_id,), part, f.match, f.highlighted)
             for f in result.findings
-            if f.start is not None
+            if f.start is not None and wanted(f)
         ]
     joined = "\n".join(parts.values())
     whole = lint_text(joined, pack=pack, kind=linted_kind, locale=locale, channel=channel, first_contact=True)

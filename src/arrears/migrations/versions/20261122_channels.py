@@ -12,7 +12,6 @@ from alembic import op
 
 import arrears.models.base
 
-
 revision = "20261122_channels"
 down_revision = "20261122_strategy"
 branch_labels = None
