@@ -182,6 +182,15 @@ def _channels_of(senders: SenderResolver | Mapping[Channel | str, Sender]) -> tu
     return tuple(getattr(senders, "channels", SENT_CHANNELS))
 
 
+def _write_first(session: Session) -> None:
+    """SQLite: take the write lock before reading, so a concurrent dispatcher's commit makes this one wait
+    (busy timeout) instead of failing on a stale read snapshot. PostgreSQL needs nothing."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == -1).values(status=OutboxMessage.status)
+        )
+
+
 def requeue_stale(
     session: Session,
     *,
@@ -531,6 +540,7 @@ def dispatch(
     report = DispatchReport()
     token = uuid.uuid4().hex
     with session_factory() as session, session.begin():
+        _write_first(session)
         report.requeued, report.stuck = requeue_stale(
             session,
             now=now,
@@ -555,6 +565,7 @@ def dispatch(
     ready: list[_Ready] = []
     zones: dict[int, str] = {}
     with session_factory() as session, session.begin():
+        _write_first(session)
         for row in session.scalars(
             select(OutboxMessage).where(OutboxMessage.claimed_by == token).order_by(OutboxMessage.id)
         ):

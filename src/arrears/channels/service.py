@@ -26,6 +26,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -57,6 +58,10 @@ from arrears.models import (
 from arrears.money import format_minor
 
 ENV_CHANNELS = "ARREARS_CHANNELS"
+
+# Locale formatting (Babel parses the locale on every call): amounts and dates repeat across messages.
+_money = lru_cache(maxsize=16384)(format_minor)
+_day = lru_cache(maxsize=4096)(format_letter_date)
 
 
 def dispatch_settings() -> dict[str, Any]:
@@ -435,11 +440,11 @@ def message_context(
             "institution_address": creditor.address or "",
             "case_reference": reference,
             "account_reference": separator.join(a.external_ref for a in accounts),
-            "amount_due": format_minor(sum(a.overdue_amount_minor for a in accounts), currency, loc),
-            "balance": format_minor(sum(a.balance_minor for a in accounts), currency, loc),
-            "due_date": format_letter_date(due_on, loc) if due_on else "",
+            "amount_due": _money(sum(a.overdue_amount_minor for a in accounts), currency, loc),
+            "balance": _money(sum(a.balance_minor for a in accounts), currency, loc),
+            "due_date": _day(due_on, loc) if due_on else "",
             "overdue_days": str(max(0, (as_of - due_on).days)) if due_on else "0",
-            "letter_date": format_letter_date(as_of, loc),
+            "letter_date": _day(as_of, loc),
             "opt_out_text": tpl.opt_out_text(loc),
         }
     )
