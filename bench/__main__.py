@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["import_bench", "compliance", "ledger", "run"]
+BENCHES = ["import_bench", "compliance", "ledger", "run", "dispatch"]
 
 
 def main() -> None:

@@ -292,6 +292,9 @@ _register_strategy(app)
 from arrears.users.cli import app as _user_app  # noqa: E402
 
 app.add_typer(_user_app, name="user")
+from arrears.channels.cli import register as _register_channels  # noqa: E402
+
+_register_channels(app)  # template, letters, channels, dispatch, worker
 
 if __name__ == "__main__":  # pragma: no cover
     app()

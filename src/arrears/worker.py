@@ -129,3 +129,36 @@ def run_distributed(
         with db.session_scope(engine) as session:
             daily.fail_run(session, run_id=run_id, error=f"{type(exc).__name__}: {exc}", now=now)
         raise
+
+
+@celery_app.task(name="arrears.channels.dispatch")  # type: ignore[untyped-decorator]
+def dispatch_outbox(portfolio_id: int | None = None, limit: int | None = None) -> dict[str, int]:
+    """Drain the outbox (see `arrears.channels.outbox`): several workers may run this at once, each claims
+    its own rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so messages go out once whoever sends them."""
+    from arrears import clock, db
+    from arrears.channels import outbox
+
+    senders = outbox.ConfiguredSenders()
+    try:
+        report = outbox.drain(
+            db.session_factory(db.get_engine()),
+            now=clock.now,
+            senders=senders,
+            portfolio_id=portfolio_id,
+            limit=limit,
+        )
+    finally:
+        senders.close()
+    return report.to_dict()
+
+
+def schedule_dispatch(app: Celery, *, every_s: float, queue: str = DEFAULT_QUEUE) -> None:
+    """Have Celery beat send a dispatch task every ``every_s`` seconds."""
+    app.conf.beat_schedule = {
+        **(app.conf.beat_schedule or {}),
+        "arrears-dispatch": {
+            "task": "arrears.channels.dispatch",
+            "schedule": every_s,
+            "options": {"queue": queue},
+        },
+    }

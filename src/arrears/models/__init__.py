@@ -19,6 +19,7 @@ from arrears.models.casework import (
     Placement,
     Promise,
 )
+from arrears.models.channels import ChannelSetting, MessageTemplate
 from arrears.models.contact import (
     AccountLimitation,
     ChannelOptOut,
@@ -62,6 +63,7 @@ __all__ = [
     "Base",
     "Case",
     "ChannelOptOut",
+    "ChannelSetting",
     "CollectorProfile",
     "ContactAttempt",
     "ContactConsent",
@@ -81,6 +83,7 @@ __all__ = [
     "LegalCost",
     "LegalMilestone",
     "LoginAttempt",
+    "MessageTemplate",
     "OutboxMessage",
     "Payment",
     "Placement",

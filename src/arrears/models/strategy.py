@@ -186,6 +186,15 @@ class OutboxMessage(Timestamped, Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     last_reason: Mapped[str | None] = mapped_column(Text)
     rule_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Dispatch (arrears.channels.outbox): who claimed the row and when, what was sent, and its evidence.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    template_id: Mapped[int | None] = mapped_column(Integer)
+    contact_attempt_id: Mapped[int | None] = mapped_column(Integer)
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivered_at: Mapped[datetime | None] = mapped_column()
 
 
 class WorkItem(Timestamped, Base):

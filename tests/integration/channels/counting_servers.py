@@ -1,0 +1,135 @@
+"""Receiving servers that count what arrives per message key: an SMTP server (aiosmtpd) counting Message-IDs
+and an HTTP SMS gateway counting client references. The gateway can fail a message's first try (503) and
+answer some messages slowly. Used by the crash test and by ``bench/dispatch.py``."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass
+class Tally:
+    """Deliveries per key; ``total`` counts every accepted delivery, repeats included."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    rejected: int = 0
+
+    def add(self, key: str) -> None:
+        with self.lock:
+            self.counts[key] += 1
+
+    @property
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.counts.values())
+
+    @property
+    def distinct(self) -> int:
+        with self.lock:
+            return len(self.counts)
+
+
+class _CountingHandler:
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        found = _MESSAGE_ID.search(envelope.original_content or b"")
+        self.tally.add(found.group(1).decode() if found else "<none>")
+        return "250 OK queued"
+
+
+class CountingSmtp:
+    """aiosmtpd on a free port, counting messages by Message-ID."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        with socket.socket() as sock:  # aiosmtpd needs the port up front
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self._controller = Controller(_CountingHandler(self.tally), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> CountingSmtp:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+class CountingGateway:
+    """A JSON SMS gateway (the ``generic_json_bearer`` preset's shape) counting messages by reference.
+
+    ``fail_first_every``: every n-th reference (by checksum) gets a 503 on its first try.
+    ``slow_every``: every n-th reference is answered after ``slow_s`` seconds.
+    """
+
+    def __init__(self, *, fail_first_every: int = 0, slow_every: int = 0, slow_s: float = 0.05) -> None:
+        self.tally = Tally()
+        self.seen_failures: set[str] = set()
+        tally, failures = self.tally, self.seen_failures
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                reference = str(json.loads(raw)["reference"])
+                bucket = zlib.crc32(reference.encode())
+                if fail_first_every and bucket % fail_first_every == 0:
+                    with lock:
+                        first = reference not in failures
+                        failures.add(reference)
+                    if first:
+                        tally.rejected += 1
+                        return self._answer(503, {"error": {"code": "temporarily_unavailable"}})
+                if slow_every and bucket % slow_every == 1:
+                    time.sleep(slow_s)
+                tally.add(reference)
+                return self._answer(202, {"id": f"m-{reference[-12:]}", "status": "accepted"})
+
+            def _answer(self, status: int, document: dict[str, Any]) -> None:
+                payload = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> CountingGateway:
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1/messages"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
