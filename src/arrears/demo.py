@@ -20,6 +20,8 @@ from arrears.portfolios import service
 
 DEMO_PORTFOLIO = "demo"
 DEMO_CREDITOR = "示例消费金融有限公司"
+DEMO_CREDITOR_PHONE = "400-800-1234"
+DEMO_CREDITOR_ADDRESS = "上海市浦东新区世纪大道100号20层"
 
 HEADERS = [
     "借据号",
@@ -216,6 +218,9 @@ def ensure_demo_portfolio(session: Session) -> Portfolio:
     portfolio = session.scalar(select(Portfolio).where(Portfolio.name == DEMO_PORTFOLIO))
     if portfolio is None:
         portfolio = service.create_portfolio(session, name=DEMO_PORTFOLIO, creditor=DEMO_CREDITOR)
+    # CN-8: written notices carry the institution's contact details
+    portfolio.creditor.phone = portfolio.creditor.phone or DEMO_CREDITOR_PHONE
+    portfolio.creditor.address = portfolio.creditor.address or DEMO_CREDITOR_ADDRESS
     for username, display, role in DEMO_USERS:
         if session.scalar(select(AppUser).where(AppUser.username == username)) is None:
             session.add(AppUser(username=username, display_name=display, role=role))

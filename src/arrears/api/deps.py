@@ -1,10 +1,15 @@
-"""Request-scoped database session: the request is the edge that commits."""
+"""Request-scoped database session: the request is the edge that commits.
+
+The dependency is function-scoped, so the commit happens before the response is sent: a client that acts
+on a response (follows a redirect, reads back what it posted) always sees the committed work.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from arrears.db import session_factory
@@ -21,3 +26,6 @@ def get_session(request: Request) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.api.deps import get_session
+from arrears.api.deps import SessionDep
 from arrears.arrangements import service as arrangements_service
 from arrears.compliance.schemas import Outcome
 from arrears.config import get_settings
@@ -153,7 +153,7 @@ class Desk:
             raise Forbidden(self.t("csrf_failed"), code="csrf_failed")
 
 
-def desk(request: Request, db: Annotated[Session, Depends(get_session)]) -> Desk:
+def desk(request: Request, db: SessionDep) -> Desk:
     """The signed-in person, or a redirect to the sign-in page."""
     now = clock.now()
     found = users_service.resume_session(db, token=request.cookies.get(SESSION_COOKIE), at=now)
@@ -193,7 +193,7 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post("/login")
 def login_submit(
     request: Request,
-    db: Annotated[Session, Depends(get_session)],
+    db: SessionDep,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",

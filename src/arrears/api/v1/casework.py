@@ -12,14 +12,14 @@ import binascii
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from arrears import clock
 from arrears.agencies import service as agencies
-from arrears.api.deps import get_session
+from arrears.api.deps import SessionDep
 from arrears.arrangements import service as arrangements
 from arrears.arrangements.quote import Quote
 from arrears.enums import FlagKind, Product
@@ -41,7 +41,6 @@ from arrears.models import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["casework"])
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 class _Out(BaseModel):

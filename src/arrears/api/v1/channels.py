@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.api.deps import get_session
+from arrears.api.deps import SessionDep
 from arrears.api.v1.schemas import ErrorOut
 from arrears.channels import delivery, service
 from arrears.channels.templates import TemplateKind
@@ -18,7 +17,6 @@ from arrears.enums import Channel
 from arrears.models import MessageTemplate
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
-SessionDep = Annotated[Session, Depends(get_session)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut},
     409: {"model": ErrorOut},

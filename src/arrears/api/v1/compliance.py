@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.api.deps import get_session
+from arrears.api.deps import SessionDep
 from arrears.api.v1.schemas import ErrorOut
 from arrears.compliance import service as compliance_service
 from arrears.compliance.limitation import LimitationEvent, LimitationResult
@@ -24,7 +23,6 @@ from arrears.errors import ComplianceBlocked, NotFound
 from arrears.models import Account, ContactAttempt, Portfolio
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 class ReasonOut(BaseModel):

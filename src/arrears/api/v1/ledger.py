@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.api.deps import get_session
+from arrears.api.deps import SessionDep
 from arrears.api.v1.schemas import ErrorOut
 from arrears.errors import NotFound, ValidationFailed
 from arrears.ledger import service, statement
@@ -18,7 +17,6 @@ from arrears.ledger.schemas import AccrualRun, BalanceMismatch, PaymentOut
 from arrears.models import Payment, Portfolio
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
-SessionDep = Annotated[Session, Depends(get_session)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "not found"},
     409: {"model": ErrorOut, "description": "conflict"},

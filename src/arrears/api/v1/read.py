@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.api.deps import get_session
+from arrears.api.deps import SessionDep
 from arrears.api.v1.schemas import (
     AccountOut,
     BalanceOut,
@@ -25,7 +24,6 @@ from arrears.models import Account, AccountFlag, ContactPoint, Debtor, Portfolio
 from arrears.users.masking import mask_address, mask_contact_value, mask_national_id
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
-SessionDep = Annotated[Session, Depends(get_session)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "not found"}}
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.api.deps import get_session
+from arrears.api.deps import SessionDep
 from arrears.api.v1.schemas import ErrorOut
 from arrears.models import AllocationEvent, StrategyRun, WorkItem
 from arrears.strategy import queue_service, service
@@ -18,7 +17,6 @@ from arrears.strategy import run as daily
 from arrears.strategy.service import Explanation
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
-SessionDep = Annotated[Session, Depends(get_session)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "not found"},
     409: {"model": ErrorOut, "description": "conflict or blocked by the compliance rules"},
