@@ -319,7 +319,7 @@ def test_a_template_with_a_threat_is_refused_with_the_phrase_and_a_clean_one_is_
 def test_a_copied_rule_pack_with_later_hours_is_saved_and_used_by_the_gate_and_a_bad_key_is_refused(
     engine: Engine, office: tuple[Desk, dict[str, AppUser]], tmp_path: Path
 ) -> None:
-    desk, extra = office
+    _desk, extra = office
     admin = _client(engine, extra["admin"].username)
     original = admin.get("/admin/rule-packs/cn")
     assert original.status_code == 200
