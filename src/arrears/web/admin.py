@@ -414,7 +414,9 @@ def _template_form(
         error=error,
         notice=notice,
         preview=preview,
-        placeholders=sorted(tpl.default_context(d.t.locale)),
+        placeholders=sorted(
+            tpl.placeholder_rules().allowed.get(tpl.TemplateKind(values.get("kind") or "debtor"), frozenset())
+        ),
     )
 
 
