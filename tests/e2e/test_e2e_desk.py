@@ -7,105 +7,12 @@ on every run. The browser is the system Chromium. Screenshots go to ``test-artif
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
-
-import arrears
-
-CHROMIUM = os.environ.get("ARREARS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-FROZEN_NOW = "2026-03-02T10:00:00+08:00"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+from e2e_support import ARTIFACTS
 
 pytestmark = pytest.mark.slow
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        _missing(f"no Chromium at {CHROMIUM} (make system-deps installs Debian's chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    work = tmp_path_factory.mktemp("e2e")
-    env = {
-        **os.environ,
-        "ARREARS_DATABASE_URL": f"sqlite:///{work / 'desk.db'}",
-        "ARREARS_FROZEN_NOW": FROZEN_NOW,
-        "PYTHONPATH": str(Path(arrears.__file__).parents[1]),
-    }
-    demo = subprocess.run(
-        [sys.executable, "-m", "arrears.cli", "demo", "--no-serve", "--accounts", "200", "--out", str(work)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert demo.returncode == 0, demo.stderr[-2000:]
-    assert "demo1234" in demo.stdout
-    port = _free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "arrears.api.app:create_app", "--factory", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the server did not start")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 def _amount(text: str) -> int:

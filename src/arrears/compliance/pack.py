@@ -36,6 +36,8 @@ from arrears.enums import Channel, FlagKind, OwnerRelation, Product
 from arrears.errors import ArrearsError, ConfigurationError, NotFound
 
 PACK_DIR_ENV = "ARREARS_RULE_PACK_DIR"
+# where an operator's packs live when ARREARS_RULE_PACK_DIR is not set (relative to the working directory)
+DEFAULT_OPERATOR_DIR = Path("arrears-config/rule-packs")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 RuleId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{1,3}$")]
@@ -310,14 +312,15 @@ class RulePack(_Strict):
 _DERIVED: dict[int, tuple[RulePack, dict[str, dict[str, Any]]]] = {}
 
 
-def _builtin_dir() -> Path:
+def builtin_dir() -> Path:
+    """The packs that ship with arrears."""
     return Path(str(resources.files("arrears.compliance").joinpath("packs")))
 
 
 def _search_dirs() -> list[Path]:
     env = os.environ.get(PACK_DIR_ENV, "")
-    dirs = [Path(part) for part in env.split(os.pathsep) if part]
-    return [*dirs, _builtin_dir()]
+    dirs = [Path(part) for part in env.split(os.pathsep) if part] or [DEFAULT_OPERATOR_DIR]
+    return [*dirs, builtin_dir()]
 
 
 def list_packs() -> list[str]:

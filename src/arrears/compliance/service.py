@@ -110,6 +110,11 @@ def _cached_pack(name: str, _pack_dirs: str) -> RulePack:
     return load_pack(name)
 
 
+def forget_rule_packs() -> None:
+    """Drop the parsed packs, so the next check reads an edited pack file (this process only)."""
+    _cached_pack.cache_clear()
+
+
 # --- the gate ---------------------------------------------------------------------------------------
 
 

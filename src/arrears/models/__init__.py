@@ -1,6 +1,7 @@
 """Every table, imported here so Alembic and `Base.metadata` see all of them."""
 
 from arrears.models.account import Account, AccountFlag, Case, Instalment
+from arrears.models.admin import ConfigChange
 from arrears.models.base import Base, Timestamped, UTCDateTime
 from arrears.models.casework import (
     Agency,
@@ -27,7 +28,7 @@ from arrears.models.contact import (
     ContactConsent,
     InconvenientTime,
 )
-from arrears.models.intake import ImportBatch, ImportChange
+from arrears.models.intake import ImportBatch, ImportChange, ImportJob
 from arrears.models.ledger import LedgerSetting, Payment, Posting
 from arrears.models.party import ContactPoint, Creditor, Debtor, Portfolio
 from arrears.models.strategy import (
@@ -65,6 +66,7 @@ __all__ = [
     "ChannelOptOut",
     "ChannelSetting",
     "CollectorProfile",
+    "ConfigChange",
     "ContactAttempt",
     "ContactConsent",
     "ContactPoint",
@@ -75,6 +77,7 @@ __all__ = [
     "HoldEvent",
     "ImportBatch",
     "ImportChange",
+    "ImportJob",
     "InconvenientTime",
     "Instalment",
     "LedgerSetting",

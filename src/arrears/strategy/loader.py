@@ -25,6 +25,8 @@ from arrears.errors import NotFound, ValidationFailed
 from arrears.strategy.definition import Strategy
 
 STRATEGY_DIR_ENV = "ARREARS_STRATEGY_DIR"
+# where an operator's strategies live when ARREARS_STRATEGY_DIR is not set (relative to the working directory)
+DEFAULT_OPERATOR_DIRS = {STRATEGY_DIR_ENV: Path("arrears-config/strategies")}
 PACKAGED = "packaged"
 OPERATOR = "operator"
 
@@ -47,7 +49,15 @@ def _operator_dir(directory: str | Path | None, env_var: str) -> Path | None:
     if directory is not None:
         return Path(directory)
     configured = os.environ.get(env_var)
-    return Path(configured) if configured else None
+    if configured:
+        return Path(configured)
+    default = DEFAULT_OPERATOR_DIRS.get(env_var)
+    return default if default is not None and default.is_dir() else None
+
+
+def packaged_dir(subpackage: str) -> Traversable:
+    """The definitions that ship with arrears (``strategies`` or ``queues``)."""
+    return _packaged_dir(subpackage)
 
 
 def _packaged_dir(subpackage: str) -> Traversable:

@@ -147,6 +147,44 @@ def set_password(session: Session, *, username: str, password: str) -> AppUser:
     return user
 
 
+def update_user(
+    session: Session,
+    *,
+    user_id: int,
+    role: str | None = None,
+    active: bool | None = None,
+    display_name: str | None = None,
+    acting_user_id: int | None = None,
+    at: datetime,
+) -> AppUser:
+    """Change a user's role, activity or name. A deactivated user's sessions end at once.
+
+    An administrator cannot take away their own administration (role or activity), so the desk always
+    keeps someone who can manage users.
+    """
+    user = session.get(AppUser, user_id)
+    if user is None:
+        raise NotFound(f"用户不存在：{user_id} / no user {user_id}", code="user_not_found")
+    new_role = _role(role).value if role is not None else user.role
+    if user.id == acting_user_id and (new_role != user.role or active is False):
+        raise Conflict(
+            "不能停用自己或更改自己的角色 / you cannot deactivate yourself or change your own role",
+            code="self_change_refused",
+        )
+    user.role = new_role
+    if display_name is not None and display_name.strip():
+        user.display_name = display_name.strip()[:200]
+    if active is not None and active != user.active:
+        user.active = active
+        if not active:
+            for row in session.scalars(
+                select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+            ):
+                row.revoked_at = at
+    session.flush()
+    return user
+
+
 # ------------------------------------------------------------------------------------------------- sign-in
 
 

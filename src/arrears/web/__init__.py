@@ -8,8 +8,11 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Add the desk's pages, its stylesheet under ``/static`` and the sign-in redirect to an app."""
+    from arrears.web import admin, oversight
     from arrears.web.routes import SignInRequired, router, sign_in_redirect
 
     app.include_router(router)
+    app.include_router(admin.router)
+    app.include_router(oversight.router)
     app.mount("/static", StaticFiles(packages=[("arrears.web", "static")]), name="static")
     app.add_exception_handler(SignInRequired, sign_in_redirect)
