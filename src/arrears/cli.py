@@ -245,6 +245,7 @@ def demo(
             raise typer.Exit(1)
     with session_scope(_engine()) as session:
         demo_mod.set_demo_passwords(session)
+        console.print(demo_mod.record_history(session, as_of=as_of_date, seed=seed))
         console.print(demo_mod.prepare_desk(session, as_of=as_of_date, now=clock.now()))
     console.print(f"database 数据库: {get_settings().database_url}")
     settings = get_settings()

@@ -265,3 +265,129 @@ def prepare_desk(session: Session, *, as_of: date, now: datetime) -> str:
         f"daily run 每日批处理 {as_of}: {report.outcome.work_items} calls and visits, "
         f"{report.outcome.outbox} messages planned; allocation 分案: {counts}"
     )
+
+
+DEMO_OUTCOMES = [  # (outcome, weight): what a week of calls to an overdue portfolio looks like
+    ("no_answer", 34),
+    ("right_party", 22),
+    ("voicemail", 10),
+    ("busy", 8),
+    ("promise", 14),
+    ("callback_requested", 6),
+    ("refused", 3),
+    ("wrong_number", 3),
+]
+
+
+def record_history(session: Session, *, as_of: date, seed: int = 2026, cases: int = 300) -> str:
+    """A week of collection work before ``as_of`` on a sample of demo cases, through the real services.
+
+    Calls pass the compliance gate at their own time (a few late-evening ones are blocked and recorded as
+    blocked), promises are recorded with the calls that took them, and some promised amounts arrive as
+    payments, so the desk, the supervisor's figures and the compliance views have something to show on the
+    first day. Recorded once: a portfolio that already has contact attempts is left alone.
+    """
+    from arrears import clock
+    from arrears.arrangements import service as arrangements_service
+    from arrears.compliance.schemas import Outcome
+    from arrears.contacts import service as contacts_service
+    from arrears.enums import Channel
+    from arrears.errors import ArrearsError
+    from arrears.ledger import service as ledger_service
+    from arrears.models import Account, Case, ContactAttempt, ContactPoint
+
+    portfolio = session.scalar(select(Portfolio).where(Portfolio.name == DEMO_PORTFOLIO))
+    if portfolio is None:
+        return "history 历史记录: no demo portfolio"
+    if session.scalar(
+        select(ContactAttempt.id)
+        .join(Case, Case.id == ContactAttempt.case_id)
+        .where(Case.portfolio_id == portfolio.id)
+    ):
+        return "history 历史记录: already recorded"
+    rng = random.Random(seed)
+    agents = [
+        u.id
+        for u in session.scalars(select(AppUser).where(AppUser.username.in_(("collector1", "collector2"))))
+    ]
+    rows = session.execute(
+        select(Case.id, ContactPoint.id, Account.id, Account.currency, Account.overdue_amount_minor)
+        .join(ContactPoint, ContactPoint.debtor_id == Case.debtor_id)
+        .join(Account, Account.case_id == Case.id)
+        .where(
+            Case.portfolio_id == portfolio.id,
+            ContactPoint.owner_relation == "self",
+            ContactPoint.kind == "mobile",
+            Account.overdue_amount_minor > 0,
+        )
+        .order_by(Case.id, Account.id)
+    ).all()
+    first: dict[int, tuple[int, int, str, int]] = {}
+    for case_id, point_id, account_id, currency, balance in rows:
+        first.setdefault(case_id, (point_id, account_id, currency, balance))
+    sample = sorted(rng.sample(sorted(first), min(cases, len(first))))
+    zone = portfolio.timezone
+    outcomes, weights = zip(*DEMO_OUTCOMES, strict=True)
+    calls = blocked = promised = paid = 0
+    for n, case_id in enumerate(sample):
+        point_id, account_id, currency, balance = first[case_id]
+        agent = agents[n % len(agents)] if agents else None
+        for days_ago in sorted(rng.sample(range(1, 8), rng.randint(1, 3)), reverse=True):
+            day = as_of - timedelta(days=days_ago)
+            late = rng.random() < 0.03
+            hour, minute = (22, rng.randint(5, 50)) if late else (rng.randint(9, 19), rng.randint(0, 59))
+            local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=clock.zone_info(zone))
+            outcome = rng.choices(outcomes, weights)[0]
+            recorded = contacts_service.record_attempt(
+                session,
+                case_id=case_id,
+                contact_point_id=point_id,
+                channel=Channel.CALL,
+                started_at=clock.as_utc(local),
+                ended_at=clock.as_utc(local + timedelta(minutes=rng.randint(1, 6))),
+                outcome=Outcome(outcome),
+                collector="in_house",
+                agent_id=agent,
+            )
+            calls += 1
+            if recorded.blocked:
+                blocked += 1
+                continue
+            if outcome != "promise":
+                continue
+            amount = max(balance // rng.choice((2, 3, 4)) // 100 * 100, 100)
+            promised_on = day + timedelta(days=rng.randint(1, 7))
+            arrangements_service.record_promise(
+                session,
+                account_id=account_id,
+                amount_minor=amount,
+                promised_on=promised_on,
+                made_on=day,
+                channel=Channel.CALL,
+                taken_by_id=agent,
+            )
+            promised += 1
+            # opening balances are as of the import, so money arrives on the demo's day itself
+            if promised_on <= as_of and rng.random() < (0.65 if promised_on == as_of else 0.3):
+                share = amount if rng.random() < 0.7 else amount // 2
+                try:
+                    ledger_service.post_payment(
+                        session,
+                        portfolio_id=portfolio.id,
+                        amount_minor=share,
+                        received_on=as_of,
+                        reference=f"DEMO-{case_id}-{promised_on:%m%d}",
+                        account_id=account_id,
+                        collector="demo",
+                        now=clock.as_utc(
+                            datetime(as_of.year, as_of.month, as_of.day, 9, 30, tzinfo=clock.zone_info(zone))
+                        ),
+                    )
+                    paid += 1
+                except ArrearsError:
+                    pass  # an account the ledger will not take a payment on stays unpaid
+    session.flush()
+    return (
+        f"history 历史记录: {calls} calls on {len(sample)} cases ({blocked} blocked by the gate), "
+        f"{promised} promises, {paid} payments"
+    )
