@@ -909,7 +909,7 @@ def summary_pdf(
     heading(lab["accounts"])
     pdf.set_font(family, size=8)
     with pdf.table(
-        col_widths=(30, 20, 22, 22, 30, 30, 26),
+        col_widths=(30, 27, 20, 20, 29, 30, 24),
         text_align=("LEFT", "LEFT", "LEFT", "LEFT", "RIGHT", "RIGHT", "LEFT"),
         headings_style=FontFace(emphasis="", fill_color=(235, 235, 235)),
     ) as table:
