@@ -620,6 +620,139 @@ def legal_letter(
     run()
 
 
+@legal_app.command("cost")
+def legal_cost(
+    legal_case_id: int,
+    account: Annotated[str, typer.Option(help="Account reference / 借据号")],
+    amount: Annotated[str, typer.Option(help="Amount in major units, e.g. 800.00")],
+    description: Annotated[str, typer.Option(help="What the cost is, e.g. 诉讼费, 律师费")],
+    incurred_on: Annotated[str | None, typer.Option("--date", help="Date incurred (default today)")] = None,
+    portfolio: PortfolioOpt = None,
+    user: Annotated[str | None, typer.Option(help="Username")] = None,
+) -> None:
+    """Record a legal cost (court fee, lawyer's fee); it is posted to the ledger as ``costs`` at once."""
+
+    @_friendly
+    def run() -> None:
+        from arrears.legal import service
+        from arrears.models import Account
+        from arrears.money import parse_minor
+
+        with _scope() as session:
+            account_id = _account_id(session, portfolio, account)
+            acc = session.get(Account, account_id)
+            assert acc is not None
+            cost = service.add_cost(
+                session,
+                legal_case_id=legal_case_id,
+                account_id=account_id,
+                description=description,
+                costs_minor=parse_minor(amount, acc.currency),
+                incurred_on=_day(incurred_on),
+                user_id=_user_id(session, user),
+            )
+            _console().print(f"legal cost {cost.id}: posted as costs (posting {cost.posting_id})")
+
+    run()
+
+
+@legal_app.command("cost-reverse")
+def legal_cost_reverse(
+    cost_id: int,
+    reason: Annotated[str, typer.Option(help="Why the cost is undone / 冲正原因")],
+    reversed_on: Annotated[str | None, typer.Option("--date", help="Reversal date (default today)")] = None,
+    user: Annotated[str | None, typer.Option(help="Username")] = None,
+) -> None:
+    """Reverse a legal cost recorded in error (its ``costs`` posting is reversed)."""
+
+    @_friendly
+    def run() -> None:
+        from arrears.legal import service
+
+        with _scope() as session:
+            cost = service.reverse_cost(
+                session,
+                cost_id=cost_id,
+                reversed_on=_day(reversed_on),
+                reason=reason,
+                user_id=_user_id(session, user),
+            )
+            _console().print(f"legal cost {cost.id}: reversed on {cost.reversed_on}")
+
+    run()
+
+
+@legal_app.command("bundle")
+def legal_bundle(
+    case_id: Annotated[int, typer.Argument(help="Case id / 案件编号")],
+    out: Annotated[Path, typer.Option(help="Where to write the ZIP")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Balances as of (default today)")] = None,
+    locale: Annotated[str | None, typer.Option(help="zh_CN (default) or en")] = None,
+    user: Annotated[str | None, typer.Option(help="Username of who generates it")] = None,
+) -> None:
+    """Build a case's evidence bundle (ZIP: summary PDF, contact record with its hash-chain check, promises,
+    plans, payments, statements, letters with delivery evidence, legal steps, manifest of SHA-256)."""
+
+    @_friendly
+    def run() -> None:
+        from arrears.legal import bundle
+        from arrears.models import Case, Portfolio
+
+        with _scope() as session:
+            case = session.get(Case, case_id)
+            if case is None:
+                raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
+            portfolio = session.get(Portfolio, case.portfolio_id)
+            assert portfolio is not None
+            built = bundle.build_bundle(
+                session,
+                case_id=case_id,
+                as_of=clock.parse_as_of(as_of, portfolio.timezone),
+                generated_at=clock.now(),
+                generated_by_id=_user_id(session, user),
+                locale=locale,
+            )
+            out.write_bytes(built.zip_bytes)
+            chain = "ok 完整" if built.chain.ok else "BROKEN 断裂"
+            _console().print(
+                f"{out}: {len(built.manifest['files']) + 1} files, sha256 {built.sha256}; "
+                f"contact record hash chain {chain}"
+            )
+            for b in built.chain.broken:
+                _console().print(f"  attempt #{b.seq} (id {b.attempt_id}) [{b.problem}]: {b.en} / {b.zh}")
+
+    run()
+
+
+@legal_app.command("bundle-check")
+def legal_bundle_check(
+    path: Annotated[Path, typer.Argument(help="An evidence bundle ZIP")],
+) -> None:
+    """Check an evidence bundle against its manifest (every file's SHA-256). Exit 1 if anything differs."""
+
+    @_friendly
+    def run() -> None:
+        from arrears.legal import bundle
+
+        if not path.is_file():
+            raise NotFound(f"文件不存在：{path} / no such file: {path}", code="file_not_found")
+        check = bundle.check_bundle(path.read_bytes())
+        chain = {True: "ok", False: "broken", None: "unknown"}[check.chain_ok]
+        if check.ok:
+            _console().print(f"ok 完整: {check.files} files match the manifest; contact record chain {chain}")
+            return
+        for label, names in (
+            ("changed", check.mismatched),
+            ("missing", check.missing),
+            ("unlisted", check.unlisted),
+        ):
+            for name in names:
+                _console().print(f"{label}: {name}")
+        raise typer.Exit(1)
+
+    run()
+
+
 # --- placements ----------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from arrears import clock
@@ -663,6 +663,132 @@ def settlement_waivers(session: Session, *, arrangement_id: int) -> dict[int, di
     ):
         out.setdefault(waiver.account_id, {})[Component(waiver.component)] = waiver.amount_minor
     return out
+
+
+WAIVER_RULE = "settlement"
+ACCRUAL_WAIVER_RULE = "settlement_accrual"
+
+
+@dataclass(frozen=True, slots=True)
+class KeptSettlement:
+    """One kept plan whose waiver was posted: how much, and what the accounts still owe afterwards."""
+
+    arrangement_id: int
+    agreed_minor: int
+    accrued_minor: int
+    postings: int
+    closed_account_ids: tuple[int, ...]
+    residue_minor: dict[int, int]
+
+
+def post_kept_settlements(
+    session: Session, *, portfolio_id: int, now: datetime, policy: ArrangementPolicy | None = None
+) -> list[KeptSettlement]:
+    """Post the waivers of every completed plan whose waivers are not yet posted (a kept settlement).
+
+    Component by component (`settlement.kept_settlement_waiver`), as ``waiver`` postings dated the day the
+    plan was completed, rule id ``settlement:<plan id>`` (accrual after the agreement:
+    ``settlement_accrual:<plan id>``). An account the waiver takes to zero is ``settled``. Each waiver row
+    is stamped ``posted_at`` and ``posted_minor``, so running again posts nothing (invariant 4).
+    """
+    from arrears.arrangements.settlement import kept_settlement_waiver
+    from arrears.ledger import postings as core
+    from arrears.ledger import service as ledger_service
+    from arrears.models import Posting
+
+    plan_ids = list(
+        session.scalars(
+            select(Arrangement.id)
+            .where(
+                Arrangement.portfolio_id == portfolio_id,
+                Arrangement.status == ArrangementStatus.COMPLETED,
+                Arrangement.id.in_(
+                    select(ArrangementWaiver.arrangement_id).where(ArrangementWaiver.posted_at.is_(None))
+                ),
+            )
+            .order_by(Arrangement.id)
+        )
+    )
+    out: list[KeptSettlement] = []
+    for plan_id in plan_ids:
+        plan = get_arrangement(session, arrangement_id=plan_id)
+        plan_policy = policy or load_policy(plan.policy_name)
+        accounts = _accounts(session, account_ids_of(plan))
+        ids = [a.id for a in accounts]
+        unopened = sorted({a.debtor_id for a in accounts if a.ledger_opened_on is None})
+        if unopened:
+            ledger_service.ensure_opening_postings(session, portfolio_id=portfolio_id, debtor_ids=unopened)
+        for account in accounts:  # bulk ledger writes bypass the identity map
+            session.refresh(account)
+        planned: dict[int, dict[Component, int]] = {}
+        for waiver in plan.waivers:
+            if waiver.posted_at is None:
+                planned.setdefault(waiver.account_id, {})[Component(waiver.component)] = waiver.amount_minor
+        accrued: dict[int, dict[Component, int]] = {}
+        for account_id, component, amount in session.execute(
+            select(Posting.account_id, Posting.component, func.sum(Posting.amount_minor))
+            .where(
+                Posting.account_id.in_(ids),
+                Posting.kind == core.PostingKind.ACCRUAL.value,
+                Posting.effective_date > plan.agreed_on,
+            )
+            .group_by(Posting.account_id, Posting.component)
+        ):
+            if component is not None:
+                accrued.setdefault(int(account_id), {})[Component(component)] = int(amount or 0)
+        result = kept_settlement_waiver(
+            planned,
+            {a.id: balances_of([a]).by_component for a in accounts},
+            accrued,
+            plan_policy.waiver_order,
+        )
+        day = plan.completed_on or plan.agreed_on
+        entries = [
+            core.Posting(
+                account_id=account_id,
+                component=component,
+                amount_minor=-amount,
+                kind=core.PostingKind.WAIVER,
+                effective_date=day,
+                rule_id=f"{rule}:{plan.id}",
+            )
+            for part, rule in ((result.agreed, WAIVER_RULE), (result.accrued, ACCRUAL_WAIVER_RULE))
+            for account_id, by in sorted(part.items())
+            for component in Component
+            if (amount := by.get(component, 0)) > 0
+        ]
+        rows = ledger_service.post_adjustments(session, portfolio_id=portfolio_id, postings=entries)
+        posted: dict[tuple[int, str], int] = {}
+        for entry in entries:
+            key = (entry.account_id, str(entry.component))
+            posted[key] = posted.get(key, 0) - entry.amount_minor
+        by_key = {(w.account_id, w.component): w for w in plan.waivers}
+        for key in posted:
+            if key not in by_key:  # moved here from a component payments had already paid down
+                by_key[key] = ArrangementWaiver(account_id=key[0], component=key[1], amount_minor=0)
+                plan.waivers.append(by_key[key])
+        moment = clock.as_utc(now)
+        for key, waiver in by_key.items():
+            if waiver.posted_at is None:
+                waiver.posted_at, waiver.posted_minor = moment, posted.get(key, 0)
+        session.flush()
+        closed = tuple(a.id for a in accounts if _settled(session, a.id))
+        out.append(
+            KeptSettlement(
+                arrangement_id=plan.id,
+                agreed_minor=result.agreed_minor,
+                accrued_minor=result.accrued_minor,
+                postings=len(rows),
+                closed_account_ids=closed,
+                residue_minor=result.residue_minor,
+            )
+        )
+    return out
+
+
+def _settled(session: Session, account_id: int) -> bool:
+    status = session.scalar(select(Account.status).where(Account.id == account_id))
+    return status == "settled"
 
 
 def cases_needing_renegotiation(session: Session, *, portfolio_id: int) -> list[tuple[int, date]]:

@@ -868,6 +868,62 @@ def reverse_payment(
     return payment_view(session, payment_id=payment_id)
 
 
+# --- adjustments: legal costs, settlement waivers ------------------------------------------------------
+
+
+def post_adjustments(
+    session: Session, *, portfolio_id: int, postings: Sequence[core.Posting]
+) -> list[Posting]:
+    """Store postings made outside a payment (a legal cost charged, a settlement waived, a reversal of one).
+
+    Accounts not yet in the ledger get their opening postings first. The new postings are checked with the
+    accounts' stored ledger (`postings.check_ledger`: nothing negative, reversals mirror their target,
+    nothing reversed twice) before anything is written; the cached balances move in the same transaction
+    and an account whose debt a waiver takes to zero is ``settled``. Returns the stored rows in order.
+    """
+    if not postings:
+        return []
+    _lock_portfolio(session, portfolio_id)
+    touched = sorted({p.account_id for p in postings})
+    accounts = accounts_by_id(session, touched)
+    foreign = [a for a in touched if a not in accounts or accounts[a].portfolio_id != portfolio_id]
+    if foreign:
+        raise NotFound(f"账户不存在 / account {foreign[0]} not found", code="account_not_found")
+    unopened = sorted({a.debtor_id for a in accounts.values() if a.ledger_opened_on is None})
+    if unopened:
+        ensure_opening_postings(session, portfolio_id=portfolio_id, debtor_ids=unopened)
+    ledger = account_postings(session, account_ids=touched)
+    core.check_ledger([*ledger, *postings])
+    rows = [
+        Posting(
+            portfolio_id=portfolio_id,
+            account_id=p.account_id,
+            component=None if p.component is None else p.component.value,
+            amount_minor=p.amount_minor,
+            kind=p.kind.value,
+            effective_date=p.effective_date,
+            reverses_posting_id=p.reverses_posting_id,
+            rule_id=p.rule_id,
+        )
+        for p in postings
+    ]
+    session.add_all(rows)
+    session.flush()
+    frame = pl.DataFrame(
+        {
+            "account_id": [r.account_id for r in rows],
+            "component": [r.component for r in rows],
+            "amount_minor": [r.amount_minor for r in rows],
+        },
+        schema={"account_id": pl.Int64, "component": pl.String, "amount_minor": pl.Int64},
+    )
+    _apply_deltas(session, frame)
+    session.flush()
+    for account in accounts.values():
+        session.expire(account)
+    return rows
+
+
 # --- verification ---------------------------------------------------------------------------------------
 
 

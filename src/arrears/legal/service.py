@@ -6,7 +6,8 @@ deceased hold (`milestones.can_refer`). Whether an account is time-barred is com
 record and due dates by the compliance module at the referral date; callers may name more time-barred
 accounts (``time_barred_account_ids``), for example from evidence the system does not hold.
 
-Costs are recorded here as amounts with a ``posted`` flag; the ledger posts them as ``costs`` later.
+Costs are posted to the ledger as ``costs`` (a ``charge``) when they are recorded; a correction reverses
+the posting and records the right amount as a new cost.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from arrears.channels.templates import (
 from arrears.compliance import lint_text, load_pack
 from arrears.compliance import service as compliance_service
 from arrears.compliance.schemas import TemplateKind as LintKind
-from arrears.enums import Channel, FlagKind
+from arrears.enums import Channel, Component, FlagKind
 from arrears.errors import ComplianceBlocked, ConfigurationError, Conflict, NotFound, ValidationFailed
 from arrears.holds import documents
 from arrears.holds import service as holds_service
@@ -315,6 +316,13 @@ def record_milestone(
     return row
 
 
+COST_RULE = "legal_cost"
+
+
+def _cost_rule(cost_id: int) -> str:
+    return f"{COST_RULE}:{cost_id}"
+
+
 def add_cost(
     session: Session,
     *,
@@ -323,33 +331,165 @@ def add_cost(
     description: str,
     costs_minor: int,
     incurred_on: date,
+    user_id: int | None = None,
 ) -> LegalCost:
-    """Record a cost of enforcing the claim on one of the case's accounts (not yet posted to the ledger)."""
+    """Record a cost of enforcing the claim (court fee, lawyer's fee) on one of the case's accounts and post
+    it to the ledger at once: a ``charge`` on the ``costs`` component dated ``incurred_on`` with rule id
+    ``legal_cost:<id>``. A payment then meets it first (CN-28: costs, interest, fees, principal)."""
     legal = get_legal_case(session, legal_case_id=legal_case_id)
     if costs_minor <= 0:
         raise ValidationFailed("费用须为正数 / a cost must be positive", code="bad_cost")
+    if not description or not description.strip():
+        raise ValidationFailed(
+            "须说明费用内容 / a cost needs a description", code="cost_description_required"
+        )
+    if legal.status not in (LegalStatus.PENDING_APPROVAL, LegalStatus.APPROVED):
+        raise Conflict(
+            f"法务案件已结束（{legal.status}） / legal case is {legal.status}", code="legal_case_not_open"
+        )
     if account_id not in {link.account_id for link in legal.accounts}:
         raise ValidationFailed(
             "账户不属于该法务案件 / the account is not part of this legal case",
             code="account_not_in_legal_case",
         )
+    if user_id is not None:
+        get_user(session, user_id)
     account = session.get(Account, account_id)
     assert account is not None
     cost = LegalCost(
         account_id=account_id,
-        description=description,
+        description=description.strip(),
         costs_minor=costs_minor,
         currency=account.currency,
         incurred_on=incurred_on,
         posted=False,
+        recorded_by_id=user_id,
     )
     legal.costs.append(cost)
+    session.flush()
+    _post_cost(session, legal, cost)
+    return cost
+
+
+def _post_cost(session: Session, legal: LegalCase, cost: LegalCost) -> None:
+    from arrears.ledger import postings as core
+    from arrears.ledger import service as ledger_service
+
+    [row] = ledger_service.post_adjustments(
+        session,
+        portfolio_id=legal.portfolio_id,
+        postings=[
+            core.Posting(
+                account_id=cost.account_id,
+                component=Component.COSTS,
+                amount_minor=cost.costs_minor,
+                kind=core.PostingKind.CHARGE,
+                effective_date=cost.incurred_on,
+                rule_id=_cost_rule(cost.id),
+            )
+        ],
+    )
+    cost.posted, cost.posting_id = True, row.id
+    session.flush()
+
+
+def post_unposted_costs(session: Session, *, portfolio_id: int | None = None) -> list[LegalCost]:
+    """Post every legal cost recorded before costs were posted on entry (kept for older data); once each."""
+    out = []
+    for cost in unposted_costs(session, portfolio_id=portfolio_id):
+        if cost.reversed_on is not None:
+            continue
+        _post_cost(session, get_legal_case(session, legal_case_id=cost.legal_case_id), cost)
+        out.append(cost)
+    return out
+
+
+def _get_cost(session: Session, cost_id: int) -> LegalCost:
+    cost = session.get(LegalCost, cost_id)
+    if cost is None:
+        raise NotFound(f"费用不存在：{cost_id} / legal cost {cost_id} not found", code="legal_cost_not_found")
+    return cost
+
+
+def reverse_cost(
+    session: Session,
+    *,
+    cost_id: int,
+    reversed_on: date,
+    reason: str,
+    user_id: int | None = None,
+) -> LegalCost:
+    """Undo a legal cost recorded in error: a reversal of its ``costs`` posting, with the reason.
+
+    Refused (Conflict) when the cost is already reversed, or when payments have already met it (reverse
+    those payments first: the costs balance would turn negative).
+    """
+    from arrears.ledger import service as ledger_service
+    from arrears.ledger.postings import reverse
+
+    cost = _get_cost(session, cost_id)
+    if not reason or not reason.strip():
+        raise ValidationFailed("冲正须说明原因 / a reversal needs a reason", code="reason_required")
+    if cost.reversed_on is not None:
+        raise Conflict(
+            f"费用 {cost_id} 已冲正 / legal cost {cost_id} is already reversed", code="already_reversed"
+        )
+    if user_id is not None:
+        get_user(session, user_id)
+    if cost.posted and cost.posting_id is not None:
+        if reversed_on < cost.incurred_on:
+            raise ValidationFailed(
+                "冲正日期早于费用日期 / a reversal cannot predate the cost", code="bad_reversal_date"
+            )
+        legal = get_legal_case(session, legal_case_id=cost.legal_case_id)
+        ledger = ledger_service.account_postings(session, account_ids=[cost.account_id])
+        [target] = [p for p in ledger if p.id == cost.posting_id]
+        try:
+            reversal = reverse(
+                target, ledger=ledger, effective_date=reversed_on, rule_id=f"reversal:{_cost_rule(cost.id)}"
+            )
+        except Conflict as exc:
+            if exc.code != "negative_balance":
+                raise
+            raise Conflict(
+                f"费用 {cost_id} 已有还款冲抵，请先冲正相关还款 / legal cost {cost_id} is already (partly) paid; "
+                "reverse those payments first",
+                code="cost_already_paid",
+            ) from exc
+        ledger_service.post_adjustments(session, portfolio_id=legal.portfolio_id, postings=reversal)
+    cost.reversed_on, cost.reversal_reason = reversed_on, reason.strip()
     session.flush()
     return cost
 
 
+def correct_cost(
+    session: Session,
+    *,
+    cost_id: int,
+    costs_minor: int,
+    corrected_on: date,
+    reason: str,
+    description: str | None = None,
+    user_id: int | None = None,
+) -> LegalCost:
+    """Correct a legal cost's amount: the old posting is reversed and the right amount recorded as a new
+    cost (same account and date); both stay on the record. Returns the new cost."""
+    cost = _get_cost(session, cost_id)
+    reverse_cost(session, cost_id=cost_id, reversed_on=corrected_on, reason=reason, user_id=user_id)
+    legal = get_legal_case(session, legal_case_id=cost.legal_case_id)
+    return add_cost(
+        session,
+        legal_case_id=legal.id,
+        account_id=cost.account_id,
+        description=description or cost.description,
+        costs_minor=costs_minor,
+        incurred_on=cost.incurred_on,
+        user_id=user_id,
+    )
+
+
 def unposted_costs(session: Session, *, portfolio_id: int | None = None) -> list[LegalCost]:
-    """Legal costs the ledger has not yet posted as ``costs``."""
+    """Legal costs the ledger has not posted as ``costs`` (recorded before costs were posted on entry)."""
     query = select(LegalCost).where(LegalCost.posted.is_(False))
     if portfolio_id is not None:
         query = query.join(LegalCase, LegalCase.id == LegalCost.legal_case_id).where(

@@ -193,6 +193,8 @@ class ArrangementWaiver(Base):
     component: Mapped[str] = mapped_column(String(16))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     posted_at: Mapped[datetime | None] = mapped_column()
+    # What the ledger waived when the settlement was kept (payments may have moved it between components).
+    posted_minor: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Approval(Base):
@@ -268,7 +270,9 @@ class LegalMilestone(Base):
 
 
 class LegalCost(Base):
-    """A cost of enforcing the claim (court fee, lawyer's fee); the ledger posts it as ``costs`` later."""
+    """A cost of enforcing the claim (court fee, lawyer's fee), posted to the ledger as ``costs`` when it
+    is recorded (``posting_id``); a correction reverses that posting (``reversed_on``) and, for a new
+    amount, records a new cost."""
 
     __tablename__ = "legal_cost"
 
@@ -280,6 +284,35 @@ class LegalCost(Base):
     currency: Mapped[str] = mapped_column(String(3))
     incurred_on: Mapped[date] = mapped_column(Date)
     posted: Mapped[bool] = mapped_column(Boolean, default=False)
+    posting_id: Mapped[int | None] = mapped_column(BigInteger)
+    reversed_on: Mapped[date | None] = mapped_column(Date)
+    reversal_reason: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+
+
+class EvidenceBundle(Base):
+    """One evidence bundle generated for a case: who, when, for which date, and the ZIP's SHA-256.
+
+    Append-only: the record of what evidence left the system. The ZIP itself is a stored `Document`.
+    """
+
+    __tablename__ = "evidence_bundle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    legal_case_id: Mapped[int | None] = mapped_column(ForeignKey("legal_case.id"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("document.id"))
+    as_of: Mapped[date] = mapped_column(Date)
+    generated_at: Mapped[datetime] = mapped_column()
+    generated_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    generator_version: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(Integer)
+    chain_ok: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=clock.now, server_default=func.current_timestamp()
+    )
 
 
 class Agency(Timestamped, Base):

@@ -365,7 +365,7 @@ def prepare_portfolio(
         "release_holds": lambda: _release_holds(session, settings, as_of=as_of, now=now),
         "recall_placements": lambda: _recall_placements(session, settings, as_of=as_of),
         "accrue": lambda: _accrue(session, settings, as_of=as_of),
-        "commitments": lambda: _refresh_commitments(session, settings, as_of=as_of),
+        "commitments": lambda: _refresh_commitments(session, settings, as_of=as_of, now=now),
         "limitation": lambda: _refresh_limitation(session, settings, as_of=as_of),
     }
     out: list[dict[str, Any]] = []
@@ -420,14 +420,24 @@ def _accrue(session: Session, settings: RunSettings, *, as_of: date) -> dict[str
     }
 
 
-def _refresh_commitments(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
-    """Promises first, then plans, both against the ledger's payments through ``as_of`` (read once)."""
-    from arrears.arrangements.service import PromiseStatus, refresh_arrangements, refresh_promises
+def _refresh_commitments(
+    session: Session, settings: RunSettings, *, as_of: date, now: datetime
+) -> dict[str, int]:
+    """Promises first, then plans, both against the ledger's payments through ``as_of`` (read once); then
+    the waivers of kept settlements are posted, which closes their accounts."""
+    from arrears.arrangements.service import (
+        PromiseStatus,
+        post_kept_settlements,
+        refresh_arrangements,
+        refresh_promises,
+    )
     from arrears.ledger.service import received_by_account
 
     payments = received_by_account(session, portfolio_id=settings.portfolio_id, through=as_of)
     promised = refresh_promises(session, portfolio_id=settings.portfolio_id, as_of=as_of, payments=payments)
     plans = refresh_arrangements(session, portfolio_id=settings.portfolio_id, as_of=as_of, payments=payments)
+    # a kept settlement closes its accounts: its waiver is posted once (stamped on the waiver rows)
+    kept = post_kept_settlements(session, portfolio_id=settings.portfolio_id, now=now)
     settled = sum(n for status, n in promised.by_status.items() if status != PromiseStatus.PENDING)
     return {
         "promises_evaluated": promised.evaluated,
@@ -436,8 +446,10 @@ def _refresh_commitments(session: Session, settings: RunSettings, *, as_of: date
         "plans_evaluated": plans.evaluated,
         "plans_breached": len(plans.breached),
         "plans_completed": len(plans.completed),
+        "settlements_posted": len(kept),
+        "waiver_postings": sum(k.postings for k in kept),
         # only pending promises and active plans are evaluated: any other outcome is a change of state
-        "changes": settled + len(plans.breached) + len(plans.completed),
+        "changes": settled + len(plans.breached) + len(plans.completed) + sum(k.postings for k in kept),
     }
 
 

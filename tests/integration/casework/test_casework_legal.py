@@ -1,5 +1,5 @@
 """Legal cases on SQLite and PostgreSQL: referral refused for disputed or time-barred accounts, approval
-by a supervisor, milestones in order, costs kept for the ledger, the lawyer's letter as a Chinese PDF."""
+by a supervisor, milestones in order, costs posted to the ledger, the lawyer's letter as a Chinese PDF."""
 
 from __future__ import annotations
 
@@ -119,7 +119,8 @@ def test_referral_needs_a_supervisor_then_moves_through_milestones_with_costs(
         costs_minor=80000,
         incurred_on=date(2025, 7, 6),
     )
-    assert not cost.posted and cost in legal.unposted_costs(session, portfolio_id=book.portfolio.id)
+    assert cost.posted and cost.posting_id is not None  # posted to the ledger as ``costs`` at once
+    assert legal.unposted_costs(session, portfolio_id=book.portfolio.id) == []
     legal.record_milestone(session, legal_case_id=case.id, milestone="closed", occurred_on=date(2025, 7, 20))
     assert [m.milestone for m in case.milestones] == ["prepared", "served", "closed"]
     assert case.status == "closed"

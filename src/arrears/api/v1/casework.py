@@ -26,17 +26,20 @@ from arrears.enums import FlagKind, Product
 from arrears.errors import NotFound, ValidationFailed
 from arrears.holds import documents
 from arrears.holds import service as holds
+from arrears.legal import bundle
 from arrears.legal import service as legal
 from arrears.legal.milestones import LegalCaseKind, Milestone
 from arrears.models import (
     AccountFlag,
     Agency,
     Arrangement,
+    Case,
     Dispute,
     Document,
     HoldEvent,
     LegalCase,
     Placement,
+    Portfolio,
     Promise,
 )
 
@@ -280,6 +283,36 @@ class CostIn(BaseModel):
     description: str = Field(min_length=1, max_length=200)
     costs_minor: int = Field(gt=0)
     incurred_on: date
+    user_id: int | None = None
+
+
+class CostReverseIn(BaseModel):
+    reversed_on: date
+    reason: str = Field(min_length=1, max_length=400)
+    user_id: int | None = None
+
+
+class CostCorrectIn(BaseModel):
+    costs_minor: int = Field(gt=0)
+    corrected_on: date
+    reason: str = Field(min_length=1, max_length=400)
+    description: str | None = Field(default=None, min_length=1, max_length=200)
+    user_id: int | None = None
+
+
+class EvidenceBundleOut(_Out):
+    id: int
+    case_id: int
+    legal_case_id: int | None
+    document_id: int
+    as_of: date
+    generated_at: datetime
+    generated_by_id: int | None
+    generator_version: str
+    sha256: str
+    size_bytes: int
+    file_count: int
+    chain_ok: bool
 
 
 class CostOut(_Out):
@@ -290,6 +323,9 @@ class CostOut(_Out):
     currency: str
     incurred_on: date
     posted: bool
+    posting_id: int | None
+    reversed_on: date | None
+    reversal_reason: str | None
 
 
 class LegalCaseOut(_Out):
@@ -687,6 +723,89 @@ def add_cost(legal_case_id: int, body: CostIn, session: SessionDep) -> Any:
         description=body.description,
         costs_minor=body.costs_minor,
         incurred_on=body.incurred_on,
+        user_id=body.user_id,
+    )
+
+
+@router.post("/legal-costs/{cost_id}/reverse", response_model=CostOut)
+def reverse_cost(cost_id: int, body: CostReverseIn, session: SessionDep) -> Any:
+    """Undo a legal cost recorded in error: its ``costs`` posting is reversed (refused once paid)."""
+    return legal.reverse_cost(
+        session, cost_id=cost_id, reversed_on=body.reversed_on, reason=body.reason, user_id=body.user_id
+    )
+
+
+@router.post("/legal-costs/{cost_id}/correct", response_model=CostOut, status_code=201)
+def correct_cost(cost_id: int, body: CostCorrectIn, session: SessionDep) -> Any:
+    """Correct a legal cost's amount: the old posting is reversed, the new cost returned."""
+    return legal.correct_cost(
+        session,
+        cost_id=cost_id,
+        costs_minor=body.costs_minor,
+        corrected_on=body.corrected_on,
+        reason=body.reason,
+        description=body.description,
+        user_id=body.user_id,
+    )
+
+
+_ZIP: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
+}
+
+
+@router.get("/cases/{case_id}/evidence-bundle", response_class=Response, responses=_ZIP)
+def evidence_bundle(
+    case_id: int,
+    session: SessionDep,
+    as_of: date | None = None,
+    locale: Literal["zh_CN", "en"] | None = None,
+    user_id: int | None = None,
+) -> Response:
+    """Build and record the case's evidence bundle (ZIP). Headers carry its SHA-256, the stored bundle id
+    and the contact record's hash-chain result (``ok`` / ``broken``)."""
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
+    portfolio = session.get(Portfolio, case.portfolio_id)
+    assert portfolio is not None
+    built = bundle.build_bundle(
+        session,
+        case_id=case_id,
+        as_of=as_of or clock.today(portfolio.timezone),
+        generated_at=clock.now(),
+        generated_by_id=user_id,
+        locale=locale,
+    )
+    assert built.record is not None
+    return Response(
+        built.zip_bytes,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{built.filename}"',
+            "X-Content-SHA256": built.sha256,
+            "X-Evidence-Bundle-Id": str(built.record.id),
+            "X-Chain-Status": "ok" if built.chain.ok else "broken",
+        },
+    )
+
+
+@router.get("/cases/{case_id}/evidence-bundles", response_model=list[EvidenceBundleOut])
+def evidence_bundles(case_id: int, session: SessionDep) -> Any:
+    """Bundles generated for a case, newest first."""
+    return bundle.list_bundles(session, case_id=case_id)
+
+
+@router.get("/evidence-bundles/{bundle_id}/content", response_class=Response, responses=_ZIP)
+def evidence_bundle_content(bundle_id: int, session: SessionDep, user_id: int | None = None) -> Response:
+    """A stored bundle, as generated (checked against its recorded SHA-256); a user's download is logged."""
+    row, content = bundle.read_bundle(session, bundle_id=bundle_id, user_id=user_id, at=clock.now())
+    doc = session.get(Document, row.document_id)
+    filename = doc.filename if doc else f"evidence-bundle-{row.id}.zip"
+    return Response(
+        content,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Content-SHA256": row.sha256},
     )
 
 
