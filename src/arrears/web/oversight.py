@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Select, func, select
 
 from arrears import clock
 from arrears.config import get_settings
 from arrears.contacts import service as contacts_service
 from arrears.enums import Channel, FlagKind
-from arrears.errors import ArrearsError, NotFound, ValidationFailed
+from arrears.errors import ArrearsError, Forbidden, NotFound, ValidationFailed
+from arrears.legal import bundle as bundle_service
 from arrears.models import (
     AccessLog,
     AccountFlag,
@@ -313,6 +314,8 @@ def case_record_page(d: DeskDep, case_id: int) -> HTMLResponse:
     return d.page(
         "oversight/case_record.html",
         case=case,
+        bundles=bundle_service.list_bundles(d.db, case_id=case_id),
+        may_build=d.user.role in ("compliance", "admin"),
         debtor=debtor.name if debtor else "",
         report=report,
         rows=[
@@ -330,4 +333,53 @@ def case_record_page(d: DeskDep, case_id: int) -> HTMLResponse:
             }
             for a in attempts
         ],
+    )
+
+
+@router.post("/cases/{case_id}/bundle")
+def build_bundle(d: DeskDep, case_id: int, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Build, record and download the case's evidence bundle (compliance officers and administrators)."""
+    try:
+        _allowed(d)
+        d.check_csrf(csrf_token)
+        if d.user.role not in ("compliance", "admin"):
+            raise Forbidden(d.t("page_not_for_role"), code="role_required")
+        case = d.db.get(Case, case_id)
+        if case is None:
+            raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
+        built = bundle_service.build_bundle(
+            d.db,
+            case_id=case_id,
+            as_of=clock.to_local(d.now, _zone()).date(),
+            generated_at=d.now,
+            generated_by_id=d.user.id,
+            locale=d.t.locale,
+        )
+    except ArrearsError as exc:
+        return d.error(exc)
+    d.db.commit()
+    return _zip(built.zip_bytes, built.filename, built.sha256)
+
+
+@router.get("/bundles/{bundle_id}")
+def download_bundle(d: DeskDep, bundle_id: int) -> Response:
+    """A stored bundle as it was generated (checked against its recorded hash); the download is logged."""
+    try:
+        _allowed(d)
+        row, content = bundle_service.read_bundle(d.db, bundle_id=bundle_id, user_id=d.user.id, at=d.now)
+    except ArrearsError as exc:
+        return d.error(exc)
+    d.db.commit()
+    return _zip(content, f"evidence-bundle-{row.case_id}-{row.id}.zip", row.sha256)
+
+
+def _zip(content: bytes, filename: str, sha256: str) -> Response:
+    return Response(
+        content,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-SHA256": sha256,
+            "Cache-Control": "no-store",
+        },
     )

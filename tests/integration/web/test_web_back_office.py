@@ -405,3 +405,31 @@ def test_the_compliance_officer_sees_a_night_call_blocked_by_cn1_the_access_log_
         assert s.scalar(
             select(func.count()).select_from(ContactAttempt).where(ContactAttempt.case_id == case_id)
         )
+
+
+def test_a_compliance_officer_builds_and_downloads_a_case_evidence_bundle_whose_manifest_checks(
+    engine: Engine, office: tuple[Desk, dict[str, AppUser]]
+) -> None:
+    from arrears.legal import bundle as bundle_service
+
+    desk, extra = office
+    case_id = desk.cases[0]
+    officer = _client(engine, extra["compliance"].username)
+    page = officer.get(f"/compliance/cases/{case_id}")
+    assert 'data-testid="build-bundle"' in page.text
+    built = officer.post(f"/compliance/cases/{case_id}/bundle", data={"csrf_token": csrf(page.text)})
+    assert built.status_code == 200 and built.headers["content-type"] == "application/zip"
+    check = bundle_service.check_bundle(built.content)
+    assert check.ok, check
+    again = officer.get(f"/compliance/cases/{case_id}")
+    link = re.search(r'href="(/compliance/bundles/\d+)"', again.text)
+    assert link
+    stored = officer.get(link.group(1))
+    assert stored.status_code == 200 and stored.content == built.content
+    auditor = _client(engine, desk.users["auditor"].username)
+    refused = auditor.post(
+        f"/compliance/cases/{case_id}/bundle", data={"csrf_token": csrf(auditor.get("/queue").text)}
+    )
+    assert refused.status_code == 403
+    collector = _client(engine, desk.users["a"].username)
+    assert collector.get(link.group(1)).status_code == 403
