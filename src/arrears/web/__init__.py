@@ -8,8 +8,12 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Add the desk's pages, its stylesheet under ``/static`` and the sign-in redirect to an app."""
-    from arrears.web.routes import SignInRequired, router, sign_in_redirect
+    from arrears.web import navigation, plans, supervisor
+    from arrears.web.routes import SignInRequired, router, sign_in_redirect, templates
 
+    templates.globals["nav_links"] = navigation.links_for
     app.include_router(router)
+    app.include_router(plans.router)
+    app.include_router(supervisor.router)
     app.mount("/static", StaticFiles(packages=[("arrears.web", "static")]), name="static")
     app.add_exception_handler(SignInRequired, sign_in_redirect)

@@ -18,6 +18,7 @@ from arrears.enums import Channel
 from arrears.models import (
     Account,
     AppUser,
+    Arrangement,
     Case,
     ContactAttempt,
     ContactPoint,
@@ -94,6 +95,47 @@ class CaseView:
     zone: str
     total: str
     points: list[tuple[int, str]] = field(default_factory=list)  # every phone, for the forms
+    plans: list[PlanView] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    """A stored repayment plan as the case page lists it."""
+
+    id: int
+    kind: str
+    status: str
+    status_code: str
+    payable: str
+    waived: str
+    discount: str
+    instalments: tuple[tuple[int, str, str], ...]  # (seq, due on, amount)
+    reasons: tuple[str, ...]
+
+
+def _plans(session: Session, case_id: int, t: Translator) -> list[PlanView]:
+    key = "message_zh" if t.locale == "zh_CN" else "message_en"
+    out = []
+    for p in session.scalars(
+        select(Arrangement).where(Arrangement.case_id == case_id).order_by(Arrangement.id.desc())
+    ):
+        out.append(
+            PlanView(
+                id=p.id,
+                kind=t.label("plan_kinds", p.kind),
+                status=t.label("plan_statuses", p.status),
+                status_code=p.status,
+                payable=format_minor(p.payable_minor, p.currency, t.locale),
+                waived=format_minor(p.waived_minor, p.currency, t.locale),
+                discount=f"{p.discount_bps / 100:.2f}%",
+                instalments=tuple(
+                    (i.seq, i.due_on.isoformat(), format_minor(i.amount_minor, p.currency, t.locale))
+                    for i in p.instalments
+                ),
+                reasons=tuple(str(r.get(key, r.get("code", ""))) for r in p.approval_reasons or []),
+            )
+        )
+    return out
 
 
 def local_text(moment: datetime | None, zone: str) -> str:
@@ -218,6 +260,25 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
                 sort_key=(pay.created_at.isoformat(), pay.id),
             )
         )
+    for plan in session.scalars(select(Arrangement).where(Arrangement.case_id == case.id)):
+        entries.append(
+            TimelineEntry(
+                at_local=local_text(plan.created_at, zone),
+                kind="plan",
+                text=t(
+                    "timeline_plan",
+                    kind=t.label("plan_kinds", plan.kind),
+                    amount=format_minor(plan.payable_minor, plan.currency, t.locale),
+                    status=t.label("plan_statuses", plan.status),
+                ),
+                detail=t(
+                    "timeline_plan_detail",
+                    count=len(plan.instalments),
+                    discount=f"{plan.discount_bps / 100:.2f}%",
+                ),
+                sort_key=(plan.created_at.isoformat(), plan.id),
+            )
+        )
     entries.sort(key=lambda e: e.sort_key, reverse=True)
     return entries
 
@@ -247,6 +308,7 @@ def case_view(session: Session, *, case: Case, at: datetime, t: Translator) -> C
         zone=zone,
         total=format_minor(sum(a.total_minor for a in accounts), currency, t.locale),
         points=labels,
+        plans=_plans(session, case.id, t),
     )
 
 
