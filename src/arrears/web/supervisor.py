@@ -44,7 +44,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _percent(bps: int) -> str:
-    return f"{bps / 100:.1f}%"
+    return f"{bps / 100:.2f}%"
 
 
 def _local_today(d: Desk) -> Any:
@@ -173,7 +173,8 @@ def _team_page(
             from_name=names.get(e.from_collector_id or 0, "—"),
             to_name=names.get(e.to_collector_id or 0, "—"),
             outcome=d.t.label("allocation_outcomes", e.outcome),
-            reason=e.reason or "",
+            # the daily run's rows all carry the same stored reason; its outcome says more
+            reason=(e.reason or "") if e.outcome == "manual" else d.t.label("allocation_outcomes", e.outcome),
             actor=e.actor or d.t("daily_run"),
         )
         for e in events
@@ -476,6 +477,22 @@ def _sorted_counts(counts: dict[str, Any] | None) -> list[tuple[str, int]]:
     return sorted(((str(k), int(v)) for k, v in (counts or {}).items()), key=lambda kv: (-kv[1], kv[0]))
 
 
+def phase_line(phase: dict[str, Any]) -> tuple[str, str, str]:
+    """A recorded phase as (name, status, details): seconds, changes and counts as ``key value``."""
+    parts = []
+    if "seconds" in phase:
+        parts.append(f"{phase['seconds']} s")
+    counts = phase.get("counts")
+    if isinstance(counts, dict):
+        parts.extend(f"{k} {v}" for k, v in counts.items())
+    if "changes" in phase:
+        parts.append(f"changes {phase['changes']}")
+    parts.extend(
+        f"{k} {v}" for k, v in phase.items() if k not in ("name", "status", "seconds", "counts", "changes")
+    )
+    return str(phase.get("name", "")), str(phase.get("status", "")), " · ".join(parts)
+
+
 @router.get("/supervisor/runs/{run_id}")
 def run_page(d: DeskDep, run_id: int) -> HTMLResponse:
     try:
@@ -493,6 +510,7 @@ def run_page(d: DeskDep, run_id: int) -> HTMLResponse:
         actions=_sorted_counts(run.action_counts),
         blocked=_sorted_counts(run.blocked_by_rule),
         allocation=_sorted_counts(run.allocation_counts),
+        phases=[phase_line(p) for p in run.phases or []],
         arms=_sorted_counts(run.arm_counts),
         refresh=5 if run.status == "running" else None,
     )

@@ -17,6 +17,7 @@ from arrears.compliance import service as compliance_service
 from arrears.enums import Channel
 from arrears.models import (
     Account,
+    Approval,
     AppUser,
     Arrangement,
     Case,
@@ -260,7 +261,9 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
                 sort_key=(pay.created_at.isoformat(), pay.id),
             )
         )
+    plan_ids = []
     for plan in session.scalars(select(Arrangement).where(Arrangement.case_id == case.id)):
+        plan_ids.append(plan.id)
         entries.append(
             TimelineEntry(
                 at_local=local_text(plan.created_at, zone),
@@ -277,6 +280,26 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
                     discount=f"{plan.discount_bps / 100:.2f}%",
                 ),
                 sort_key=(plan.created_at.isoformat(), plan.id),
+            )
+        )
+    decisions = session.execute(
+        select(Approval, AppUser.display_name)
+        .join(AppUser, AppUser.id == Approval.user_id)
+        .where(Approval.subject_kind == "arrangement", Approval.subject_id.in_(plan_ids))
+    ).all()
+    for approval, name in decisions:
+        entries.append(
+            TimelineEntry(
+                at_local=local_text(approval.decided_at, zone),
+                kind="approval",
+                text=t(
+                    "timeline_approval",
+                    who=name,
+                    decision=t.label("decisions", approval.decision),
+                    id=approval.subject_id,
+                ),
+                detail=approval.reason or "",
+                sort_key=(approval.decided_at.isoformat(), approval.id),
             )
         )
     entries.sort(key=lambda e: e.sort_key, reverse=True)

@@ -187,6 +187,8 @@ def test_a_settlement_beyond_policy_waits_and_the_supervisor_approves_it(engine:
     case_page = _client(engine, desk.users["a"].username).get(f"/cases/{case_id}")
     plans_card = re.search(r'data-testid="plans">(.*?)</section>', case_page.text, re.S)
     assert plans_card and "执行中" in plans_card.group(1) and "减免和解" in plans_card.group(1)
+    timeline = re.search(r'data-testid="timeline">(.*?)</ol>', case_page.text, re.S)
+    assert timeline and f"批准了还款方案 #{plan.id}" in _text(timeline.group(1))
 
 
 def test_a_rejection_needs_a_reason_and_collectors_cannot_decide(engine: Engine, desk: Desk) -> None:
