@@ -326,11 +326,15 @@ def test_a_supervisor_approves_a_discount_a_collector_built_beyond_policy(
     expect(card).to_contain_text("减免和解")
     expect(card).to_contain_text("方案超出政策限制")
     supervisor.screenshot(path=str(ARTIFACTS / "13-approvals.png"), full_page=True)
+    supervisor.set_viewport_size({"width": 768, "height": 1024})
+    supervisor.screenshot(path=str(ARTIFACTS / "13-approvals-tablet.png"), full_page=True)
+    supervisor.set_viewport_size({"width": 1366, "height": 900})
     card.get_by_test_id("approve").click()
     expect(supervisor.locator(".notice")).to_contain_text("已批准")
 
     collector.goto(f"{server}{case_path}")
     expect(collector.get_by_test_id("plan-status").first).to_contain_text("执行中")
+    expect(collector.get_by_test_id("timeline")).to_contain_text("批准了还款方案")
     collector.screenshot(path=str(ARTIFACTS / "14-case-approved-plan.png"), full_page=True)
 
     supervisor.get_by_test_id("nav-runs").click()

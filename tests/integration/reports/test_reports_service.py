@@ -11,10 +11,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from arrears import demo
+from arrears import db, demo
+from arrears.api.app import create_app
 from arrears.arrangements import service as arrangements_service
 from arrears.compliance.schemas import Outcome
 from arrears.contacts import service as contacts_service
@@ -192,3 +194,39 @@ def test_blocked_by_rule_counts_the_runs_plan_and_the_desks_refused_calls(
     after = {r.rule_id: r for r in reports.blocked_by_rule(session, day=JAN, portfolio_id=pid)}
     assert after["CN-1"].desk == (before["CN-1"].desk if "CN-1" in before else 0) + 1
     assert reports.blocked_by_rule(session, day=date(2026, 1, 31), portfolio_id=pid) == []
+
+
+def test_the_reports_api_answers_what_the_service_computes(engine: Engine, tmp_path: Path) -> None:
+    with db.session_scope(engine) as s:
+        pid = _portfolio(s, tmp_path, accounts=15)
+        run.run_portfolio(s, portfolio=pid, as_of=JAN, now=datetime(2026, 1, 30, 2, 0, tzinfo=UTC))
+        run.run_portfolio(s, portfolio=pid, as_of=FEB, now=NOW)
+    client = TestClient(create_app(engine))
+    r = client.get("/api/v1/reports/aging", params={"as_of": "2026-02-27", "portfolio_id": pid})
+    assert r.status_code == 200
+    with db.session_scope(engine) as s:
+        expected = reports.aging(s, as_of=FEB, portfolio_id=pid)
+        steps = reports.roll_rates(s, through=FEB, portfolio_id=pid)
+    body = r.json()
+    assert body["accounts"] == expected.accounts and body["balance_minor"] == expected.balance_minor
+    assert [(b["bucket"], b["accounts"]) for b in body["buckets"]] == [
+        (b.bucket, b.accounts) for b in expected.buckets
+    ]
+    rolls = client.get("/api/v1/reports/rolls", params={"through": "2026-02-27", "portfolio_id": pid}).json()
+    assert len(rolls) == len(steps) == 1
+    assert {(m["from_bucket"], m["to_bucket"]): m["accounts"] for m in rolls[0]["moves"]} == steps[0].moves
+    collected = client.get("/api/v1/reports/collected", params={"today": "2026-02-27", "portfolio_id": pid})
+    assert collected.status_code == 200 and len(collected.json()["days"]) == 30
+    assert client.get("/api/v1/reports/promises", params={"today": "2026-02-27"}).status_code == 200
+    assert (
+        client.get("/api/v1/reports/blocked", params={"day": "2026-01-30", "portfolio_id": pid}).status_code
+        == 200
+    )
+    for path, params in (
+        ("/api/v1/reports/aging", {"as_of": "2026-02-30"}),
+        ("/api/v1/reports/aging", {"currency": "cny"}),
+        ("/api/v1/reports/collected", {"days": "0"}),
+        ("/api/v1/reports/rolls", {"months": "x"}),
+    ):
+        bad = client.get(path, params=params)
+        assert bad.status_code == 422 and bad.json()["code"] == "validation_failed", (path, params)
