@@ -193,3 +193,33 @@ def test_a_collector_cannot_reassign(engine: Engine, desk: Desk) -> None:
     with db.session_scope(engine) as s:
         case = s.get(Case, desk.cases[1])
         assert case is not None and case.assignee_id == desk.users["b"].id
+
+
+def test_a_run_in_progress_shows_its_phases_and_the_page_refreshes_itself(engine: Engine, desk: Desk) -> None:
+    from arrears.models import StrategyRun
+
+    with db.session_scope(engine) as s:
+        row = StrategyRun(
+            portfolio_id=desk.portfolio_id,
+            as_of_date=AS_OF,
+            status="running",
+            strategy="default",
+            strategy_version=1,
+            started_at=datetime(2026, 3, 2, 1, 59, tzinfo=UTC),
+            phases=[{"name": "lock", "status": "done"}, {"name": "accrue", "status": "done", "seconds": 0.5}],
+            requested_by="ops",
+        )
+        s.add(row)
+        s.flush()
+        run_id = row.id
+    client = _boss(engine, desk)
+    history = client.get("/supervisor/runs")
+    assert '<meta http-equiv="refresh" content="5">' in history.text
+    assert re.search(r'<progress max="14" value="2"', history.text)
+    detail = client.get(f"/supervisor/runs/{run_id}")
+    assert '<meta http-equiv="refresh" content="5">' in detail.text and "accrue" in detail.text
+    with db.session_scope(engine) as s:
+        stored = s.get(StrategyRun, run_id)
+        assert stored is not None
+        stored.status = "succeeded"
+    assert "http-equiv" not in client.get(f"/supervisor/runs/{run_id}").text
