@@ -30,6 +30,7 @@ from arrears.models.contact import (
 from arrears.models.intake import ImportBatch, ImportChange
 from arrears.models.ledger import LedgerSetting, Payment, Posting
 from arrears.models.party import ContactPoint, Creditor, Debtor, Portfolio
+from arrears.models.reports import REPORT_INDEXES
 from arrears.models.strategy import (
     AccountActionState,
     AccountStrategyState,
@@ -46,6 +47,7 @@ from arrears.models.user import AppUser
 from arrears.models.users_auth import AccessLog, LoginAttempt, UserSession
 
 __all__ = [
+    "REPORT_INDEXES",
     "AccessLog",
     "Account",
     "AccountActionState",
