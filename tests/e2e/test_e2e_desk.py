@@ -320,6 +320,11 @@ def test_a_supervisor_approves_a_discount_a_collector_built_beyond_policy(
     supervisor.set_viewport_size({"width": 768, "height": 1024})
     supervisor.screenshot(path=str(ARTIFACTS / "12-dashboard-tablet.png"), full_page=True)
     supervisor.set_viewport_size({"width": 1366, "height": 900})
+    supervisor.click("a.lang")
+    expect(supervisor.get_by_test_id("aging")).to_contain_text("Aging by bucket")
+    expect(supervisor.get_by_test_id("roll")).to_contain_text("Roll rates month over month")
+    supervisor.screenshot(path=str(ARTIFACTS / "12-dashboard-en.png"), full_page=True)
+    supervisor.click("a.lang")
 
     supervisor.get_by_test_id("nav-approvals").click()
     card = supervisor.get_by_test_id("plan-approval").filter(has_text=case_path.rsplit("/", 1)[-1])

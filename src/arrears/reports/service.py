@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -61,7 +61,7 @@ _BALANCE = (
 
 
 def _scoped(column: Any, portfolio_id: int | None) -> ColumnElement[bool]:
-    return column == portfolio_id if portfolio_id is not None else and_(True)
+    return column == portfolio_id if portfolio_id is not None else true()
 
 
 def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
@@ -47,7 +48,7 @@ def _percent(bps: int) -> str:
     return f"{bps / 100:.2f}%"
 
 
-def _local_today(d: Desk) -> Any:
+def _local_today(d: Desk) -> date:
     return clock.to_local(d.now, clock.DEFAULT_ZONE).date()
 
 
