@@ -78,7 +78,8 @@ def test_the_dashboard_shows_aging_collections_and_charts_for_a_portfolio(engine
     assert "¥1,234.56" in _kpi(after.text, "kpi-collected-month")
     chart = re.search(r'data-testid="chart-collected".*?</svg>', after.text, re.S)
     assert chart and "03-02" in chart.group(0) and "<title" in chart.group(0)
-    english = client.get(url, cookies={"arrears_lang": "en"})
+    client.cookies.set("arrears_lang", "en")
+    english = client.get(url)
     assert "Aging by bucket" in english.text and "Collected today" in english.text
 
 
