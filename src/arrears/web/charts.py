@@ -87,7 +87,7 @@ def bar_chart(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w * 0.92:.1f}" height="{h:.1f}" fill="{colour}">'
                 f"<title>{escape(label)} · {escape(s.name)}: {escape(show(value))}</title></rect>"
             )
-        if i % label_every == 0:
+        if (len(labels) - 1 - i) % label_every == 0:  # counted from the last, so the latest is labelled
             cx = PAD_LEFT + group_w * (i + 0.5)
             parts.append(
                 f'<text class="label" x="{cx:.1f}" y="{HEIGHT - PAD_BOTTOM + 16}" text-anchor="middle">'
