@@ -23,6 +23,7 @@ from arrears.errors import ArrearsError, ValidationFailed
 from arrears.models import Account, Case, Debtor
 from arrears.money import format_minor, parse_minor
 from arrears.users import access
+from arrears.users import service as users_service
 from arrears.web import views
 from arrears.web.i18n import Translator
 from arrears.web.routes import Desk, DeskDep, _case
@@ -230,6 +231,15 @@ def _plan_page(
     form = {name: values.get(name, defaults.get(name, "")) for name in FIELDS}
     live = arrangements_service.list_arrangements(d.db, case_id=case.id)
     debtor = d.db.get(Debtor, case.debtor_id)
+    users_service.log_access(  # the calculator shows the debtor's balances: a read of the record (PI-9)
+        d.db,
+        user_id=d.user.id,
+        debtor_id=case.debtor_id,
+        case_id=case.id,
+        at=d.now,
+        action="view_plan_calculator",
+        ip=d.request.client.host if d.request.client else None,
+    )
     return d.page(
         "plan.html",
         status=status,

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 
 from arrears import db
 from arrears.api.app import create_app
-from arrears.models import Approval, Arrangement, LegalCase
+from arrears.models import AccessLog, Approval, Arrangement, LegalCase
 from arrears.money import format_minor
 
 MORNING = "2026-03-02T10:00:00+08:00"
@@ -79,6 +79,13 @@ def test_a_preview_shows_the_schedule_and_writes_nothing(engine: Engine, desk: D
     for due in ("2026-03-15", "2026-04-15", "2026-05-15", "2026-06-15"):
         assert due in schedule.group(1)
     assert _plans(engine, case_id) == []
+    with db.session_scope(engine) as s:
+        logged = s.scalar(
+            select(func.count())
+            .select_from(AccessLog)
+            .where(AccessLog.case_id == case_id, AccessLog.action == "view_plan_calculator")
+        )
+    assert logged == 2  # each opening of the calculator is a read of the debtor's record (PI-9)
 
 
 @pytest.mark.parametrize(
