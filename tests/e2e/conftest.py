@@ -37,15 +37,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "ARREARS_STRATEGY_DIR": str(work / "strategies"),
         "PYTHONPATH": str(Path(arrears.__file__).parents[1]),
     }
-    demo = subprocess.run(
-        [sys.executable, "-m", "arrears.cli", "demo", "--no-serve", "--accounts", "200", "--out", str(work)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert demo.returncode == 0, demo.stderr[-2000:]
-    assert "demo1234" in demo.stdout
+    # Six weeks of history: the demo portfolio aged to 30 January and run then, the daily run again at the
+    # February month end and on the day of the tests, so the dashboard has two month ends to roll between.
+    history = [
+        (
+            "2026-01-30T10:00:00+08:00",
+            ["demo", "--no-serve", "--accounts", "200", "--out", str(work), "--as-of", "2026-01-30"],
+        ),
+        ("2026-02-27T10:00:00+08:00", ["run", "--portfolio", "demo", "--as-of", "2026-02-27"]),
+        (FROZEN_NOW, ["run", "--portfolio", "demo", "--as-of", "2026-03-02"]),
+    ]
+    for frozen, args in history:
+        done = subprocess.run(
+            [sys.executable, "-m", "arrears.cli", *args],
+            env={**env, "ARREARS_FROZEN_NOW": frozen},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        if args[0] == "demo":
+            assert "demo1234" in done.stdout
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / "server.log").open("w")

@@ -94,6 +94,31 @@ def test_a_collectors_journey_sign_in_next_case_blocked_call_outcome_promise_pay
     expect(page.get_by_test_id("call-panel")).to_contain_text("May I call now?")
     page.set_viewport_size({"width": 768, "height": 1024})
     page.screenshot(path=str(ARTIFACTS / "06-case-tablet-en.png"), full_page=True)
+
+    # back in Chinese on the laptop: build a plan with the calculator (six monthly instalments)
+    page.click("a.lang")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.get_by_test_id("open-calculator").click()
+    expect(page.get_by_test_id("calculator")).to_contain_text("方案试算")
+    page.get_by_test_id("kind-instalments").click()
+    form = page.get_by_test_id("plan-form")
+    form.locator("input[name=count]").fill("6")
+    form.locator("input[name=first_on]").fill("2026-03-15")
+    page.get_by_test_id("preview").click()
+    schedule = page.get_by_test_id("schedule")
+    expect(schedule.locator("tbody tr")).to_have_count(6)
+    expect(schedule).to_contain_text("2026-08-15")
+    rows = schedule.locator("tbody tr td:nth-child(3)").all_inner_texts()
+    assert sum(_amount(r) for r in rows) == after  # the schedule pays the balance to the cent
+    expect(page.get_by_test_id("within-policy")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "08-plan-calculator.png"), full_page=True)
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.screenshot(path=str(ARTIFACTS / "09-plan-calculator-tablet.png"), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.get_by_test_id("agree").click()
+    expect(page.locator(".notice")).to_contain_text("还款方案已生效")
+    expect(page.get_by_test_id("plan-status").first).to_contain_text("执行中")
+    expect(page.get_by_test_id("timeline")).to_contain_text("分期还款")
     page.close()
 
 
@@ -126,3 +151,98 @@ def test_a_collector_gets_403_on_another_collectors_case_and_a_supervisor_opens_
     response = collector.goto(f"{server}{case_path}")
     assert response is not None and response.status == 403
     expect(collector.get_by_test_id("error")).to_contain_text("不在你的名下")
+
+
+def _sign_in(browser: object, server: str, username: str) -> object:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    page.goto(f"{server}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "demo1234")
+    page.click("button[type=submit]")
+    expect(page.get_by_test_id("queue")).to_be_visible()
+    return page
+
+
+def test_a_supervisor_approves_a_discount_a_collector_built_beyond_policy(
+    server: str, browser: object
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    collector = _sign_in(browser, server, "collector1")
+    assert isinstance(collector, Page)
+    # a case of collector1 without a plan yet
+    case_path = None
+    for href in (
+        collector.get_by_test_id("queue")
+        .locator("a")
+        .evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    ):
+        path = href.split("?")[0]
+        collector.goto(f"{server}{path}")
+        if collector.get_by_test_id("plan").count() == 0:
+            case_path = path
+            break
+    assert case_path, "every case of collector1 has a plan already"
+    total = _amount(collector.get_by_test_id("case-total").inner_text())
+    half = total // 2
+    collector.get_by_test_id("open-calculator").click()
+    collector.get_by_test_id("kind-settlement").click()
+    form = collector.get_by_test_id("plan-form")
+    form.locator("input[name=settle_amount]").fill(f"{half // 100}.{half % 100:02d}")
+    form.locator("input[name=payments]").fill("1")
+    form.locator("input[name=first_on]").fill("2026-03-20")
+    collector.get_by_test_id("preview").click()
+    approval = collector.get_by_test_id("needs-approval")
+    expect(approval).to_contain_text("超出催收员权限")
+    expect(approval).to_contain_text("减免比例")
+    expect(collector.get_by_test_id("quote-payable")).to_contain_text(f"{half // 100:,}")
+    collector.screenshot(path=str(ARTIFACTS / "10-settlement-beyond-policy.png"), full_page=True)
+    collector.get_by_test_id("agree").click()
+    expect(collector.locator(".notice")).to_contain_text("已提交组长审批")
+    expect(collector.get_by_test_id("plan-status").first).to_contain_text("待审批")
+
+    supervisor = _sign_in(browser, server, "supervisor")
+    assert isinstance(supervisor, Page)
+    supervisor.get_by_test_id("nav-dashboard").click()
+    expect(supervisor.get_by_test_id("chart-aging")).to_be_visible()
+    expect(supervisor.get_by_test_id("chart-roll")).to_be_visible()
+    expect(supervisor.get_by_test_id("chart-collected")).to_be_visible()
+    expect(supervisor.get_by_test_id("kpi-collected-today")).to_contain_text("¥300.00")
+    supervisor.screenshot(path=str(ARTIFACTS / "11-dashboard.png"), full_page=True)
+    supervisor.set_viewport_size({"width": 768, "height": 1024})
+    supervisor.screenshot(path=str(ARTIFACTS / "12-dashboard-tablet.png"), full_page=True)
+    supervisor.set_viewport_size({"width": 1366, "height": 900})
+    supervisor.click("a.lang")
+    expect(supervisor.get_by_test_id("aging")).to_contain_text("Aging by bucket")
+    expect(supervisor.get_by_test_id("roll")).to_contain_text("Roll rates month over month")
+    supervisor.screenshot(path=str(ARTIFACTS / "12-dashboard-en.png"), full_page=True)
+    supervisor.click("a.lang")
+
+    supervisor.get_by_test_id("nav-approvals").click()
+    card = supervisor.get_by_test_id("plan-approval").filter(has_text=case_path.rsplit("/", 1)[-1])
+    expect(card).to_contain_text("减免和解")
+    expect(card).to_contain_text("方案超出政策限制")
+    supervisor.screenshot(path=str(ARTIFACTS / "13-approvals.png"), full_page=True)
+    supervisor.set_viewport_size({"width": 768, "height": 1024})
+    supervisor.screenshot(path=str(ARTIFACTS / "13-approvals-tablet.png"), full_page=True)
+    supervisor.set_viewport_size({"width": 1366, "height": 900})
+    card.get_by_test_id("approve").click()
+    expect(supervisor.locator(".notice")).to_contain_text("已批准")
+
+    collector.goto(f"{server}{case_path}")
+    expect(collector.get_by_test_id("plan-status").first).to_contain_text("执行中")
+    expect(collector.get_by_test_id("timeline")).to_contain_text("批准了还款方案")
+    collector.screenshot(path=str(ARTIFACTS / "14-case-approved-plan.png"), full_page=True)
+
+    supervisor.get_by_test_id("nav-runs").click()
+    expect(supervisor.get_by_test_id("run-row")).to_have_count(3)
+    supervisor.screenshot(path=str(ARTIFACTS / "15-run-history.png"), full_page=True)
+    supervisor.get_by_test_id("run-row").first.locator("a").click()
+    expect(supervisor.get_by_test_id("run-stages")).to_be_visible()
+    supervisor.screenshot(path=str(ARTIFACTS / "16-run.png"), full_page=True)
+    supervisor.get_by_test_id("nav-team").click()
+    expect(supervisor.get_by_test_id("team-row").first).to_be_visible()
+    supervisor.screenshot(path=str(ARTIFACTS / "17-team.png"), full_page=True)

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
 from arrears import __version__, web
-from arrears.api.v1 import casework, channels, compliance, ledger, read, runs
+from arrears.api.v1 import casework, channels, compliance, ledger, read, reports, runs
 from arrears.api.v1.schemas import Health
 from arrears.errors import ArrearsError
 
@@ -50,6 +50,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(ledger.router)
     app.include_router(runs.router)
     app.include_router(channels.router)
+    app.include_router(reports.router)
     web.install(app)  # the collection desk's pages
     return app
 

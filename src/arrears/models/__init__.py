@@ -32,6 +32,7 @@ from arrears.models.contact import (
 from arrears.models.intake import ImportBatch, ImportChange, ImportJob
 from arrears.models.ledger import LedgerSetting, Payment, Posting
 from arrears.models.party import ContactPoint, Creditor, Debtor, Portfolio
+from arrears.models.reports import REPORT_INDEXES
 from arrears.models.strategy import (
     AccountActionState,
     AccountStrategyState,
@@ -48,6 +49,7 @@ from arrears.models.user import AppUser
 from arrears.models.users_auth import AccessLog, LoginAttempt, UserSession
 
 __all__ = [
+    "REPORT_INDEXES",
     "AccessLog",
     "Account",
     "AccountActionState",

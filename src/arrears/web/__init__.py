@@ -8,11 +8,14 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Add the desk's pages, its stylesheet under ``/static`` and the sign-in redirect to an app."""
-    from arrears.web import admin, oversight
-    from arrears.web.routes import SignInRequired, router, sign_in_redirect
+    from arrears.web import admin, navigation, oversight, plans, supervisor
+    from arrears.web.routes import SignInRequired, router, sign_in_redirect, templates
 
+    templates.globals["nav_links"] = navigation.links_for
     app.include_router(router)
     app.include_router(admin.router)
     app.include_router(oversight.router)
+    app.include_router(plans.router)
+    app.include_router(supervisor.router)
     app.mount("/static", StaticFiles(packages=[("arrears.web", "static")]), name="static")
     app.add_exception_handler(SignInRequired, sign_in_redirect)

@@ -385,7 +385,13 @@ def _case_page(
     )
 
 
-NOTICES = {"attempt": "attempt_recorded", "promise": "promise_recorded", "payment": "payment_posted"}
+NOTICES = {
+    "attempt": "attempt_recorded",
+    "promise": "promise_recorded",
+    "payment": "payment_posted",
+    "plan": "plan_agreed",
+    "plan_pending": "plan_pending",
+}
 
 
 @router.get("/cases/{case_id}")

@@ -17,7 +17,9 @@ from arrears.compliance import service as compliance_service
 from arrears.enums import Channel
 from arrears.models import (
     Account,
+    Approval,
     AppUser,
+    Arrangement,
     Case,
     ContactAttempt,
     ContactPoint,
@@ -94,6 +96,47 @@ class CaseView:
     zone: str
     total: str
     points: list[tuple[int, str]] = field(default_factory=list)  # every phone, for the forms
+    plans: list[PlanView] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    """A stored repayment plan as the case page lists it."""
+
+    id: int
+    kind: str
+    status: str
+    status_code: str
+    payable: str
+    waived: str
+    discount: str
+    instalments: tuple[tuple[int, str, str], ...]  # (seq, due on, amount)
+    reasons: tuple[str, ...]
+
+
+def _plans(session: Session, case_id: int, t: Translator) -> list[PlanView]:
+    key = "message_zh" if t.locale == "zh_CN" else "message_en"
+    out = []
+    for p in session.scalars(
+        select(Arrangement).where(Arrangement.case_id == case_id).order_by(Arrangement.id.desc())
+    ):
+        out.append(
+            PlanView(
+                id=p.id,
+                kind=t.label("plan_kinds", p.kind),
+                status=t.label("plan_statuses", p.status),
+                status_code=p.status,
+                payable=format_minor(p.payable_minor, p.currency, t.locale),
+                waived=format_minor(p.waived_minor, p.currency, t.locale),
+                discount=f"{p.discount_bps / 100:.2f}%",
+                instalments=tuple(
+                    (i.seq, i.due_on.isoformat(), format_minor(i.amount_minor, p.currency, t.locale))
+                    for i in p.instalments
+                ),
+                reasons=tuple(str(r.get(key, r.get("code", ""))) for r in p.approval_reasons or []),
+            )
+        )
+    return out
 
 
 def local_text(moment: datetime | None, zone: str) -> str:
@@ -218,6 +261,47 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
                 sort_key=(pay.created_at.isoformat(), pay.id),
             )
         )
+    plan_ids = []
+    for plan in session.scalars(select(Arrangement).where(Arrangement.case_id == case.id)):
+        plan_ids.append(plan.id)
+        entries.append(
+            TimelineEntry(
+                at_local=local_text(plan.created_at, zone),
+                kind="plan",
+                text=t(
+                    "timeline_plan",
+                    kind=t.label("plan_kinds", plan.kind),
+                    amount=format_minor(plan.payable_minor, plan.currency, t.locale),
+                    status=t.label("plan_statuses", plan.status),
+                ),
+                detail=t(
+                    "timeline_plan_detail",
+                    count=len(plan.instalments),
+                    discount=f"{plan.discount_bps / 100:.2f}%",
+                ),
+                sort_key=(plan.created_at.isoformat(), plan.id),
+            )
+        )
+    decisions = session.execute(
+        select(Approval, AppUser.display_name)
+        .join(AppUser, AppUser.id == Approval.user_id)
+        .where(Approval.subject_kind == "arrangement", Approval.subject_id.in_(plan_ids))
+    ).all()
+    for approval, name in decisions:
+        entries.append(
+            TimelineEntry(
+                at_local=local_text(approval.decided_at, zone),
+                kind="approval",
+                text=t(
+                    "timeline_approval",
+                    who=name,
+                    decision=t.label("decisions", approval.decision),
+                    id=approval.subject_id,
+                ),
+                detail=approval.reason or "",
+                sort_key=(approval.decided_at.isoformat(), approval.id),
+            )
+        )
     entries.sort(key=lambda e: e.sort_key, reverse=True)
     return entries
 
@@ -247,6 +331,7 @@ def case_view(session: Session, *, case: Case, at: datetime, t: Translator) -> C
         zone=zone,
         total=format_minor(sum(a.total_minor for a in accounts), currency, t.locale),
         points=labels,
+        plans=_plans(session, case.id, t),
     )
 
 
