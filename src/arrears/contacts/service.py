@@ -10,12 +10,12 @@ Services flush and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from arrears.clock import as_utc
@@ -186,6 +186,67 @@ def record_attempt(
         },
     )
     return RecordedAttempt(row, decision)
+
+
+def lock_cases(session: Session, *, case_ids: Iterable[int]) -> set[int]:
+    """Lock many case rows for appending (`record_attempt`'s lock for a batch); returns the ids found.
+
+    PostgreSQL locks in id order, so two writers locking overlapping batches cannot deadlock; SQLite has
+    one writer.
+    """
+    ids = sorted(set(case_ids))
+    found: set[int] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(
+            session.scalars(select(Case.id).where(Case.id.in_(chunk)).order_by(Case.id).with_for_update())
+        )
+    return found
+
+
+def append_attempts(session: Session, *, attempts: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Append many attempts (fields as `record_attempt` stores them), chained per case in the given order.
+
+    The cases must be locked (`lock_cases`). The chain's tail of every case is read with one query, each
+    case's new rows get the next ``seq`` numbers and hashes in order, and all rows are inserted with one
+    statement. Returns the new ids, in the order of ``attempts``.
+    """
+    if not attempts:
+        return []
+    case_ids = sorted({int(a["case_id"]) for a in attempts})
+    tails: dict[int, tuple[int, str]] = {}
+    for start in range(0, len(case_ids), 500):
+        chunk = case_ids[start : start + 500]
+        last = (
+            select(ContactAttempt.case_id, func.max(ContactAttempt.seq).label("seq"))
+            .where(ContactAttempt.case_id.in_(chunk))
+            .group_by(ContactAttempt.case_id)
+            .subquery()
+        )
+        for case_id, seq, digest in session.execute(
+            select(ContactAttempt.case_id, ContactAttempt.seq, ContactAttempt.hash).join(
+                last, (last.c.case_id == ContactAttempt.case_id) & (last.c.seq == ContactAttempt.seq)
+            )
+        ):
+            tails[case_id] = (seq, digest)
+    rows: list[dict[str, Any]] = []
+    for given in attempts:
+        fields = dict(given)
+        case_id = int(fields["case_id"])
+        seq, prev = tails.get(case_id, (0, GENESIS))
+        fields["seq"] = seq + 1
+        fields["prev_hash"] = prev
+        fields["account_ids"] = sorted(set(fields["account_ids"]))
+        for name in ("started_at", "ended_at", "delivered_at"):
+            if fields.get(name) is not None:
+                fields[name] = as_utc(fields[name])
+        fields["hash"] = attempt_hash(fields)
+        tails[case_id] = (fields["seq"], fields["hash"])
+        rows.append(fields)
+    ids = session.scalars(
+        insert(ContactAttempt).returning(ContactAttempt.id, sort_by_parameter_order=True), rows
+    ).all()
+    return [int(i) for i in ids]
 
 
 def correct_attempt(session: Session, *, attempt_id: int, changes: Mapping[str, Any]) -> ContactAttempt:

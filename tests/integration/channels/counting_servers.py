@@ -27,10 +27,21 @@ class Tally:
     counts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     rejected: int = 0
+    first_at: float | None = None  # perf_counter of the first and the last accepted delivery
+    last_at: float | None = None
 
     def add(self, key: str) -> None:
+        moment = time.perf_counter()
         with self.lock:
             self.counts[key] += 1
+            if self.first_at is None:
+                self.first_at = moment
+            self.last_at = moment
+
+    def restart_clock(self) -> None:
+        """Forget the first and last delivery times (a new measurement begins)."""
+        with self.lock:
+            self.first_at = self.last_at = None
 
     @property
     def total(self) -> int:
