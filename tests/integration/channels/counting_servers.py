@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -82,6 +83,14 @@ class CountingSmtp:
         self._controller.stop()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A connection reset by a killed client is expected here, not a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class CountingGateway:
     """A JSON SMS gateway (the ``generic_json_bearer`` preset's shape) counting messages by reference.
 
@@ -126,7 +135,7 @@ class CountingGateway:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
