@@ -287,6 +287,7 @@ def dispatch_cmd(
                 lease_for=timedelta(seconds=lease_seconds) if lease_seconds is not None else None,
                 max_passes=max_passes,
                 concurrency=concurrency,
+                overlap=True,  # each session has its own connection here
             )
         finally:
             senders.close()

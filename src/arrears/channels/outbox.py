@@ -41,11 +41,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from arrears.channels import service
@@ -584,6 +585,25 @@ def _record_sent(
     """Mark sent messages ``sent`` with one statement (guarded by the claim token, like every result)."""
     if not items:
         return
+    report.sent += len(items)
+    if session.get_bind().dialect.name == "postgresql":
+        # One short statement for the group (ids and provider ids as two arrays), not one per message.
+        session.execute(
+            text(
+                "UPDATE outbox_message SET status = 'sent', sent_at = :now, provider_message_id = v.provider_id,"
+                " last_reason = NULL, next_attempt_at = NULL, updated_at = :now"
+                " FROM unnest(CAST(:ids AS bigint[]), CAST(:provider_ids AS text[])) AS v(id, provider_id)"
+                " WHERE outbox_message.id = v.id AND outbox_message.claimed_by = :token"
+                " AND outbox_message.status = 'sending'"
+            ),
+            {
+                "now": now,
+                "ids": [ready.row_id for ready, _ in items],
+                "provider_ids": [result.provider_message_id for _, result in items],
+                "token": token,
+            },
+        )
+        return
     table = OutboxMessage.__table__
     assert isinstance(table, Table)
     session.execute(
@@ -603,7 +623,6 @@ def _record_sent(
         ),
         [{"row_id": ready.row_id, "provider_id": result.provider_message_id} for ready, result in items],
     )
-    report.sent += len(items)
 
 
 def _record_result(
@@ -687,32 +706,36 @@ def _record_every() -> int:
     return int(service.dispatch_settings()["dispatch"]["record_every"])
 
 
-def dispatch(
+@dataclass
+class _Pass:
+    """A pass between its prepare step (committed) and its sends."""
+
+    token: str
+    now: datetime
+    policy: RetryPolicy
+    report: DispatchReport
+    ready: list[_Ready]
+    started: float
+
+
+def _begin(
     session_factory: SessionFactory,
     *,
     now: datetime,
-    senders: SenderResolver | Mapping[Channel | str, Sender],
-    portfolio_id: int | None = None,
-    limit: int | None = None,
-    lease_for: timedelta | None = None,
-    policy: RetryPolicy | None = None,
-    collector: str = DEFAULT_COLLECTOR,
-    pool: SendPool | None = None,
-) -> DispatchReport:
-    """One pass: re-queue abandoned rows, claim up to ``limit`` due rows, gate, send and record them.
-
-    ``now`` is the time of the pass (claims, the gate, results, backoff). ``senders`` is a mapping of
-    channel to sender (the same for every portfolio) or a `SenderResolver`. ``pool`` sends the messages
-    (several at once); without one a pool of ``[dispatch] concurrency`` threads lives for this pass.
-    Commits (this is an edge).
-    """
+    resolver: SenderResolver,
+    portfolio_id: int | None,
+    limit: int | None,
+    lease_for: timedelta | None,
+    policy: RetryPolicy | None,
+    collector: str,
+) -> _Pass:
+    """Re-queue abandoned rows, claim, and prepare (render, gate, record the attempts): all committed."""
     started = time.perf_counter()
     now = as_utc(now)
-    resolver: SenderResolver = FixedSenders(senders) if isinstance(senders, Mapping) else senders
     channels = _channels_of(resolver)
-    retry_policy = policy or default_policy()
     report = DispatchReport()
     token = uuid.uuid4().hex
+    done = _Pass(token, now, policy or default_policy(), report, [], started)
     with session_factory() as session, session.begin():
         _write_first(session)
         report.requeued, report.stuck = requeue_stale(
@@ -734,8 +757,7 @@ def dispatch(
         )
         report.claimed = len(claimed)
     if not claimed:
-        report.duration_ms = int((time.perf_counter() - started) * 1000)
-        return report
+        return done
     with session_factory() as session, session.begin():
         _write_first(session)
         rows = list(
@@ -745,26 +767,68 @@ def dispatch(
                 .order_by(OutboxMessage.id)
             )
         )
-        ready = _prepare_batch(session, rows, now=now, senders=resolver, collector=collector, report=report)
+        done.ready = _prepare_batch(
+            session, rows, now=now, senders=resolver, collector=collector, report=report
+        )
+    return done
+
+
+def _send_pass(session_factory: SessionFactory, work: _Pass, pool: SendPool) -> DispatchReport:
+    """Send a prepared pass and record the results; returns its report."""
     # Every row in `ready` is committed as `sending`, with its contact attempt: now, and only now, send.
     # Results are recorded in small groups while the rest is still sending: a crash leaves at most the
     # messages in flight and one unrecorded group in `sending` (re-sent under the same key after the lease).
-    own_pool = pool is None
-    sending = pool or SendPool(default_concurrency())
-    try:
-        pending: list[tuple[_Ready, SendResult]] = []
-        every = _record_every()
-        for index, result in sending.send([(item.sender, item.message) for item in ready]):
-            pending.append((ready[index], result))
-            if len(pending) >= every:
-                _record(session_factory, pending, token=token, now=now, policy=retry_policy, report=report)
-                pending = []
-        _record(session_factory, pending, token=token, now=now, policy=retry_policy, report=report)
-    finally:
-        if own_pool:
-            sending.close()
-    report.duration_ms = int((time.perf_counter() - started) * 1000)
+    ready, report = work.ready, work.report
+    pending: list[tuple[_Ready, SendResult]] = []
+    every = _record_every()
+
+    def record(items: list[tuple[_Ready, SendResult]]) -> None:
+        _record(session_factory, items, token=work.token, now=work.now, policy=work.policy, report=report)
+
+    for index, result in pool.send([(item.sender, item.message) for item in ready]):
+        pending.append((ready[index], result))
+        if len(pending) >= every:
+            record(pending)
+            pending = []
+    record(pending)
+    report.duration_ms = int((time.perf_counter() - work.started) * 1000)
     return report
+
+
+def dispatch(
+    session_factory: SessionFactory,
+    *,
+    now: datetime,
+    senders: SenderResolver | Mapping[Channel | str, Sender],
+    portfolio_id: int | None = None,
+    limit: int | None = None,
+    lease_for: timedelta | None = None,
+    policy: RetryPolicy | None = None,
+    collector: str = DEFAULT_COLLECTOR,
+    pool: SendPool | None = None,
+) -> DispatchReport:
+    """One pass: re-queue abandoned rows, claim up to ``limit`` due rows, gate, send and record them.
+
+    ``now`` is the time of the pass (claims, the gate, results, backoff). ``senders`` is a mapping of
+    channel to sender (the same for every portfolio) or a `SenderResolver`. ``pool`` sends the messages
+    (several at once); without one a pool of ``[dispatch] concurrency`` threads lives for this pass.
+    Commits (this is an edge).
+    """
+    resolver: SenderResolver = FixedSenders(senders) if isinstance(senders, Mapping) else senders
+    work = _begin(
+        session_factory,
+        now=now,
+        resolver=resolver,
+        portfolio_id=portfolio_id,
+        limit=limit,
+        lease_for=lease_for,
+        policy=policy,
+        collector=collector,
+    )
+    if pool is not None:
+        return _send_pass(session_factory, work, pool)
+    with SendPool(default_concurrency()) as own:
+        return _send_pass(session_factory, work, own)
 
 
 def drain(
@@ -779,31 +843,49 @@ def drain(
     max_passes: int | None = None,
     on_pass: Callable[[DispatchReport], None] | None = None,
     concurrency: int | None = None,
+    overlap: bool = False,
 ) -> DispatchReport:
     """Dispatch passes until nothing due is left (or ``max_passes``); ``now`` may be a clock function.
 
     One `SendPool` of ``concurrency`` threads (``[dispatch] concurrency``) serves every pass, so its
-    connections stay open from one batch to the next.
+    connections stay open from one batch to the next. With ``overlap`` the next batch is claimed and
+    prepared while the previous one is still sending (at most one batch sending at a time); its sessions
+    then run in two threads, so ``session_factory`` must give each session its own connection.
     """
+    resolver: SenderResolver = FixedSenders(senders) if isinstance(senders, Mapping) else senders
     total = DispatchReport()
     passes = 0
-    with SendPool(concurrency or default_concurrency()) as pool:
+
+    def finished(report: DispatchReport) -> None:
+        nonlocal total
+        total = total.merge(report)
+        if on_pass is not None:
+            on_pass(report)
+
+    with SendPool(concurrency or default_concurrency()) as pool, ThreadPoolExecutor(1) as background:
+        sending: Future[DispatchReport] | None = None
         while max_passes is None or passes < max_passes:
             moment = now() if callable(now) else now
-            report = dispatch(
+            work = _begin(
                 session_factory,
                 now=moment,
-                senders=senders,
+                resolver=resolver,
                 portfolio_id=portfolio_id,
                 limit=limit,
                 lease_for=lease_for,
                 policy=policy,
-                pool=pool,
+                collector=DEFAULT_COLLECTOR,
             )
-            total = total.merge(report)
             passes += 1
-            if on_pass is not None:
-                on_pass(report)
-            if report.claimed == 0:
+            if sending is not None:
+                finished(sending.result())
+                sending = None
+            if overlap and work.ready:
+                sending = background.submit(_send_pass, session_factory, work, pool)
+            else:
+                finished(_send_pass(session_factory, work, pool))
+            if work.report.claimed == 0:
                 break
+        if sending is not None:
+            finished(sending.result())
     return total

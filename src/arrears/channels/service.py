@@ -38,6 +38,7 @@ from arrears.channels import templates as tpl
 from arrears.channels.gateways import GatewaySpec, load_preset
 from arrears.channels.letters import format_letter_date
 from arrears.channels.senders import HttpSmsSender, Sender, SmtpConfig, SmtpSender
+from arrears.compliance import batch as gate_batch
 from arrears.compliance import service as compliance_service
 from arrears.compliance.lint import Finding, lint_text
 from arrears.compliance.pack import RulePack
@@ -519,14 +520,13 @@ def message_contexts(
     def load(model: Any, column: Any, ids: Iterable[int | None], *, orm: bool = False) -> list[Any]:
         # Plain rows unless asked: read-only here, and building thousands of ORM instances costs more than
         # the query. A row answers the same attribute names (accounts: ORM, for `Account.balance_minor`).
-        values = sorted({i for i in ids if i is not None})
         out: list[Any] = []
-        for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
+        for group in gate_batch.id_groups(session, ids):
+            where = gate_batch.id_in(session, column, group)
             if orm:
-                out.extend(session.scalars(select(model).where(column.in_(chunk))))
+                out.extend(session.scalars(select(model).where(where)))
             else:
-                out.extend(session.execute(select(model.__table__).where(column.in_(chunk))))
+                out.extend(session.execute(select(model.__table__).where(where)))
         return out
 
     cases = {c.id: c for c in load(Case, Case.id, (r.case_id for r in requests))}

@@ -24,13 +24,18 @@ from itertools import zip_longest
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
+    BigInteger,
+    ColumnElement,
     Date,
     Integer,
     Row,
     String,
     Text,
     Time,
+    any_,
+    bindparam,
     cast,
     literal,
     null,
@@ -121,15 +126,28 @@ class BatchInputs:
         self.history.setdefault(case_id, []).append(attempt)
 
 
-def _chunks(ids: Iterable[int]) -> list[list[int]]:
-    values = sorted(set(ids))
+def id_groups(session: Session, ids: Iterable[int | None]) -> list[list[int]]:
+    """Ids in groups for `id_in`: all at once on PostgreSQL (one array parameter), 500 at a time on SQLite."""
+    values = sorted({i for i in ids if i is not None})
+    if not values:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return [values]
     return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+def id_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN ids``; on PostgreSQL ``column = ANY(:ids)`` with one array parameter, so the statement
+    stays short (the driver parses and caches a short statement once, a long IN list every time)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))  # type: ignore[no-any-return]
+    return column.in_(list(ids))  # type: ignore[no-any-return]
 
 
 def _rows(session: Session, stmt_for: Any, ids: Iterable[int]) -> list[Any]:
     out: list[Any] = []
-    for chunk in _chunks(ids):
-        out.extend(session.execute(stmt_for(chunk)).all())
+    for group in id_groups(session, ids):
+        out.extend(session.execute(stmt_for(group)).all())
     return out
 
 
@@ -145,7 +163,7 @@ class _Info:
 
 
 def _case_infos(session: Session, case_ids: Iterable[int]) -> dict[int, _Info]:
-    def stmt(chunk: list[int]) -> Any:
+    def stmt(group: list[int]) -> Any:
         return (
             select(
                 Case.id,
@@ -161,7 +179,7 @@ def _case_infos(session: Session, case_ids: Iterable[int]) -> dict[int, _Info]:
             .join(Portfolio, Portfolio.id == Case.portfolio_id)
             .join(Creditor, Creditor.id == Portfolio.creditor_id)
             .join(Debtor, Debtor.id == Case.debtor_id)
-            .where(Case.id.in_(chunk))
+            .where(id_in(session, Case.id, group))
         )
 
     infos: dict[int, _Info] = {}
@@ -204,7 +222,7 @@ def _fact_columns(
     ]
 
 
-def _standing_facts(case_ids: list[int], debtor_ids: list[int]) -> Any:
+def _standing_facts(session: Session, case_ids: list[int], debtor_ids: list[int]) -> Any:
     """`service._standing_facts` for many cases: each row names its case (flags) or debtor (the rest)."""
     flag = select(
         *_fact_columns(
@@ -215,7 +233,7 @@ def _standing_facts(case_ids: list[int], debtor_ids: list[int]) -> Any:
             note=AccountFlag.reason,
             day=AccountFlag.expires_on,
         )
-    ).where(AccountFlag.case_id.in_(case_ids), AccountFlag.cleared_at.is_(None))
+    ).where(id_in(session, AccountFlag.case_id, case_ids), AccountFlag.cleared_at.is_(None))
     consent = select(
         *_fact_columns(
             "consent",
@@ -226,7 +244,7 @@ def _standing_facts(case_ids: list[int], debtor_ids: list[int]) -> Any:
             ends_at=ContactConsent.expires_at,
             ids=ContactConsent.account_ids,
         )
-    ).where(ContactConsent.debtor_id.in_(debtor_ids), ContactConsent.revoked_at.is_(None))
+    ).where(id_in(session, ContactConsent.debtor_id, debtor_ids), ContactConsent.revoked_at.is_(None))
     window = select(
         *_fact_columns(
             "window",
@@ -236,7 +254,7 @@ def _standing_facts(case_ids: list[int], debtor_ids: list[int]) -> Any:
             from_time=InconvenientTime.starts,
             to_time=InconvenientTime.ends,
         )
-    ).where(InconvenientTime.debtor_id.in_(debtor_ids), InconvenientTime.removed_at.is_(None))
+    ).where(id_in(session, InconvenientTime.debtor_id, debtor_ids), InconvenientTime.removed_at.is_(None))
     opt_out = select(
         *_fact_columns(
             "opt_out",
@@ -245,11 +263,11 @@ def _standing_facts(case_ids: list[int], debtor_ids: list[int]) -> Any:
             label=ChannelOptOut.channel,
             starts_at=ChannelOptOut.opted_out_at,
         )
-    ).where(ChannelOptOut.debtor_id.in_(debtor_ids), ChannelOptOut.withdrawn_at.is_(None))
+    ).where(id_in(session, ChannelOptOut.debtor_id, debtor_ids), ChannelOptOut.withdrawn_at.is_(None))
     return union_all(flag, consent, window, opt_out)
 
 
-def _history_stmt(chunk: list[int], until: datetime) -> Any:
+def _history_stmt(session: Session, group: list[int], until: datetime) -> Any:
     cp = ContactPointRow
     return (
         select(
@@ -272,7 +290,7 @@ def _history_stmt(chunk: list[int], until: datetime) -> Any:
             cp.timezone,
         )
         .outerjoin(cp, cp.id == ContactAttempt.contact_point_id)
-        .where(ContactAttempt.case_id.in_(chunk), ContactAttempt.started_at <= until)
+        .where(id_in(session, ContactAttempt.case_id, group), ContactAttempt.started_at <= until)
         .order_by(ContactAttempt.case_id, ContactAttempt.started_at)
     )
 
@@ -283,8 +301,8 @@ def load_histories(
     """The contact record of every case as the gate sees it (`service.load_history` for many cases)."""
     until = as_utc(until)
     by_case: dict[int, list[Row[Any]]] = defaultdict(list)
-    for chunk in _chunks(case_ids):
-        for row in session.execute(_history_stmt(chunk, until)):
+    for group in id_groups(session, case_ids):
+        for row in session.execute(_history_stmt(session, group, until)):
             by_case[row.case_id].append(row)
     out: dict[int, list[PriorAttempt]] = {}
     for case_id in set(case_ids):
@@ -304,16 +322,16 @@ def _contexts(
     """Each case's `Context` at ``at`` and its debtor's contact points (see `service._build_context`)."""
     debtor_ids = {i.debtor_id for i in infos.values()}
     points_by_debtor: dict[int, dict[int, Any]] = defaultdict(dict)
-    for chunk in _chunks(debtor_ids):
+    for group in id_groups(session, debtor_ids):
         # plain rows (read-only; they answer the attributes `service._contact_point` reads)
         for point in session.execute(
-            select(ContactPointRow.__table__).where(ContactPointRow.debtor_id.in_(chunk))
+            select(ContactPointRow.__table__).where(id_in(session, ContactPointRow.debtor_id, group))
         ):
             points_by_debtor[point.debtor_id][point.id] = point
 
     accounts_by_case: dict[int, list[Row[Any]]] = defaultdict(list)
 
-    def accounts_stmt(chunk: list[int]) -> Any:
+    def accounts_stmt(group: list[int]) -> Any:
         return (
             select(
                 Account.id,
@@ -323,7 +341,7 @@ def _contexts(
                 AccountLimitation.account_id,
             )
             .outerjoin(AccountLimitation, AccountLimitation.account_id == Account.id)
-            .where(Account.case_id.in_(chunk))
+            .where(id_in(session, Account.case_id, group))
         )
 
     for row in _rows(session, accounts_stmt, infos):
@@ -346,8 +364,9 @@ def _contexts(
 
     facts_by_owner: dict[tuple[str, int], list[Row[Any]]] = defaultdict(list)
     empty: list[int] = []
-    for case_chunk, debtor_chunk in zip_longest(_chunks(infos), _chunks(debtor_ids), fillvalue=empty):
-        for row in session.execute(_standing_facts(case_chunk, debtor_chunk)):
+    groups = zip_longest(id_groups(session, infos), id_groups(session, debtor_ids), fillvalue=empty)
+    for case_group, debtor_group in groups:
+        for row in session.execute(_standing_facts(session, case_group, debtor_group)):
             facts_by_owner[("case" if row.source == "flag" else "debtor", row.owner)].append(row)
 
     contexts: dict[int, Context] = {}

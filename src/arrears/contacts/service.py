@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from arrears.clock import as_utc
+from arrears.compliance import batch as gate_batch
 from arrears.compliance import service as compliance_service
 from arrears.compliance.rules import decide
 from arrears.compliance.schemas import ConsentScope, Decision, Direction, Outcome, Purpose, TemplateKind
@@ -194,12 +195,15 @@ def lock_cases(session: Session, *, case_ids: Iterable[int]) -> set[int]:
     PostgreSQL locks in id order, so two writers locking overlapping batches cannot deadlock; SQLite has
     one writer.
     """
-    ids = sorted(set(case_ids))
     found: set[int] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for group in gate_batch.id_groups(session, case_ids):
         found.update(
-            session.scalars(select(Case.id).where(Case.id.in_(chunk)).order_by(Case.id).with_for_update())
+            session.scalars(
+                select(Case.id)
+                .where(gate_batch.id_in(session, Case.id, group))
+                .order_by(Case.id)
+                .with_for_update()
+            )
         )
     return found
 
@@ -213,13 +217,11 @@ def append_attempts(session: Session, *, attempts: Sequence[Mapping[str, Any]]) 
     """
     if not attempts:
         return []
-    case_ids = sorted({int(a["case_id"]) for a in attempts})
     tails: dict[int, tuple[int, str]] = {}
-    for start in range(0, len(case_ids), 500):
-        chunk = case_ids[start : start + 500]
+    for group in gate_batch.id_groups(session, (int(a["case_id"]) for a in attempts)):
         last = (
             select(ContactAttempt.case_id, func.max(ContactAttempt.seq).label("seq"))
-            .where(ContactAttempt.case_id.in_(chunk))
+            .where(gate_batch.id_in(session, ContactAttempt.case_id, group))
             .group_by(ContactAttempt.case_id)
             .subquery()
         )
@@ -243,10 +245,26 @@ def append_attempts(session: Session, *, attempts: Sequence[Mapping[str, Any]]) 
         fields["hash"] = attempt_hash(fields)
         tails[case_id] = (fields["seq"], fields["hash"])
         rows.append(fields)
-    ids = session.scalars(
+    if session.get_bind().dialect.name == "postgresql":
+        # Ids from the sequence first, then one pipelined executemany of a short statement: an INSERT ...
+        # VALUES of hundreds of rows with RETURNING is a long statement the driver parses every time.
+        ids = [
+            int(i)
+            for i in session.scalars(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('contact_attempt', 'id')) FROM generate_series(1, :n)"
+                ),
+                {"n": len(rows)},
+            )
+        ]
+        for row, new_id in zip(rows, ids, strict=True):
+            row["id"] = new_id
+        session.execute(insert(ContactAttempt), rows)
+        return ids
+    returned = session.scalars(
         insert(ContactAttempt).returning(ContactAttempt.id, sort_by_parameter_order=True), rows
     ).all()
-    return [int(i) for i in ids]
+    return [int(i) for i in returned]
 
 
 def correct_attempt(session: Session, *, attempt_id: int, changes: Mapping[str, Any]) -> ContactAttempt:
