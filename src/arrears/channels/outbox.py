@@ -1,21 +1,35 @@
 """Outbox dispatch: claim queued messages, pass the gate at send time, render, send once, record the result.
 
-`dispatch` works in three kinds of short transactions, each committed before the next step:
+`dispatch` works on a batch of rows (``[dispatch] batch``) in three kinds of short transactions, each
+committed before the next step:
 
 1. **claim** -- rows ``queued`` and due (``next_attempt_at <= now``) become ``sending`` with a fresh claim
    token, ``claimed_at`` and one more ``attempts``. PostgreSQL: ``UPDATE ... WHERE id IN (SELECT ... FOR
    UPDATE SKIP LOCKED LIMIT n)``, so concurrent dispatchers never wait on or take each other's rows. SQLite:
    the same ``UPDATE ... WHERE id IN (SELECT ... LIMIT n)`` is atomic under its single writer. The claimed
    rows are then read back by token.
-2. **prepare** -- for each claimed row: the template is resolved and rendered with the case's data; the
-   compliance gate is asked again *now* (``compliance.service.check_contact``): the run planned the message
-   for a window, but only the moment of sending counts (a message planned for 21:50 and claimed at 22:01
-   is blocked by CN-1, with the rule id on the row). The contact record gets exactly one attempt per
-   message (``contacts.service.record_attempt``, outcome ``sent`` -- stored as ``blocked`` with the rule
-   ids when the gate refuses), and the row keeps its id, so a retry never records a second one.
-3. **result** -- after the network call, one small transaction per message: ``sent`` (time, provider id);
-   or, by ``retry.decide_retry``, back to ``queued`` with an exponential backoff, or ``dead_letter`` (the
-   attempt is corrected to ``failed``). The update is guarded by the claim token.
+2. **prepare**, for the whole batch at once -- templates resolved once per code, channel and locale; the
+   cases' data loaded with one query per table (`service.message_contexts`) and every message rendered; the
+   cases locked (`contacts.service.lock_cases`, in id order); the compliance gate asked again *now* with the
+   inputs of every message loaded with one query per kind (`compliance.batch.gate_inputs_many`: the same
+   inputs `check_contact` builds for one) and the pure `rules.decide` per message, in order, each seeing the
+   attempts decided before it in the batch. The run planned the message for a window, but only the moment
+   of sending counts (a message planned for 21:50 and claimed at 22:01 is blocked by CN-1, with the rule id
+   on the row). The contact record gets exactly one attempt per message (outcome ``sent``, or ``blocked``
+   with the rule ids), appended for the batch with one insert, the hash chain computed per case in order
+   (`contacts.service.append_attempts`); the row keeps the attempt's id, so a retry never records a second.
+3. **send and result** -- the messages go out several at once through a `SendPool` (``[dispatch]
+   concurrency`` threads; kept SMTP connections, keep-alive HTTP), and results are written in groups of
+   ``[dispatch] record_every`` while the rest is still sending: ``sent`` (time, provider id) for a group in
+   one statement; or, by ``retry.decide_retry``, back to ``queued`` with an exponential backoff, or
+   ``dead_letter`` (the attempt is corrected to ``failed``). Every update is guarded by the claim token.
+
+`drain` repeats passes until nothing is due; with ``overlap`` (the CLI and the Celery task) the next batch
+is claimed and prepared while the previous one is still sending. About 0.15 SQL statements per message.
+
+Several dispatchers: on PostgreSQL they share nothing but row locks (``SKIP LOCKED`` claims, case locks
+taken in id order), so they run side by side. On SQLite the prepare and result transactions take the
+database's single write lock in turn: a second dispatcher is safe but does not add speed.
 
 Why a message is never sent twice for one outbox row (and never lost):
 
@@ -34,6 +48,9 @@ Why a message is never sent twice for one outbox row (and never lost):
   it: every result is written ``WHERE claimed_by = <its token>``.
 - The contact attempt is written in the same commit that keeps the row ``sending`` with its id, so the
   record shows the message as soon as it may have left, once.
+- Sending several at once and recording results in groups widens only the window of "sent, result not yet
+  recorded" to the messages in flight plus one unrecorded group: after a crash exactly those are re-sent,
+  under the same key (the crash test checks that no other key arrives twice).
 """
 
 from __future__ import annotations

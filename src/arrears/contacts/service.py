@@ -261,10 +261,22 @@ def append_attempts(session: Session, *, attempts: Sequence[Mapping[str, Any]]) 
             row["id"] = new_id
         session.execute(insert(ContactAttempt), rows)
         return ids
-    returned = session.scalars(
-        insert(ContactAttempt).returning(ContactAttempt.id, sort_by_parameter_order=True), rows
-    ).all()
-    return [int(i) for i in returned]
+    # SQLite: one executemany (RETURNING in parameter order would be one statement per row), then the new
+    # ids read back by (case, seq), which the case locks make unique to this call.
+    first_new: dict[int, int] = {}
+    for row in rows:
+        first_new[row["case_id"]] = min(first_new.get(row["case_id"], row["seq"]), row["seq"])
+    session.execute(insert(ContactAttempt), rows)
+    by_key: dict[tuple[int, int], int] = {}
+    for group in gate_batch.id_groups(session, first_new):
+        for new_id, case_id, seq in session.execute(
+            select(ContactAttempt.id, ContactAttempt.case_id, ContactAttempt.seq).where(
+                gate_batch.id_in(session, ContactAttempt.case_id, group)
+            )
+        ):
+            if seq >= first_new[case_id]:
+                by_key[(case_id, seq)] = int(new_id)
+    return [by_key[(int(row["case_id"]), int(row["seq"]))] for row in rows]
 
 
 def correct_attempt(session: Session, *, attempt_id: int, changes: Mapping[str, Any]) -> ContactAttempt:

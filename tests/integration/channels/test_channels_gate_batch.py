@@ -195,9 +195,9 @@ def test_batch_dispatch_appends_each_case_in_order_and_the_chain_holds(
         assert [a.channel for a in attempts[offset:]] == ["sms", "email"]  # outbox order within the case
         assert attempts[offset].prev_hash == (earlier.attempt.hash if offset else "0" * 64)
     linked = session.execute(
-        select(OutboxMessage.contact_attempt_id, ContactAttempt.case_id, OutboxMessage.case_id).join(
-            ContactAttempt, ContactAttempt.id == OutboxMessage.contact_attempt_id
-        )
+        select(OutboxMessage.contact_attempt_id, ContactAttempt.case_id, OutboxMessage.case_id)
+        .join(ContactAttempt, ContactAttempt.id == OutboxMessage.contact_attempt_id)
+        .where(OutboxMessage.portfolio_id == portfolio.id)
     ).all()
     assert len(linked) == len(rows) and all(a == b for _, a, b in linked)
     # a quiet-hours pass over the same kind of batch blocks everything, each with its one attempt
