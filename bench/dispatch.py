@@ -2,7 +2,7 @@
 SMS gateway, with 1 and 2 dispatcher processes, beside the floor of the same servers fed directly.
 
     python -m bench dispatch                      # 10,000 messages (half e-mail, half SMS), SQLite file
-    BENCH_MESSAGES=2000 python -m bench dispatch
+    BENCH_MESSAGES=2000 BENCH_REPEATS=3 python -m bench dispatch   # smaller, median of 3 interleaved runs
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench python -m bench dispatch
 
 Through the outbox, each message is claimed, rendered with its case's data, passed through the compliance
