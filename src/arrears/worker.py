@@ -146,6 +146,7 @@ def dispatch_outbox(portfolio_id: int | None = None, limit: int | None = None) -
             senders=senders,
             portfolio_id=portfolio_id,
             limit=limit,
+            overlap=True,  # each session has its own connection here
         )
     finally:
         senders.close()

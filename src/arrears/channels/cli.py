@@ -257,6 +257,9 @@ def dispatch_cmd(
         float | None, typer.Option(help="Re-queue rows left in sending this long")
     ] = None,
     max_passes: Annotated[int | None, typer.Option(help="Stop after this many passes")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Messages in flight at once (default: [dispatch] concurrency)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
     """Drain the outbox in-process: claim, gate, send, record / 发送待发消息."""
@@ -283,6 +286,8 @@ def dispatch_cmd(
                 limit=batch,
                 lease_for=timedelta(seconds=lease_seconds) if lease_seconds is not None else None,
                 max_passes=max_passes,
+                concurrency=concurrency,
+                overlap=True,  # each session has its own connection here
             )
         finally:
             senders.close()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import ssl
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr
@@ -29,7 +31,7 @@ from arrears.channels.retry import SendOutcome
 from arrears.channels.schemas import DeliveryReceipt, OutboundMessage, ReceiptStatus, SendResult
 from arrears.channels.templates import opt_out_text
 from arrears.enums import Channel
-from arrears.errors import ValidationFailed
+from arrears.errors import ArrearsError, ValidationFailed
 
 __all__ = [
     "DeliveryReceipt",
@@ -37,12 +39,14 @@ __all__ = [
     "OutboundMessage",
     "ReceiptStatus",
     "SendOutcome",
+    "SendPool",
     "SendResult",
     "Sender",
     "SmtpConfig",
     "SmtpSender",
     "build_email",
     "message_id_for",
+    "send_safely",
 ]
 
 
@@ -141,10 +145,19 @@ def _smtp_code_result(code: int, reason: str, message_id: str | None = None) -> 
 
 
 class SmtpSender:
-    """Sends e-mail through an SMTP server with the standard library's smtplib."""
+    """Sends e-mail through an SMTP server with the standard library's smtplib.
+
+    Connections are kept open and reused: a sender holds a small pool of idle connections, each send takes
+    one (or opens one) and gives it back, so a `SendPool` of n threads uses at most n connections. Opening,
+    greeting and authenticating once per message would cost more than the message itself. A kept
+    connection the server has meanwhile closed is reopened once; any other error drops the connection so
+    the next message starts on a clean one.
+    """
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        self._idle: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.config.ca_file)
@@ -156,22 +169,70 @@ class SmtpSender:
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
         if cfg.security == "tls":
-            return smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=self._tls_context())
-        return smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                cfg.host, cfg.port, timeout=cfg.timeout_s, context=self._tls_context()
+            )
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
+        try:
+            smtp.ehlo()
+            if cfg.security == "starttls":
+                smtp.starttls(context=self._tls_context())
+                smtp.ehlo()
+            if cfg.username:
+                smtp.login(cfg.username, cfg.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _take(self) -> smtplib.SMTP | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _give(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            self._idle.append(smtp)
+
+    def close(self) -> None:
+        """Say QUIT on every idle connection."""
+        with self._lock:
+            connections, self._idle = self._idle, []
+        for smtp in connections:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+    def _deliver(self, email: EmailMessage) -> None:
+        smtp = self._take()
+        if smtp is not None:
+            try:
+                smtp.send_message(email)
+            except (smtplib.SMTPServerDisconnected, ConnectionError):
+                # The server closed the kept connection (idle timeout, restart): open a new one, once. The
+                # message keeps its Message-ID, so even a repeat is recognised downstream as the same one.
+                smtp.close()
+            except BaseException:
+                smtp.close()
+                raise
+            else:
+                self._give(smtp)
+                return
+        smtp = self._connect()
+        try:
+            smtp.send_message(email)
+        except BaseException:
+            smtp.close()
+            raise
+        self._give(smtp)
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Send one e-mail; SMTP 4xx and connection problems are retryable, 5xx permanent."""
         email = build_email(message, self.config)
         message_id = str(email["Message-ID"])
         try:
-            with self._connect() as smtp:
-                smtp.ehlo()
-                if self.config.security == "starttls":
-                    smtp.starttls(context=self._tls_context())
-                    smtp.ehlo()
-                if self.config.username:
-                    smtp.login(self.config.username, self.config.password or "")
-                smtp.send_message(email)
+            self._deliver(email)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             return _smtp_code_result(code, _decode(text), message_id)
@@ -243,3 +304,51 @@ class HttpSmsSender:
         except httpx.TransportError as exc:
             return SendResult(SendOutcome.RETRYABLE, reason=f"transport:{type(exc).__name__}")
         return classify_response(self.spec, response.status_code, response.content)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sending many messages at once
+
+
+def send_safely(sender: Sender, message: OutboundMessage) -> SendResult:
+    """``sender.send(message)``, with a refusal to build the message (`ArrearsError`) as ``failed`` and any
+    other exception as ``retryable``: one bad message must not stop a batch."""
+    try:
+        return sender.send(message)
+    except ArrearsError as exc:  # a message the sender refuses to build (bad number, wrong channel)
+        return SendResult(SendOutcome.FAILED, reason=f"{exc.code}: {exc.message}")
+    except Exception as exc:  # an unknown error: the message may or may not have left
+        return SendResult(SendOutcome.RETRYABLE, reason=f"error:{type(exc).__name__}")
+
+
+class SendPool:
+    """A fixed set of sending threads, kept for the life of a dispatcher.
+
+    Sending is waiting on the network, so a few threads keep a few messages in flight; each thread keeps
+    its own SMTP connection open (`SmtpSender`) and the SMS senders share their HTTP client's keep-alive
+    connections. The outbox and the floor of ``bench/dispatch.py`` send through the same pool.
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValidationFailed("workers must be at least 1", code="bad_concurrency")
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="arrears-send")
+
+    def send(self, jobs: Sequence[tuple[Sender, OutboundMessage]]) -> Iterator[tuple[int, SendResult]]:
+        """Send every job; yields ``(index in jobs, result)`` as each send finishes."""
+        futures = {
+            self._pool.submit(send_safely, sender, message): i for i, (sender, message) in enumerate(jobs)
+        }
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def close(self) -> None:
+        """Wait for the threads to finish and stop them."""
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> SendPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

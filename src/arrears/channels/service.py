@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,13 +38,14 @@ from arrears.channels import templates as tpl
 from arrears.channels.gateways import GatewaySpec, load_preset
 from arrears.channels.letters import format_letter_date
 from arrears.channels.senders import HttpSmsSender, Sender, SmtpConfig, SmtpSender
+from arrears.compliance import batch as gate_batch
 from arrears.compliance import service as compliance_service
 from arrears.compliance.lint import Finding, lint_text
 from arrears.compliance.pack import RulePack
 from arrears.compliance.schemas import TemplateKind as LintKind
 from arrears.config import get_settings
 from arrears.enums import Channel
-from arrears.errors import ComplianceBlocked, ConfigurationError, NotFound, ValidationFailed
+from arrears.errors import ArrearsError, ComplianceBlocked, ConfigurationError, NotFound, ValidationFailed
 from arrears.models import (
     Account,
     Case,
@@ -404,18 +405,48 @@ def message_context(
     assert creditor is not None
     if account_id is not None:
         account = session.get(Account, account_id)
-        if account is None or account.case_id != case_id:
-            raise ValidationFailed(
-                f"账户 {account_id} 不属于案件 {case_id} / account {account_id} is not in case {case_id}",
-                code="account_not_in_case",
-            )
-        accounts = [account]
+        accounts = [account] if account is not None else []
     else:
         accounts = list(
             session.scalars(select(Account).where(Account.case_id == case_id).order_by(Account.id))
         )
     point = session.get(ContactPoint, contact_point_id) if contact_point_id is not None else None
-    if point is not None and point.debtor_id != case.debtor_id:
+    return _message_data(
+        case=case,
+        portfolio=portfolio,
+        debtor=debtor,
+        creditor=creditor,
+        accounts=accounts,
+        point=point,
+        as_of=as_of,
+        locale=locale,
+        account_id=account_id,
+        contact_point_id=contact_point_id,
+    )
+
+
+def _message_data(
+    *,
+    case: Any,
+    portfolio: Any,
+    debtor: Any,
+    creditor: Any,
+    accounts: Sequence[Any],
+    point: Any,
+    as_of: date,
+    locale: str | None,
+    account_id: int | None,
+    contact_point_id: int | None,
+) -> MessageData:
+    """The placeholders' values from loaded rows, ORM objects or plain rows with the same attribute names
+    (``accounts``: the one asked for, or all of the case's)."""
+    case_id = case.id
+    if account_id is not None and (not accounts or accounts[0].case_id != case_id):
+        raise ValidationFailed(
+            f"账户 {account_id} 不属于案件 {case_id} / account {account_id} is not in case {case_id}",
+            code="account_not_in_case",
+        )
+    if contact_point_id is not None and point is not None and point.debtor_id != case.debtor_id:
         raise ValidationFailed(
             f"联系方式 {contact_point_id} 不属于案件 {case_id} 的债务人 / contact point {contact_point_id} "
             f"does not belong to the debtor of case {case_id}",
@@ -424,12 +455,9 @@ def message_context(
     loc = tpl.resolve_locale(locale or debtor.preferred_language or portfolio.locale)
     currency = accounts[0].currency if accounts else portfolio.currency
     due_on = min((a.due_date for a in accounts), default=None)
-    texts = dispatch_settings()["context"][loc]
     separator = "、" if loc == "zh_CN" else ", "
     reference = case_reference(case_id)
-    context: dict[str, str] = {name: "" for kind in tpl.placeholder_rules().allowed.values() for name in kind}
-    context.update(tpl.default_context(loc))
-    context.update({k: str(v) for k, v in texts.items()})
+    context: dict[str, str] = dict(_base_context(loc))
     context.update(
         {
             "debtor_name": debtor.name,
@@ -457,6 +485,90 @@ def message_context(
         case_reference=reference,
         account_ids=tuple(a.id for a in accounts),
     )
+
+
+@cache
+def _base_context(loc: str) -> dict[str, str]:
+    """Every placeholder any template kind may use (empty), the locale's defaults and fixed texts."""
+    texts = dispatch_settings()["context"][loc]
+    context: dict[str, str] = {name: "" for kind in tpl.placeholder_rules().allowed.values() for name in kind}
+    context.update(tpl.default_context(loc))
+    context.update({k: str(v) for k, v in texts.items()})
+    return context
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRequest:
+    """One message to render (`message_contexts`); ``key`` is the caller's handle (an outbox row id)."""
+
+    key: Hashable
+    case_id: int
+    as_of: date
+    locale: str | None = None
+    account_id: int | None = None
+    contact_point_id: int | None = None
+
+
+def message_contexts(
+    session: Session, *, requests: Sequence[MessageRequest]
+) -> dict[Hashable, MessageData | ArrearsError]:
+    """`message_context` for many messages, with one query per table for the whole batch.
+
+    A message that cannot be rendered gets the error `message_context` would raise.
+    """
+
+    def load(model: Any, column: Any, ids: Iterable[int | None], *, orm: bool = False) -> list[Any]:
+        # Plain rows unless asked: read-only here, and building thousands of ORM instances costs more than
+        # the query. A row answers the same attribute names (accounts: ORM, for `Account.balance_minor`).
+        out: list[Any] = []
+        for group in gate_batch.id_groups(session, ids):
+            where = gate_batch.id_in(session, column, group)
+            if orm:
+                out.extend(session.scalars(select(model).where(where)))
+            else:
+                out.extend(session.execute(select(model.__table__).where(where)))
+        return out
+
+    cases = {c.id: c for c in load(Case, Case.id, (r.case_id for r in requests))}
+    portfolios = {p.id: p for p in load(Portfolio, Portfolio.id, (c.portfolio_id for c in cases.values()))}
+    debtors = {d.id: d for d in load(Debtor, Debtor.id, (c.debtor_id for c in cases.values()))}
+    creditors = {c.id: c for c in load(Creditor, Creditor.id, (p.creditor_id for p in portfolios.values()))}
+    whole = {r.case_id for r in requests if r.account_id is None}
+    accounts = {a.id: a for a in load(Account, Account.id, (r.account_id for r in requests), orm=True)}
+    by_case: dict[int, list[Any]] = {}
+    for account in load(Account, Account.case_id, whole, orm=True):
+        by_case.setdefault(account.case_id, []).append(account)
+    points = {p.id: p for p in load(ContactPoint, ContactPoint.id, (r.contact_point_id for r in requests))}
+    results: dict[Hashable, MessageData | ArrearsError] = {}
+    for r in requests:
+        case = cases.get(r.case_id)
+        if case is None:
+            results[r.key] = NotFound(
+                f"案件不存在：{r.case_id} / case {r.case_id} not found", code="case_not_found"
+            )
+            continue
+        portfolio = portfolios[case.portfolio_id]
+        if r.account_id is not None:
+            one = accounts.get(r.account_id)
+            chosen = [one] if one is not None else []
+        else:
+            chosen = sorted(by_case.get(r.case_id, []), key=lambda a: a.id)
+        try:
+            results[r.key] = _message_data(
+                case=case,
+                portfolio=portfolio,
+                debtor=debtors[case.debtor_id],
+                creditor=creditors[portfolio.creditor_id],
+                accounts=chosen,
+                point=points.get(r.contact_point_id) if r.contact_point_id is not None else None,
+                as_of=r.as_of,
+                locale=r.locale,
+                account_id=r.account_id,
+                contact_point_id=r.contact_point_id,
+            )
+        except ArrearsError as exc:
+            results[r.key] = exc
+    return results
 
 
 @dataclass(frozen=True, slots=True)

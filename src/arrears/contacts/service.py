@@ -10,15 +10,16 @@ Services flush and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from arrears.clock import as_utc
+from arrears.compliance import batch as gate_batch
 from arrears.compliance import service as compliance_service
 from arrears.compliance.rules import decide
 from arrears.compliance.schemas import ConsentScope, Decision, Direction, Outcome, Purpose, TemplateKind
@@ -186,6 +187,96 @@ def record_attempt(
         },
     )
     return RecordedAttempt(row, decision)
+
+
+def lock_cases(session: Session, *, case_ids: Iterable[int]) -> set[int]:
+    """Lock many case rows for appending (`record_attempt`'s lock for a batch); returns the ids found.
+
+    PostgreSQL locks in id order, so two writers locking overlapping batches cannot deadlock; SQLite has
+    one writer.
+    """
+    found: set[int] = set()
+    for group in gate_batch.id_groups(session, case_ids):
+        found.update(
+            session.scalars(
+                select(Case.id)
+                .where(gate_batch.id_in(session, Case.id, group))
+                .order_by(Case.id)
+                .with_for_update()
+            )
+        )
+    return found
+
+
+def append_attempts(session: Session, *, attempts: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Append many attempts (fields as `record_attempt` stores them), chained per case in the given order.
+
+    The cases must be locked (`lock_cases`). The chain's tail of every case is read with one query, each
+    case's new rows get the next ``seq`` numbers and hashes in order, and all rows are inserted with one
+    statement. Returns the new ids, in the order of ``attempts``.
+    """
+    if not attempts:
+        return []
+    tails: dict[int, tuple[int, str]] = {}
+    for group in gate_batch.id_groups(session, (int(a["case_id"]) for a in attempts)):
+        last = (
+            select(ContactAttempt.case_id, func.max(ContactAttempt.seq).label("seq"))
+            .where(gate_batch.id_in(session, ContactAttempt.case_id, group))
+            .group_by(ContactAttempt.case_id)
+            .subquery()
+        )
+        for case_id, seq, digest in session.execute(
+            select(ContactAttempt.case_id, ContactAttempt.seq, ContactAttempt.hash).join(
+                last, (last.c.case_id == ContactAttempt.case_id) & (last.c.seq == ContactAttempt.seq)
+            )
+        ):
+            tails[case_id] = (seq, digest)
+    rows: list[dict[str, Any]] = []
+    for given in attempts:
+        fields = dict(given)
+        case_id = int(fields["case_id"])
+        seq, prev = tails.get(case_id, (0, GENESIS))
+        fields["seq"] = seq + 1
+        fields["prev_hash"] = prev
+        fields["account_ids"] = sorted(set(fields["account_ids"]))
+        for name in ("started_at", "ended_at", "delivered_at"):
+            if fields.get(name) is not None:
+                fields[name] = as_utc(fields[name])
+        fields["hash"] = attempt_hash(fields)
+        tails[case_id] = (fields["seq"], fields["hash"])
+        rows.append(fields)
+    if session.get_bind().dialect.name == "postgresql":
+        # Ids from the sequence first, then one pipelined executemany of a short statement: an INSERT ...
+        # VALUES of hundreds of rows with RETURNING is a long statement the driver parses every time.
+        ids = [
+            int(i)
+            for i in session.scalars(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('contact_attempt', 'id')) FROM generate_series(1, :n)"
+                ),
+                {"n": len(rows)},
+            )
+        ]
+        for row, new_id in zip(rows, ids, strict=True):
+            row["id"] = new_id
+        session.execute(insert(ContactAttempt), rows)
+        return ids
+    # SQLite: one executemany (RETURNING in parameter order would be one statement per row), then the new
+    # ids read back by (case, seq), which the case locks make unique to this call.
+    first_new: dict[int, int] = {}
+    for row in rows:
+        first_new[row["case_id"]] = min(first_new.get(row["case_id"], row["seq"]), row["seq"])
+    session.execute(insert(ContactAttempt), rows)
+    by_key: dict[tuple[int, int], int] = {}
+    for group in gate_batch.id_groups(session, first_new):
+        for new_id, case_id, seq in session.execute(
+            select(ContactAttempt.id, ContactAttempt.case_id, ContactAttempt.seq).where(
+                gate_batch.id_in(session, ContactAttempt.case_id, group)
+            )
+        ):
+            if seq >= first_new[case_id]:
+                by_key[(case_id, seq)] = int(new_id)
+    return [by_key[(int(row["case_id"]), int(row["seq"]))] for row in rows]
 
 
 def correct_attempt(session: Session, *, attempt_id: int, changes: Mapping[str, Any]) -> ContactAttempt:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from arrears.channels import service
+from arrears.compliance import service as compliance_service
 from arrears.models import Account, Case, ContactPoint, Creditor, Debtor, OutboxMessage, Portfolio
 
 SHANGHAI = "Asia/Shanghai"
@@ -156,7 +157,8 @@ def bulk_outbox(
 ) -> tuple[Portfolio, list[OutboxMessage]]:
     """A portfolio with ``cases`` debtors, each with one queued e-mail and one queued SMS (2 x cases rows).
 
-    Templates are saved for the portfolio; the caller commits.
+    Templates are saved for the portfolio and the limitation dates refreshed, as the daily run does before
+    it queues messages; the caller commits.
     """
     portfolio = make_portfolio(session)
     save_reminders(session, portfolio)
@@ -193,4 +195,5 @@ def bulk_outbox(
             )  # fmt: skip
     session.add_all(rows)
     session.flush()
+    compliance_service.refresh_limitations(session, portfolio_id=portfolio.id, as_of=planned_for.date())
     return portfolio, rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -27,10 +28,21 @@ class Tally:
     counts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     rejected: int = 0
+    first_at: float | None = None  # perf_counter of the first and the last accepted delivery
+    last_at: float | None = None
 
     def add(self, key: str) -> None:
+        moment = time.perf_counter()
         with self.lock:
             self.counts[key] += 1
+            if self.first_at is None:
+                self.first_at = moment
+            self.last_at = moment
+
+    def restart_clock(self) -> None:
+        """Forget the first and last delivery times (a new measurement begins)."""
+        with self.lock:
+            self.first_at = self.last_at = None
 
     @property
     def total(self) -> int:
@@ -69,6 +81,14 @@ class CountingSmtp:
 
     def stop(self) -> None:
         self._controller.stop()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A connection reset by a killed client is expected here, not a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class CountingGateway:
@@ -115,7 +135,7 @@ class CountingGateway:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
