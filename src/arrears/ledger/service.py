@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -42,12 +41,10 @@ from arrears.ledger.accrual import (
 from arrears.ledger.accrual_frame import accrue_frame
 from arrears.ledger.allocation import (
     OVERPAYMENT_RULE,
-    AccountBalance,
     AllocationPolicy,
-    allocate,
     load_policy,
 )
-from arrears.ledger.allocation_frame import allocate_single_accounts
+from arrears.ledger.allocation_frame import allocate_frame
 from arrears.ledger.caps import CapTable, LprTable, load_caps, load_lpr_table
 from arrears.ledger.schemas import AccrualRun, BalanceMismatch, PaymentOut, SplitOut
 from arrears.models import Account, AccountFlag, Creditor, LedgerSetting, Payment, Portfolio, Posting
@@ -333,74 +330,6 @@ _POSTING_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _allocate_in_order(
-    rest: pl.DataFrame, accounts: pl.DataFrame, policy: AllocationPolicy
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Payments allocated one by one with `allocate`, each against the balances the previous ones left."""
-    debtors = rest["debtor_id"].unique().implode()
-    mine = accounts.filter(pl.col("debtor_id").is_in(debtors)).sort("id")
-    balances: dict[int, list[int]] = {}
-    terms: dict[int, tuple[Any, ...]] = {}
-    by_debtor: dict[int, list[int]] = defaultdict(list)
-    comp_cols = [COLUMN[c] for c in COMPONENTS]
-    for r in mine.iter_rows(named=True):
-        balances[r["id"]] = [r[c] for c in comp_cols]
-        terms[r["id"]] = (
-            r["due_date"],
-            bool(r["is_secured"]),
-            r["interest_rate_annual_ppm"] or 0,
-            r["penalty_rate_annual_ppm"] or 0,
-            r["currency"],
-        )
-        by_debtor[r["debtor_id"]].append(r["id"])
-    comp_index = {c: i for i, c in enumerate(COMPONENTS)}
-    cols: dict[str, list[Any]] = {k: [] for k in _POSTING_SCHEMA}
-    out: dict[str, list[int]] = {"payment_id": [], "allocated_minor": [], "credit_minor": []}
-
-    def add(
-        account: int, component: str | None, amount: int, kind: str, day: date, pid: int, rule: str
-    ) -> None:
-        for key, value in zip(
-            _POSTING_SCHEMA, (account, component, amount, kind, day, pid, rule), strict=True
-        ):
-            cols[key].append(value)
-
-    rows = rest.select("payment_id", "amount_minor", "received_on", "debtor_id", "account_id", "designation")
-    for payment_id, amount, received_on, debtor_id, account_id, designation in rows.iter_rows():
-        view = [
-            AccountBalance(a, dict(zip(COMPONENTS, balances[a], strict=True)), *terms[a])
-            for a in by_debtor[debtor_id]
-        ]
-        wanted = [int(x) for x in designation.split(",")] if designation else []
-        if account_id is not None and account_id not in wanted:
-            wanted.insert(0, account_id)
-        result = allocate(amount, view, policy, wanted or None, as_of=received_on)
-        for s in result.splits:
-            balances[s.account_id][comp_index[s.component]] -= s.amount_minor
-            add(
-                s.account_id,
-                s.component.value,
-                -s.amount_minor,
-                "payment",
-                received_on,
-                payment_id,
-                s.rule_id,
-            )
-        if result.credit_minor:
-            target = account_id if account_id is not None else result.credit_account_id
-            assert target is not None
-            add(target, None, -result.credit_minor, "credit", received_on, payment_id, OVERPAYMENT_RULE)
-        out["payment_id"].append(payment_id)
-        out["allocated_minor"].append(result.allocated_minor)
-        out["credit_minor"].append(result.credit_minor)
-    return (
-        pl.DataFrame(cols, schema=_POSTING_SCHEMA),
-        pl.DataFrame(
-            out, schema={"payment_id": pl.Int64, "allocated_minor": pl.Int64, "credit_minor": pl.Int64}
-        ),
-    )
-
-
 def apply_payments(
     session: Session,
     *,
@@ -451,80 +380,43 @@ def apply_payments(
     )
     policy = cfg.policy
 
-    # The common case, set-based: a debtor with one account here and no designation beyond it. A debtor's
-    # several payments go in rounds (the first of each debtor, then the second ...), each round against the
-    # balances the previous one left.
-    one_account = accounts.group_by("debtor_id").agg(
-        pl.len().alias("_n"), pl.col("id").first().alias("_only")
+    # The whole batch at once (CN-27 across the debtor's accounts, CN-28 within each); a named account is
+    # the debtor's designation. A debtor's several payments go in rounds, in order.
+    splits, totals, _ = allocate_frame(
+        payments.select(
+            "payment_id", "debtor_id", "account_id", "designation", "amount_minor", "received_on"
+        ),
+        accounts,
+        policy,
     )
-    marked = payments.join(one_account, on="debtor_id", how="left", maintain_order="left")
-    is_simple = (
-        (pl.col("_n") == 1)
-        & pl.col("designation").is_null()
-        & (pl.col("account_id").is_null() | (pl.col("account_id") == pl.col("_only")))
+    posting_parts = [
+        splits.select(
+            "account_id",
+            "component",
+            amount_minor=-pl.col("amount_minor"),
+            kind=pl.lit(core.PostingKind.PAYMENT.value),
+            effective_date="received_on",
+            payment_id="payment_id",
+            rule_id="rule_id",
+        ),
+        totals.filter(pl.col("credit_minor") > 0)
+        .join(payments.select("payment_id", "received_on"), on="payment_id")
+        .select(
+            account_id="credit_account_id",
+            component=pl.lit(None, dtype=pl.String),
+            amount_minor=-pl.col("credit_minor"),
+            kind=pl.lit(core.PostingKind.CREDIT.value),
+            effective_date="received_on",
+            payment_id="payment_id",
+            rule_id=pl.lit(OVERPAYMENT_RULE),
+        ),
+    ]
+    payments = payments.join(
+        totals.select("payment_id", "allocated_minor", "credit_minor"),
+        on="payment_id",
+        how="left",
+        maintain_order="left",
     )
-    simple = marked.filter(is_simple).select(
-        "payment_id",
-        "amount_minor",
-        "received_on",
-        account_id=pl.col("_only"),
-        _round=pl.int_range(pl.len()).over("debtor_id"),
-    )
-    comp_cols = [COLUMN[c] for c in COMPONENTS]
-    current = accounts.select(pl.col("id").alias("account_id"), *comp_cols).join(
-        simple.select("account_id").unique(), on="account_id", how="semi"
-    )
-    posting_parts: list[pl.DataFrame] = []
-    outcome: list[pl.DataFrame] = []
-    rounds = int(simple.select(pl.col("_round").max()).item()) + 1 if simple.height else 0
-    for r in range(rounds):
-        batch = simple.filter(pl.col("_round") == r).join(current, on="account_id")
-        splits, totals = allocate_single_accounts(batch, policy)
-        posting_parts.append(
-            splits.select(
-                "account_id",
-                "component",
-                amount_minor=-pl.col("amount_minor"),
-                kind=pl.lit(core.PostingKind.PAYMENT.value),
-                effective_date="received_on",
-                payment_id="payment_id",
-                rule_id="rule_id",
-            )
-        )
-        posting_parts.append(
-            totals.filter(pl.col("credit_minor") > 0)
-            .join(batch.select("payment_id", "received_on"), on="payment_id")
-            .select(
-                "account_id",
-                component=pl.lit(None, dtype=pl.String),
-                amount_minor=-pl.col("credit_minor"),
-                kind=pl.lit(core.PostingKind.CREDIT.value),
-                effective_date="received_on",
-                payment_id="payment_id",
-                rule_id=pl.lit(OVERPAYMENT_RULE),
-            )
-        )
-        outcome.append(totals.select("payment_id", "allocated_minor", "credit_minor"))
-        if r + 1 < rounds:
-            paid = splits.group_by("account_id").agg(
-                *[
-                    pl.col("amount_minor").filter(pl.col("component") == c.value).sum().alias(c.value)
-                    for c in COMPONENTS
-                ]
-            )
-            current = (
-                current.join(paid, on="account_id", how="left")
-                .with_columns(*[pl.col(COLUMN[c]) - pl.col(c.value).fill_null(0) for c in COMPONENTS])
-                .select(current.columns)
-            )
-
-    # Everything else in order, one payment at a time through the pure `allocate` (CN-27 and CN-28).
-    rest = marked.filter(~is_simple.fill_null(False))
-    if rest.height:
-        posting_parts_rest, outcome_rest = _allocate_in_order(rest, accounts, policy)
-        posting_parts.append(posting_parts_rest)
-        outcome.append(outcome_rest)
-    payments = payments.join(pl.concat(outcome), on="payment_id", how="left", maintain_order="left")
     per_payment = payments.select("row", "payment_id", "allocated_minor", "credit_minor")
 
     payment_rows = payments.select(
@@ -556,7 +448,8 @@ def apply_payments(
     bulk.insert_frame(session, "payment", payment_rows)
     posting_rows = (
         pl.concat([part.cast(pl.Schema(_POSTING_SCHEMA)) for part in posting_parts])
-        .sort("payment_id", maintain_order=True)
+        # in account order: the (account, day) index then takes its entries page by page
+        .sort("account_id", "payment_id", maintain_order=True)
         .select(pl.lit(portfolio_id, dtype=pl.Int64).alias("portfolio_id"), *_POSTING_SCHEMA)
     )
     bulk.insert_frame(session, "posting", posting_rows)
@@ -739,6 +632,22 @@ def _replay(session: Session, stored: Payment, request_sha256: str | None) -> Pa
     return payment_view(session, payment_id=stored.id)
 
 
+def _of_payment(session: Session, payment: Payment) -> list[Any]:
+    """Conditions selecting a payment's postings through the index on (account, day).
+
+    A payment only ever posts to its debtor's accounts (and the account it named), on or after the day it
+    was received, so the lookup never needs an index on ``payment_id``.
+    """
+    accounts = set(session.scalars(select(Account.id).where(Account.debtor_id == payment.debtor_id)))
+    if payment.account_id is not None:
+        accounts.add(payment.account_id)
+    return [
+        Posting.account_id.in_(sorted(accounts)),
+        Posting.effective_date >= payment.received_on,
+        Posting.payment_id == payment.id,
+    ]
+
+
 def payment_view(session: Session, *, payment_id: int) -> PaymentOut:
     """A payment with every posting it made (splits) and, if reversed, the reversing postings."""
     payment = session.get(Payment, payment_id)
@@ -747,7 +656,7 @@ def payment_view(session: Session, *, payment_id: int) -> PaymentOut:
     rows = session.execute(
         select(Posting, Account.external_ref)
         .join(Account, Account.id == Posting.account_id)
-        .where(Posting.payment_id == payment_id)
+        .where(*_of_payment(session, payment))
         .order_by(Posting.id)
     ).all()
     splits = [_split(p, ref) for p, ref in rows if p.kind != core.PostingKind.REVERSAL.value]
@@ -830,7 +739,7 @@ def reverse_payment(
         raise ValidationFailed(
             "冲正日期早于还款日期 / a reversal cannot predate the payment", code="bad_reversal_date"
         )
-    touched = sorted(set(session.scalars(select(Posting.account_id).where(Posting.payment_id == payment_id))))
+    touched = sorted(set(session.scalars(select(Posting.account_id).where(*_of_payment(session, payment)))))
     ledger = account_postings(session, account_ids=touched)
     reversals = core.reverse_payment(ledger, str(payment_id), effective_date=reversed_on)
     rows = [
