@@ -254,6 +254,68 @@ def ensure_opening_postings(
     return opened.height
 
 
+IMPORT_RULE = "import"
+
+
+def post_import_adjustments(session: Session, *, portfolio_id: int, import_batch_id: int, on: date) -> int:
+    """Turn the balance changes a re-import made to accounts already in the ledger into postings.
+
+    The account import sets the balance columns to the creditor's figures and records each change in
+    ``import_change`` (old and new value). For an account already opened in the ledger those columns are
+    the cache of its postings, so each change becomes one ``adjustment`` posting of ``new - old`` on that
+    component, dated ``on`` (the import's as-of day), rule id ``import:<batch>``: the sum of the postings is
+    again the balance (DESIGN invariant 2) and the statement shows the correction. Changes to contract
+    interest, penalty interest and fees also move what counts against the cap (CN-30), never below zero.
+    Accounts not yet opened are left alone (their opening postings will carry the new figures). Returns
+    the number of postings written.
+    """
+    fields = ", ".join(f"'{COLUMN[c]}'" for c in COMPONENTS)
+    rows = bulk.read_frame(
+        session,
+        "SELECT c.entity_id, c.field, c.old_value, c.new_value FROM import_change c"
+        " JOIN account a ON a.id = c.entity_id"
+        f" WHERE c.import_batch_id = {int(import_batch_id)} AND c.entity = 'account'"
+        f" AND c.field IN ({fields}) AND a.portfolio_id = {int(portfolio_id)}"
+        " AND a.ledger_opened_on IS NOT NULL",
+        {"account_id": pl.Int64(), "field": pl.String(), "old": pl.String(), "new": pl.String()},
+    )
+    if rows.height == 0:
+        return 0
+    as_int = [pl.col(c).str.strip_chars().cast(pl.Int64, strict=False).fill_null(0) for c in ("new", "old")]
+    changes = rows.with_columns(
+        amount_minor=as_int[0] - as_int[1],
+        component=pl.col("field").str.strip_suffix("_minor"),
+    ).filter(pl.col("amount_minor") != 0)
+    postings = changes.sort("account_id", "component").select(
+        portfolio_id=pl.lit(portfolio_id, dtype=pl.Int64),
+        account_id="account_id",
+        component="component",
+        amount_minor="amount_minor",
+        kind=pl.lit(core.PostingKind.ADJUSTMENT.value),
+        effective_date=pl.lit(on, dtype=pl.Date),
+        rule_id=pl.lit(f"{IMPORT_RULE}:{int(import_batch_id)}"),
+    )
+    bulk.insert_frame(session, "posting", postings)
+    charged = (
+        changes.filter(pl.col("component").is_in(["interest", "penalty", "fees"]))
+        .group_by("account_id")
+        .agg(delta=pl.col("amount_minor").sum())
+    )
+    if charged.height:
+        bulk.temp_table(
+            session, "ledger_tmp_charged", {"account_id": pl.Int64(), "delta": pl.Int64()}, charged
+        )
+        session.execute(
+            text(
+                "UPDATE account SET charged_minor = CASE WHEN charged_minor + t.delta > 0"
+                " THEN charged_minor + t.delta ELSE 0 END"
+                " FROM ledger_tmp_charged t WHERE account.id = t.account_id"
+            )
+        )
+        bulk.drop_temp(session, "ledger_tmp_charged")
+    return postings.height
+
+
 # --- payments -------------------------------------------------------------------------------------------
 
 #: Columns of the frame `apply_payments` takes.
