@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -28,15 +29,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.enums import Component, FlagKind
+from arrears.enums import AccountStatus, Component, FlagKind, Product
 from arrears.errors import Conflict, NotFound, ValidationFailed
 from arrears.ledger import bulk
 from arrears.ledger import postings as core
 from arrears.ledger.accrual import (
+    REVERSAL_ACCRUAL_RULE,
+    AccountTerms,
     AccrualBase,
+    AccrualState,
     DayCount,
     RateBasis,
     Rounding,
+    accrue_reversed_principal,
 )
 from arrears.ledger.accrual_frame import accrue_frame
 from arrears.ledger.allocation import (
@@ -829,6 +834,21 @@ def reverse_payment(
         schema={"account_id": pl.Int64, "component": pl.String, "amount_minor": pl.Int64},
     )
     _apply_deltas(session, frame)
+    session.flush()
+    session.expire_all()
+    restored: dict[int, int] = defaultdict(int)
+    for r in rows:
+        if r.component == Component.PRINCIPAL.value:
+            restored[r.account_id] += r.amount_minor
+    if restored:
+        _accrue_restored_principal(
+            session,
+            cfg=ledger_config(session, portfolio_id=payment.portfolio_id),
+            restored=dict(restored),
+            paid_on=payment.received_on,
+            correction_date=reversed_on,
+            payment_id=payment_id,
+        )
     session.execute(
         update(Payment)
         .where(Payment.id == payment_id)
@@ -837,6 +857,97 @@ def reverse_payment(
     session.flush()
     session.expire_all()
     return payment_view(session, payment_id=payment_id)
+
+
+def _accrue_restored_principal(
+    session: Session,
+    *,
+    cfg: LedgerConfig,
+    restored: dict[int, int],
+    paid_on: date,
+    correction_date: date,
+    payment_id: int,
+) -> None:
+    """Back-dated reversal: post the interest the restored principal earns on days already accrued.
+
+    See `accrual.accrue_reversed_principal` for the rule. Stop flags raised on an account count from the
+    day they were raised, as in the daily run.
+    """
+    flags = session.execute(
+        select(AccountFlag.account_id, AccountFlag.created_at).where(
+            AccountFlag.account_id.in_(sorted(restored)),
+            AccountFlag.cleared_at.is_(None),
+            AccountFlag.kind.in_([k.value for k in ACCRUAL_STOP_FLAGS]),
+        )
+    ).all()
+    flagged: dict[int, date] = {}
+    for account_id, created_at in flags:
+        day = clock.to_local(created_at, cfg.timezone).date()
+        flagged[account_id] = min(day, flagged.get(account_id, day))
+    for account_id, principal in sorted(restored.items()):
+        a = session.get(Account, account_id)
+        if a is None or a.origination_date is None:
+            continue
+        stops = [d for d in (a.accrual_stop_date, flagged.get(account_id)) if d is not None]
+        try:
+            product = Product(a.product)
+        except ValueError:
+            product = Product.OTHER
+        terms = AccountTerms(
+            account_id=a.id,
+            origination_date=a.origination_date,
+            original_principal_minor=a.original_principal_minor or a.principal_minor,
+            interest_rate_annual_ppm=a.interest_rate_annual_ppm or 0,
+            penalty_rate_annual_ppm=a.penalty_rate_annual_ppm or 0,
+            product=product,
+            rate_basis=cfg.rate_basis,
+            interest_base=cfg.interest_base,
+            penalty_base=cfg.penalty_base,
+            licensed_lender=cfg.licensed_lender,
+            status=AccountStatus(a.status) if a.status in set(AccountStatus) else AccountStatus.ACTIVE,
+            accrual_stop_date=min(stops) if stops else None,
+        )
+        state = AccrualState(
+            principal_minor=a.principal_minor,
+            accrued_through_date=a.accrued_through_date,
+            interest_carry_sub=a.interest_carry_sub,
+            penalty_carry_sub=a.penalty_carry_sub,
+            charged_minor=a.charged_minor,
+        )
+        result = accrue_reversed_principal(
+            terms,
+            state,
+            restored_principal_minor=principal,
+            overdue_amount_minor=a.overdue_amount_minor or 0,
+            due_date=a.due_date,
+            paid_on=paid_on,
+            correction_date=correction_date,
+            lpr_table=cfg.lpr,
+            caps=cfg.caps,
+            day_count=cfg.day_count,
+            rounding=cfg.rounding,
+        )
+        for posting in result.postings:
+            session.add(
+                Posting(
+                    portfolio_id=a.portfolio_id,
+                    account_id=a.id,
+                    component=posting.component.value if posting.component else None,
+                    amount_minor=posting.amount_minor,
+                    kind=posting.kind.value,
+                    effective_date=posting.effective_date,
+                    # named in the rule id, not as the payment's own posting (the payment's splits stay its own)
+                    rule_id=f"{REVERSAL_ACCRUAL_RULE}:{payment_id}"
+                    if posting.rule_id == REVERSAL_ACCRUAL_RULE
+                    else posting.rule_id,
+                )
+            )
+        a.interest_minor += result.amount(Component.INTEREST)
+        a.penalty_minor += result.amount(Component.PENALTY)
+        a.interest_carry_sub = result.state.interest_carry_sub
+        a.penalty_carry_sub = result.state.penalty_carry_sub
+        a.charged_minor = result.state.charged_minor
+    session.flush()
 
 
 # --- verification ---------------------------------------------------------------------------------------
