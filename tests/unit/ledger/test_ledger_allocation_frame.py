@@ -202,3 +202,41 @@ def test_a_designated_account_of_another_debtor_is_refused() -> None:
     )
     with pytest.raises(NotFound):
         allocate_frame(payments, accounts, policy)
+
+
+def test_cn27_pro_rata_ties_go_to_the_earlier_account_as_in_allocate() -> None:
+    policy = load_policy(None)
+    accounts = pl.DataFrame(
+        {
+            "id": [11, 12, 13],
+            "debtor_id": [1, 1, 1],
+            "currency": ["CNY"] * 3,
+            "due_date": [ON] * 3,
+            "is_secured": [False] * 3,
+            "interest_rate_annual_ppm": [0] * 3,
+            "penalty_rate_annual_ppm": [0] * 3,
+            **{f"{c.value}_minor": [1 if c is Component.PRINCIPAL else 0] * 3 for c in Component},
+        }
+    )
+    for amount in (1, 2, 5):
+        payments = pl.DataFrame(
+            {
+                "payment_id": [1],
+                "debtor_id": [1],
+                "account_id": [None],
+                "designation": [None],
+                "amount_minor": [amount],
+                "received_on": [ON],
+            },
+            schema_overrides={"account_id": pl.Int64, "designation": pl.String},
+        )
+        splits, totals, _ = allocate_frame(payments, accounts, policy)
+        view = [
+            AccountBalance(i, {c: 1 if c is Component.PRINCIPAL else 0 for c in Component}, ON)
+            for i in (11, 12, 13)
+        ]
+        want = allocate(amount, view, policy, as_of=ON)
+        assert [(s["account_id"], s["amount_minor"], s["rule_id"]) for s in splits.iter_rows(named=True)] == [
+            (s.account_id, s.amount_minor, s.rule_id) for s in want.splits
+        ]
+        assert totals["credit_minor"][0] == want.credit_minor
