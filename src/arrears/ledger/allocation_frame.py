@@ -190,6 +190,27 @@ def _designations(payments: pl.DataFrame, policy: AllocationPolicy) -> pl.DataFr
     )
 
 
+def _rounds(payments: pl.DataFrame) -> int:
+    return int(payments.select(pl.col("_round").max()).item()) + 1 if payments.height else 0
+
+
+def _subtract(state: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
+    """``state`` (one row per account) less what ``splits`` took from each component."""
+    taken = splits.group_by("account_id").agg(
+        *[
+            pl.col("amount_minor").filter(pl.col("component") == c.value).sum().alias(f"_paid_{c.value}")
+            for c in COMPONENTS
+        ]
+    )
+    return (
+        state.join(taken, on="account_id", how="left")
+        .with_columns(
+            *[pl.col(f"{c.value}_minor") - pl.col(f"_paid_{c.value}").fill_null(0) for c in COMPONENTS]
+        )
+        .select(state.columns)
+    )
+
+
 def allocate_frame(
     payments: pl.DataFrame, accounts: pl.DataFrame, policy: AllocationPolicy
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -227,11 +248,52 @@ def allocate_frame(
     rule = policy.across_rule_id
     keys = [f"_k{i}" for i in range(len(policy.account_order))]
     ordered = payments.select(*PAYMENT_COLUMNS, _round=pl.int_range(pl.len()).over("debtor_id")).join(
-        n_accounts, on="debtor_id", how="left"
+        n_accounts, on="debtor_id", how="left", maintain_order="left"
     )
-    rounds = int(ordered.select(pl.col("_round").max()).item()) + 1 if ordered.height else 0
     split_parts: list[pl.DataFrame] = []
     total_parts: list[pl.DataFrame] = []
+
+    # A debtor with one account (most of them): CN-28 alone, no ordering of accounts to do. Whatever it
+    # designated can only be that account (anything else was refused above), which also holds any credit.
+    single_debtors = n_accounts.filter(pl.col("_n_accounts") == 1).select("debtor_id")
+    single = ordered.join(single_debtors, on="debtor_id", how="semi", maintain_order="left")
+    ordered = ordered.join(single_debtors, on="debtor_id", how="anti", maintain_order="left")
+    only = state.join(single_debtors, on="debtor_id", how="semi")
+    state = state.join(single_debtors, on="debtor_id", how="anti")
+    for r in range(_rounds(single)):
+        batch = (
+            single.filter(pl.col("_round") == r)
+            .select("payment_id", "debtor_id", "amount_minor", "received_on")
+            .join(only.select("debtor_id", "account_id", *comp), on="debtor_id")
+        )
+        splits = _component_splits(batch, policy, ["payment_id", "account_id", "received_on"])
+        split_parts.append(
+            splits.select(
+                "payment_id",
+                "account_id",
+                "component",
+                "amount_minor",
+                "received_on",
+                rule_id=pl.lit(policy.component_rule_id),
+                _pos=pl.lit(0, dtype=pl.Int64),
+                _cstep="_cstep",
+            )
+        )
+        paid = splits.group_by("payment_id").agg(allocated_minor=pl.col("amount_minor").sum())
+        total_parts.append(
+            batch.select("payment_id", "amount_minor", "account_id")
+            .join(paid, on="payment_id", how="left")
+            .select(
+                "payment_id",
+                allocated_minor=pl.col("allocated_minor").fill_null(0),
+                credit_minor=pl.col("amount_minor") - pl.col("allocated_minor").fill_null(0),
+                credit_account_id="account_id",
+            )
+        )
+        only = _subtract(only, splits)
+
+    # Debtors with several accounts: CN-27 orders them (designation, criteria, pro rata), then CN-28.
+    rounds = _rounds(ordered)
     for r in range(rounds):
         batch = ordered.filter(pl.col("_round") == r).drop("account_id", "designation", "_round")
         named = ordered.filter(pl.col("_round") == r).select("payment_id", named_id="account_id")
@@ -347,7 +409,7 @@ def allocate_frame(
                 rule_id=pl.when(pl.col("_n_accounts") == 1)
                 .then(pl.lit(policy.component_rule_id))
                 .otherwise(pl.lit(f"{rule}:") + pl.col("_label") + pl.lit(f";{policy.component_rule_id}")),
-                _pos="_pos",
+                _pos=pl.col("_pos").cast(pl.Int64),
                 _cstep="_cstep",
             )
         )
@@ -365,19 +427,8 @@ def allocate_frame(
                 credit_account_id=pl.coalesce("named_id", "first_id"),
             )
         )
-        taken = splits.group_by("account_id").agg(
-            *[
-                pl.col("amount_minor").filter(pl.col("component") == c.value).sum().alias(f"_paid_{c.value}")
-                for c in COMPONENTS
-            ]
-        )
-        state = (
-            state.join(taken, on="account_id", how="left")
-            .with_columns(
-                *[pl.col(f"{c.value}_minor") - pl.col(f"_paid_{c.value}").fill_null(0) for c in COMPONENTS]
-            )
-            .select(state.columns)
-        )
+        state = _subtract(state, splits)
+    state = pl.concat([only, state])
     if split_parts:
         splits = pl.concat(split_parts).sort("payment_id", "_pos", "_cstep").drop("_pos", "_cstep")
     else:
