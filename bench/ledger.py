@@ -49,6 +49,24 @@ def _checkpoint(engine: Any) -> None:
         conn.commit()
 
 
+_HOT_SQL = (
+    "SELECT pg_stat_get_xact_tuples_updated('account'::regclass),"
+    " pg_stat_get_xact_tuples_hot_updated('account'::regclass)"
+)
+
+
+def _hot(conn: Any) -> str:
+    """How many of this transaction's updates of ``account`` rows were heap-only (in place, no index entries).
+
+    PostgreSQL rewrites a row in place only when its page has room; a long transaction anywhere on the
+    server keeps old row versions alive and the room taken, and every update then adds index entries too.
+    """
+    updated, hot = conn.execute(text(_HOT_SQL)).one()
+    return (
+        f"{100 * int(hot) / int(updated):.0f}% of account row updates in place" if updated else "no updates"
+    )
+
+
 def populate(url: str) -> int:
     """A creditor (private lender, so CN-30 applies), a portfolio, debtors, cases and accounts; returns the portfolio id."""
     import psycopg
@@ -162,6 +180,7 @@ def main() -> None:
                 report = import_payments(
                     s, path=path, portfolio_id=pid, now=datetime(2026, 11, 1, 9, tzinfo=UTC)
                 )
+                hot_payments = _hot(s)
             seconds = time.perf_counter() - t
             assert report.status == "applied", report.issues.head()
         with engine.begin() as conn:
@@ -183,7 +202,7 @@ def main() -> None:
         print(
             f"  payments: {PAYMENTS:,} rows -> {report.postings:,} postings in {seconds:.1f}s "
             f"= {PAYMENTS / seconds:,.0f} payments/s; COPY floor {floor:.1f}s; ratio {seconds / floor:.2f}x "
-            "(target <= 3x)"
+            f"(target <= 3x); {hot_payments}"
         )
 
         _checkpoint(engine)
@@ -191,6 +210,7 @@ def main() -> None:
             t = time.perf_counter()
             run = service.accrue_portfolio(s, portfolio_id=pid, as_of=date(2026, 11, 1))
             accrual = time.perf_counter() - t
+            hot_accrual = _hot(s)
         _checkpoint(engine)
         with engine.begin() as conn:
             t = time.perf_counter()
@@ -198,9 +218,11 @@ def main() -> None:
                 f"UPDATE account SET interest_minor = interest_minor + 0 WHERE portfolio_id = {pid}"
             )
             update_floor = time.perf_counter() - t
+            hot_floor = _hot(conn)
         print(
             f"  accrual: {run.accounts:,} accounts, {run.postings:,} postings in {accrual:.1f}s (target < 30 s); "
-            f"UPDATE floor {update_floor:.1f}s; ratio {accrual / update_floor:.2f}x (target <= 3x)"
+            f"UPDATE floor {update_floor:.1f}s; ratio {accrual / update_floor:.2f}x (target <= 3x); "
+            f"accrual: {hot_accrual}; floor: {hot_floor}"
         )
         with db.session_scope(engine) as s:
             bad = service.verify_balances(s, portfolio_id=pid)

@@ -42,6 +42,16 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def roomy_joins(session: Session) -> None:
+    """Let this transaction's set-based joins hash a whole portfolio in memory (PostgreSQL only).
+
+    The default ``work_mem`` (4 MB) splits the hash of a million-row update into batches spilled to disk;
+    ``SET LOCAL`` ends with the caller's transaction.
+    """
+    if is_postgres(session):
+        session.connection().exec_driver_sql("SET LOCAL work_mem = '256MB'")
+
+
 def _driver(session: Session) -> Any:
     return session.connection().connection.driver_connection
 

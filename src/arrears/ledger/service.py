@@ -417,6 +417,8 @@ def apply_payments(
     """
     cfg = ledger_config(session, portfolio_id=portfolio_id)
     _lock_portfolio(session, portfolio_id)
+    if payments.height > 10_000:
+        bulk.roomy_joins(session)
     payments = (
         payments.select(list(PAYMENT_IN_SCHEMA))
         .cast(pl.Schema(PAYMENT_IN_SCHEMA))
@@ -1103,6 +1105,7 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
     """
     cfg = ledger_config(session, portfolio_id=portfolio_id)
     _lock_portfolio(session, portfolio_id)
+    bulk.roomy_joins(session)
     ensure_opening_postings(session, portfolio_id=portfolio_id)
     frame = accrual_frame_input(session, cfg)
     run = AccrualRun(portfolio_id=portfolio_id, as_of=as_of, accounts=frame.height)
