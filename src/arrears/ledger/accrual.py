@@ -311,3 +311,130 @@ def accrue(
         charged_minor=charged,
     )
     return AccrualResult(postings, new_state, cut_rule, forfeited, skipped)
+
+
+REVERSAL_ACCRUAL_RULE = "reversal_accrual"
+
+
+def _overdue_base(
+    terms: AccountTerms, principal: int, overdue_amount: int, due_date: date | None, day: date
+) -> int:
+    """The penalty base on ``day`` for a given principal, as the daily run computes it."""
+    if due_date is None or due_date >= day:
+        return 0
+    if terms.product in (Product.INSTALMENT_LOAN, Product.BNPL):
+        return max(0, min(principal, overdue_amount))
+    return max(0, principal)
+
+
+def accrue_reversed_principal(
+    account_terms: AccountTerms,
+    balances: AccrualState,
+    *,
+    restored_principal_minor: int,
+    overdue_amount_minor: int,
+    due_date: date | None,
+    paid_on: date,
+    correction_date: date,
+    lpr_table: LprTable,
+    caps: CapTable | None,
+    day_count: DayCount,
+    rounding: Rounding,
+) -> AccrualResult:
+    """The interest a reversed payment's principal would have earned on the days already accrued without it.
+
+    Rule (back-dated reversal): a day's interest accrues on the balance as it stands at the end of that day,
+    so a payment received on ``paid_on`` lowered the base from that day on, and every day from ``paid_on``
+    through ``balances.accrued_through_date`` accrued on a base that lacked ``restored_principal_minor``. When the payment is reversed, that interest (and the penalty
+    interest on the overdue part) is owed after all: it is computed day by day with each day's rate (the
+    LPR of the day for floating products), day count and stop rules, added to the stored carries and
+    rounded once, then cut by the cap (CN-30, or the product cap) as of the last accrued day. The result is
+    at most one accrual posting per component, dated ``correction_date`` (the day of the reversal), with
+    rule id ``reversal_accrual``, or the cap's rule id when the cap cut it. ``balances`` holds the state
+    *after* the reversal (principal restored); the new state carries the new carries and charged amount.
+    """
+    terms, state = account_terms, balances
+    through = state.accrued_through_date
+    if restored_principal_minor <= 0 or through is None or through < paid_on:
+        return AccrualResult([], state)
+    extra_i = extra_p = 0
+    day = paid_on
+    while day <= through:
+        if stop_reason(terms, day) is None:
+            rate_i, rate_p = terms.interest_rate_annual_ppm, terms.penalty_rate_annual_ppm
+            if terms.rate_basis is RateBasis.LPR_1Y:
+                lpr = lpr_table.one_year_ppm(day)
+                rate_i, rate_p = rate_i + lpr, rate_p + lpr
+            units = day_units(day, day_count)
+            if terms.interest_base is AccrualBase.PRINCIPAL:
+                extra_i += restored_principal_minor * max(rate_i, 0) * units
+            elif terms.interest_base is AccrualBase.OVERDUE_PRINCIPAL:
+                extra_i += (
+                    (
+                        _overdue_base(terms, state.principal_minor, overdue_amount_minor, due_date, day)
+                        - _overdue_base(
+                            terms,
+                            state.principal_minor - restored_principal_minor,
+                            overdue_amount_minor,
+                            due_date,
+                            day,
+                        )
+                    )
+                    * max(rate_i, 0)
+                    * units
+                )
+            if terms.penalty_base is AccrualBase.PRINCIPAL:
+                extra_p += restored_principal_minor * max(rate_p, 0) * units
+            elif terms.penalty_base is AccrualBase.OVERDUE_PRINCIPAL:
+                extra_p += (
+                    (
+                        _overdue_base(terms, state.principal_minor, overdue_amount_minor, due_date, day)
+                        - _overdue_base(
+                            terms,
+                            state.principal_minor - restored_principal_minor,
+                            overdue_amount_minor,
+                            due_date,
+                            day,
+                        )
+                    )
+                    * max(rate_p, 0)
+                    * units
+                )
+        day += timedelta(days=1)
+    exact_i = state.interest_carry_sub + extra_i
+    exact_p = state.penalty_carry_sub + extra_p
+    due_i, due_p = round_sub(exact_i, rounding), round_sub(exact_p, rounding)
+    post_i, post_p = due_i, due_p
+    cap_ppm, cap_rule = annual_cap(terms, lpr_table, caps)
+    if cap_ppm is not None:
+        room = max(
+            0,
+            cap_amount(terms.original_principal_minor, cap_ppm, terms.origination_date, through)
+            - state.charged_minor,
+        )
+        post_i = min(due_i, room)
+        post_p = min(due_p, room - post_i)
+    postings: list[Posting] = []
+    cut_rule: str | None = None
+    for component, posted, due in ((Component.INTEREST, post_i, due_i), (Component.PENALTY, post_p, due_p)):
+        cut = posted < due
+        if cut:
+            cut_rule = cap_rule
+        if posted > 0:
+            postings.append(
+                Posting(
+                    account_id=terms.account_id,
+                    component=component,
+                    amount_minor=posted,
+                    kind=PostingKind.ACCRUAL,
+                    effective_date=correction_date,
+                    rule_id=cap_rule if cut else REVERSAL_ACCRUAL_RULE,
+                )
+            )
+    new_state = replace(
+        state,
+        interest_carry_sub=exact_i - due_i * SUB_UNITS_PER_MINOR,
+        penalty_carry_sub=exact_p - due_p * SUB_UNITS_PER_MINOR,
+        charged_minor=state.charged_minor + max(post_i, 0) + max(post_p, 0),
+    )
+    return AccrualResult(postings, new_state, cut_rule, (due_i - post_i) + (due_p - post_p))

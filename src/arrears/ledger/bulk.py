@@ -42,6 +42,16 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def roomy_joins(session: Session) -> None:
+    """Let this transaction's set-based joins hash a whole portfolio in memory (PostgreSQL only).
+
+    The default ``work_mem`` (4 MB) splits the hash of a million-row update into batches spilled to disk;
+    ``SET LOCAL`` ends with the caller's transaction.
+    """
+    if is_postgres(session):
+        session.connection().exec_driver_sql("SET LOCAL work_mem = '256MB'")
+
+
 def _driver(session: Session) -> Any:
     return session.connection().connection.driver_connection
 
@@ -135,12 +145,25 @@ def next_ids(session: Session, table: str, count: int) -> list[int]:
     if count == 0:
         return []
     if is_postgres(session):
-        ids = read_frame(
-            session,
-            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, {int(count)})",
-            {"id": pl.Int64()},
+        # Drawn on the server; when nobody else drew in between (the usual case) they are one run and only
+        # its ends cross the wire.
+        conn = session.connection()
+        conn.exec_driver_sql("DROP TABLE IF EXISTS ledger_tmp_ids")
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE ledger_tmp_ids ON COMMIT DROP AS"
+            f" SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, {int(count)})"
         )
-        return ids["id"].sort().to_list()
+        low, high = conn.exec_driver_sql("SELECT MIN(id), MAX(id) FROM ledger_tmp_ids").one()
+        if int(high) - int(low) + 1 == count:
+            ids = list(range(int(low), int(high) + 1))
+        else:
+            ids = (
+                read_frame(session, "SELECT id FROM ledger_tmp_ids", {"id": pl.Int64()})["id"]
+                .sort()
+                .to_list()
+            )
+        drop_temp(session, "ledger_tmp_ids")
+        return ids
     start = int(session.execute(text(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')).scalar_one()) + 1
     return list(range(start, start + count))
 

@@ -24,6 +24,7 @@ Invariants (tested in ``tests/unit/ledger``)
    paid).
 5. Each kind has a fixed sign: charges and accruals are positive, payments, waivers and write-offs are
    negative, reversals carry the negation of the posting they undo, credit postings sit on the credit bucket.
+   Adjustments (a re-imported balance that differs from the ledger's) take either sign.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class PostingKind(StrEnum):
     WRITE_OFF = "write_off"  # an uncollectable amount taken off the books
     REVERSAL = "reversal"  # undoes one named posting
     CREDIT = "credit"  # moves money into (negative) or out of (positive) the account's credit balance
+    ADJUSTMENT = "adjustment"  # a balance corrected by the creditor's file (a re-import), either sign
 
 
 _POSITIVE_KINDS = frozenset({PostingKind.CHARGE, PostingKind.ACCRUAL})

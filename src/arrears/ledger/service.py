@@ -29,25 +29,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from arrears import clock
-from arrears.enums import Component, FlagKind
+from arrears.enums import AccountStatus, Component, FlagKind, Product
 from arrears.errors import Conflict, NotFound, ValidationFailed
 from arrears.ledger import bulk
 from arrears.ledger import postings as core
 from arrears.ledger.accrual import (
+    REVERSAL_ACCRUAL_RULE,
+    AccountTerms,
     AccrualBase,
+    AccrualState,
     DayCount,
     RateBasis,
     Rounding,
+    accrue_reversed_principal,
 )
 from arrears.ledger.accrual_frame import accrue_frame
 from arrears.ledger.allocation import (
     OVERPAYMENT_RULE,
-    AccountBalance,
     AllocationPolicy,
-    allocate,
     load_policy,
 )
-from arrears.ledger.allocation_frame import allocate_single_accounts
+from arrears.ledger.allocation_frame import allocate_frame
 from arrears.ledger.caps import CapTable, LprTable, load_caps, load_lpr_table
 from arrears.ledger.schemas import AccrualRun, BalanceMismatch, PaymentOut, SplitOut
 from arrears.models import Account, AccountFlag, Creditor, LedgerSetting, Payment, Portfolio, Posting
@@ -257,6 +259,68 @@ def ensure_opening_postings(
     return opened.height
 
 
+IMPORT_RULE = "import"
+
+
+def post_import_adjustments(session: Session, *, portfolio_id: int, import_batch_id: int, on: date) -> int:
+    """Turn the balance changes a re-import made to accounts already in the ledger into postings.
+
+    The account import sets the balance columns to the creditor's figures and records each change in
+    ``import_change`` (old and new value). For an account already opened in the ledger those columns are
+    the cache of its postings, so each change becomes one ``adjustment`` posting of ``new - old`` on that
+    component, dated ``on`` (the import's as-of day), rule id ``import:<batch>``: the sum of the postings is
+    again the balance (DESIGN invariant 2) and the statement shows the correction. Changes to contract
+    interest, penalty interest and fees also move what counts against the cap (CN-30), never below zero.
+    Accounts not yet opened are left alone (their opening postings will carry the new figures). Returns
+    the number of postings written.
+    """
+    fields = ", ".join(f"'{COLUMN[c]}'" for c in COMPONENTS)
+    rows = bulk.read_frame(
+        session,
+        "SELECT c.entity_id, c.field, c.old_value, c.new_value FROM import_change c"
+        " JOIN account a ON a.id = c.entity_id"
+        f" WHERE c.import_batch_id = {int(import_batch_id)} AND c.entity = 'account'"
+        f" AND c.field IN ({fields}) AND a.portfolio_id = {int(portfolio_id)}"
+        " AND a.ledger_opened_on IS NOT NULL",
+        {"account_id": pl.Int64(), "field": pl.String(), "old": pl.String(), "new": pl.String()},
+    )
+    if rows.height == 0:
+        return 0
+    as_int = [pl.col(c).str.strip_chars().cast(pl.Int64, strict=False).fill_null(0) for c in ("new", "old")]
+    changes = rows.with_columns(
+        amount_minor=as_int[0] - as_int[1],
+        component=pl.col("field").str.strip_suffix("_minor"),
+    ).filter(pl.col("amount_minor") != 0)
+    postings = changes.sort("account_id", "component").select(
+        portfolio_id=pl.lit(portfolio_id, dtype=pl.Int64),
+        account_id="account_id",
+        component="component",
+        amount_minor="amount_minor",
+        kind=pl.lit(core.PostingKind.ADJUSTMENT.value),
+        effective_date=pl.lit(on, dtype=pl.Date),
+        rule_id=pl.lit(f"{IMPORT_RULE}:{int(import_batch_id)}"),
+    )
+    bulk.insert_frame(session, "posting", postings)
+    charged = (
+        changes.filter(pl.col("component").is_in(["interest", "penalty", "fees"]))
+        .group_by("account_id")
+        .agg(delta=pl.col("amount_minor").sum())
+    )
+    if charged.height:
+        bulk.temp_table(
+            session, "ledger_tmp_charged", {"account_id": pl.Int64(), "delta": pl.Int64()}, charged
+        )
+        session.execute(
+            text(
+                "UPDATE account SET charged_minor = CASE WHEN charged_minor + t.delta > 0"
+                " THEN charged_minor + t.delta ELSE 0 END"
+                " FROM ledger_tmp_charged t WHERE account.id = t.account_id"
+            )
+        )
+        bulk.drop_temp(session, "ledger_tmp_charged")
+    return postings.height
+
+
 # --- payments -------------------------------------------------------------------------------------------
 
 #: Columns of the frame `apply_payments` takes.
@@ -333,74 +397,6 @@ _POSTING_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _allocate_in_order(
-    rest: pl.DataFrame, accounts: pl.DataFrame, policy: AllocationPolicy
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Payments allocated one by one with `allocate`, each against the balances the previous ones left."""
-    debtors = rest["debtor_id"].unique().implode()
-    mine = accounts.filter(pl.col("debtor_id").is_in(debtors)).sort("id")
-    balances: dict[int, list[int]] = {}
-    terms: dict[int, tuple[Any, ...]] = {}
-    by_debtor: dict[int, list[int]] = defaultdict(list)
-    comp_cols = [COLUMN[c] for c in COMPONENTS]
-    for r in mine.iter_rows(named=True):
-        balances[r["id"]] = [r[c] for c in comp_cols]
-        terms[r["id"]] = (
-            r["due_date"],
-            bool(r["is_secured"]),
-            r["interest_rate_annual_ppm"] or 0,
-            r["penalty_rate_annual_ppm"] or 0,
-            r["currency"],
-        )
-        by_debtor[r["debtor_id"]].append(r["id"])
-    comp_index = {c: i for i, c in enumerate(COMPONENTS)}
-    cols: dict[str, list[Any]] = {k: [] for k in _POSTING_SCHEMA}
-    out: dict[str, list[int]] = {"payment_id": [], "allocated_minor": [], "credit_minor": []}
-
-    def add(
-        account: int, component: str | None, amount: int, kind: str, day: date, pid: int, rule: str
-    ) -> None:
-        for key, value in zip(
-            _POSTING_SCHEMA, (account, component, amount, kind, day, pid, rule), strict=True
-        ):
-            cols[key].append(value)
-
-    rows = rest.select("payment_id", "amount_minor", "received_on", "debtor_id", "account_id", "designation")
-    for payment_id, amount, received_on, debtor_id, account_id, designation in rows.iter_rows():
-        view = [
-            AccountBalance(a, dict(zip(COMPONENTS, balances[a], strict=True)), *terms[a])
-            for a in by_debtor[debtor_id]
-        ]
-        wanted = [int(x) for x in designation.split(",")] if designation else []
-        if account_id is not None and account_id not in wanted:
-            wanted.insert(0, account_id)
-        result = allocate(amount, view, policy, wanted or None, as_of=received_on)
-        for s in result.splits:
-            balances[s.account_id][comp_index[s.component]] -= s.amount_minor
-            add(
-                s.account_id,
-                s.component.value,
-                -s.amount_minor,
-                "payment",
-                received_on,
-                payment_id,
-                s.rule_id,
-            )
-        if result.credit_minor:
-            target = account_id if account_id is not None else result.credit_account_id
-            assert target is not None
-            add(target, None, -result.credit_minor, "credit", received_on, payment_id, OVERPAYMENT_RULE)
-        out["payment_id"].append(payment_id)
-        out["allocated_minor"].append(result.allocated_minor)
-        out["credit_minor"].append(result.credit_minor)
-    return (
-        pl.DataFrame(cols, schema=_POSTING_SCHEMA),
-        pl.DataFrame(
-            out, schema={"payment_id": pl.Int64, "allocated_minor": pl.Int64, "credit_minor": pl.Int64}
-        ),
-    )
-
-
 def apply_payments(
     session: Session,
     *,
@@ -421,6 +417,8 @@ def apply_payments(
     """
     cfg = ledger_config(session, portfolio_id=portfolio_id)
     _lock_portfolio(session, portfolio_id)
+    if payments.height > 10_000:
+        bulk.roomy_joins(session)
     payments = (
         payments.select(list(PAYMENT_IN_SCHEMA))
         .cast(pl.Schema(PAYMENT_IN_SCHEMA))
@@ -451,80 +449,43 @@ def apply_payments(
     )
     policy = cfg.policy
 
-    # The common case, set-based: a debtor with one account here and no designation beyond it. A debtor's
-    # several payments go in rounds (the first of each debtor, then the second ...), each round against the
-    # balances the previous one left.
-    one_account = accounts.group_by("debtor_id").agg(
-        pl.len().alias("_n"), pl.col("id").first().alias("_only")
+    # The whole batch at once (CN-27 across the debtor's accounts, CN-28 within each); a named account is
+    # the debtor's designation. A debtor's several payments go in rounds, in order.
+    splits, totals, _ = allocate_frame(
+        payments.select(
+            "payment_id", "debtor_id", "account_id", "designation", "amount_minor", "received_on"
+        ),
+        accounts,
+        policy,
     )
-    marked = payments.join(one_account, on="debtor_id", how="left", maintain_order="left")
-    is_simple = (
-        (pl.col("_n") == 1)
-        & pl.col("designation").is_null()
-        & (pl.col("account_id").is_null() | (pl.col("account_id") == pl.col("_only")))
+    posting_parts = [
+        splits.select(
+            "account_id",
+            "component",
+            amount_minor=-pl.col("amount_minor"),
+            kind=pl.lit(core.PostingKind.PAYMENT.value),
+            effective_date="received_on",
+            payment_id="payment_id",
+            rule_id="rule_id",
+        ),
+        totals.filter(pl.col("credit_minor") > 0)
+        .join(payments.select("payment_id", "received_on"), on="payment_id")
+        .select(
+            account_id="credit_account_id",
+            component=pl.lit(None, dtype=pl.String),
+            amount_minor=-pl.col("credit_minor"),
+            kind=pl.lit(core.PostingKind.CREDIT.value),
+            effective_date="received_on",
+            payment_id="payment_id",
+            rule_id=pl.lit(OVERPAYMENT_RULE),
+        ),
+    ]
+    payments = payments.join(
+        totals.select("payment_id", "allocated_minor", "credit_minor"),
+        on="payment_id",
+        how="left",
+        maintain_order="left",
     )
-    simple = marked.filter(is_simple).select(
-        "payment_id",
-        "amount_minor",
-        "received_on",
-        account_id=pl.col("_only"),
-        _round=pl.int_range(pl.len()).over("debtor_id"),
-    )
-    comp_cols = [COLUMN[c] for c in COMPONENTS]
-    current = accounts.select(pl.col("id").alias("account_id"), *comp_cols).join(
-        simple.select("account_id").unique(), on="account_id", how="semi"
-    )
-    posting_parts: list[pl.DataFrame] = []
-    outcome: list[pl.DataFrame] = []
-    rounds = int(simple.select(pl.col("_round").max()).item()) + 1 if simple.height else 0
-    for r in range(rounds):
-        batch = simple.filter(pl.col("_round") == r).join(current, on="account_id")
-        splits, totals = allocate_single_accounts(batch, policy)
-        posting_parts.append(
-            splits.select(
-                "account_id",
-                "component",
-                amount_minor=-pl.col("amount_minor"),
-                kind=pl.lit(core.PostingKind.PAYMENT.value),
-                effective_date="received_on",
-                payment_id="payment_id",
-                rule_id="rule_id",
-            )
-        )
-        posting_parts.append(
-            totals.filter(pl.col("credit_minor") > 0)
-            .join(batch.select("payment_id", "received_on"), on="payment_id")
-            .select(
-                "account_id",
-                component=pl.lit(None, dtype=pl.String),
-                amount_minor=-pl.col("credit_minor"),
-                kind=pl.lit(core.PostingKind.CREDIT.value),
-                effective_date="received_on",
-                payment_id="payment_id",
-                rule_id=pl.lit(OVERPAYMENT_RULE),
-            )
-        )
-        outcome.append(totals.select("payment_id", "allocated_minor", "credit_minor"))
-        if r + 1 < rounds:
-            paid = splits.group_by("account_id").agg(
-                *[
-                    pl.col("amount_minor").filter(pl.col("component") == c.value).sum().alias(c.value)
-                    for c in COMPONENTS
-                ]
-            )
-            current = (
-                current.join(paid, on="account_id", how="left")
-                .with_columns(*[pl.col(COLUMN[c]) - pl.col(c.value).fill_null(0) for c in COMPONENTS])
-                .select(current.columns)
-            )
-
-    # Everything else in order, one payment at a time through the pure `allocate` (CN-27 and CN-28).
-    rest = marked.filter(~is_simple.fill_null(False))
-    if rest.height:
-        posting_parts_rest, outcome_rest = _allocate_in_order(rest, accounts, policy)
-        posting_parts.append(posting_parts_rest)
-        outcome.append(outcome_rest)
-    payments = payments.join(pl.concat(outcome), on="payment_id", how="left", maintain_order="left")
     per_payment = payments.select("row", "payment_id", "allocated_minor", "credit_minor")
 
     payment_rows = payments.select(
@@ -556,7 +517,8 @@ def apply_payments(
     bulk.insert_frame(session, "payment", payment_rows)
     posting_rows = (
         pl.concat([part.cast(pl.Schema(_POSTING_SCHEMA)) for part in posting_parts])
-        .sort("payment_id", maintain_order=True)
+        # in account order: the (account, day) index then takes its entries page by page
+        .sort("account_id", "payment_id", maintain_order=True)
         .select(pl.lit(portfolio_id, dtype=pl.Int64).alias("portfolio_id"), *_POSTING_SCHEMA)
     )
     bulk.insert_frame(session, "posting", posting_rows)
@@ -739,6 +701,22 @@ def _replay(session: Session, stored: Payment, request_sha256: str | None) -> Pa
     return payment_view(session, payment_id=stored.id)
 
 
+def _of_payment(session: Session, payment: Payment) -> list[Any]:
+    """Conditions selecting a payment's postings through the index on (account, day).
+
+    A payment only ever posts to its debtor's accounts (and the account it named), on or after the day it
+    was received, so the lookup never needs an index on ``payment_id``.
+    """
+    accounts = set(session.scalars(select(Account.id).where(Account.debtor_id == payment.debtor_id)))
+    if payment.account_id is not None:
+        accounts.add(payment.account_id)
+    return [
+        Posting.account_id.in_(sorted(accounts)),
+        Posting.effective_date >= payment.received_on,
+        Posting.payment_id == payment.id,
+    ]
+
+
 def payment_view(session: Session, *, payment_id: int) -> PaymentOut:
     """A payment with every posting it made (splits) and, if reversed, the reversing postings."""
     payment = session.get(Payment, payment_id)
@@ -747,7 +725,7 @@ def payment_view(session: Session, *, payment_id: int) -> PaymentOut:
     rows = session.execute(
         select(Posting, Account.external_ref)
         .join(Account, Account.id == Posting.account_id)
-        .where(Posting.payment_id == payment_id)
+        .where(*_of_payment(session, payment))
         .order_by(Posting.id)
     ).all()
     splits = [_split(p, ref) for p, ref in rows if p.kind != core.PostingKind.REVERSAL.value]
@@ -830,7 +808,7 @@ def reverse_payment(
         raise ValidationFailed(
             "冲正日期早于还款日期 / a reversal cannot predate the payment", code="bad_reversal_date"
         )
-    touched = sorted(set(session.scalars(select(Posting.account_id).where(Posting.payment_id == payment_id))))
+    touched = sorted(set(session.scalars(select(Posting.account_id).where(*_of_payment(session, payment)))))
     ledger = account_postings(session, account_ids=touched)
     reversals = core.reverse_payment(ledger, str(payment_id), effective_date=reversed_on)
     rows = [
@@ -858,6 +836,21 @@ def reverse_payment(
         schema={"account_id": pl.Int64, "component": pl.String, "amount_minor": pl.Int64},
     )
     _apply_deltas(session, frame)
+    session.flush()
+    session.expire_all()
+    restored: dict[int, int] = defaultdict(int)
+    for r in rows:
+        if r.component == Component.PRINCIPAL.value:
+            restored[r.account_id] += r.amount_minor
+    if restored:
+        _accrue_restored_principal(
+            session,
+            cfg=ledger_config(session, portfolio_id=payment.portfolio_id),
+            restored=dict(restored),
+            paid_on=payment.received_on,
+            correction_date=reversed_on,
+            payment_id=payment_id,
+        )
     session.execute(
         update(Payment)
         .where(Payment.id == payment_id)
@@ -922,6 +915,97 @@ def post_adjustments(
     for account in accounts.values():
         session.expire(account)
     return rows
+
+
+def _accrue_restored_principal(
+    session: Session,
+    *,
+    cfg: LedgerConfig,
+    restored: dict[int, int],
+    paid_on: date,
+    correction_date: date,
+    payment_id: int,
+) -> None:
+    """Back-dated reversal: post the interest the restored principal earns on days already accrued.
+
+    See `accrual.accrue_reversed_principal` for the rule. Stop flags raised on an account count from the
+    day they were raised, as in the daily run.
+    """
+    flags = session.execute(
+        select(AccountFlag.account_id, AccountFlag.created_at).where(
+            AccountFlag.account_id.in_(sorted(restored)),
+            AccountFlag.cleared_at.is_(None),
+            AccountFlag.kind.in_([k.value for k in ACCRUAL_STOP_FLAGS]),
+        )
+    ).all()
+    flagged: dict[int, date] = {}
+    for account_id, created_at in flags:
+        day = clock.to_local(created_at, cfg.timezone).date()
+        flagged[account_id] = min(day, flagged.get(account_id, day))
+    for account_id, principal in sorted(restored.items()):
+        a = session.get(Account, account_id)
+        if a is None or a.origination_date is None:
+            continue
+        stops = [d for d in (a.accrual_stop_date, flagged.get(account_id)) if d is not None]
+        try:
+            product = Product(a.product)
+        except ValueError:
+            product = Product.OTHER
+        terms = AccountTerms(
+            account_id=a.id,
+            origination_date=a.origination_date,
+            original_principal_minor=a.original_principal_minor or a.principal_minor,
+            interest_rate_annual_ppm=a.interest_rate_annual_ppm or 0,
+            penalty_rate_annual_ppm=a.penalty_rate_annual_ppm or 0,
+            product=product,
+            rate_basis=cfg.rate_basis,
+            interest_base=cfg.interest_base,
+            penalty_base=cfg.penalty_base,
+            licensed_lender=cfg.licensed_lender,
+            status=AccountStatus(a.status) if a.status in set(AccountStatus) else AccountStatus.ACTIVE,
+            accrual_stop_date=min(stops) if stops else None,
+        )
+        state = AccrualState(
+            principal_minor=a.principal_minor,
+            accrued_through_date=a.accrued_through_date,
+            interest_carry_sub=a.interest_carry_sub,
+            penalty_carry_sub=a.penalty_carry_sub,
+            charged_minor=a.charged_minor,
+        )
+        result = accrue_reversed_principal(
+            terms,
+            state,
+            restored_principal_minor=principal,
+            overdue_amount_minor=a.overdue_amount_minor or 0,
+            due_date=a.due_date,
+            paid_on=paid_on,
+            correction_date=correction_date,
+            lpr_table=cfg.lpr,
+            caps=cfg.caps,
+            day_count=cfg.day_count,
+            rounding=cfg.rounding,
+        )
+        for posting in result.postings:
+            session.add(
+                Posting(
+                    portfolio_id=a.portfolio_id,
+                    account_id=a.id,
+                    component=posting.component.value if posting.component else None,
+                    amount_minor=posting.amount_minor,
+                    kind=posting.kind.value,
+                    effective_date=posting.effective_date,
+                    # named in the rule id, not as the payment's own posting (the payment's splits stay its own)
+                    rule_id=f"{REVERSAL_ACCRUAL_RULE}:{payment_id}"
+                    if posting.rule_id == REVERSAL_ACCRUAL_RULE
+                    else posting.rule_id,
+                )
+            )
+        a.interest_minor += result.amount(Component.INTEREST)
+        a.penalty_minor += result.amount(Component.PENALTY)
+        a.interest_carry_sub = result.state.interest_carry_sub
+        a.penalty_carry_sub = result.state.penalty_carry_sub
+        a.charged_minor = result.state.charged_minor
+    session.flush()
 
 
 # --- verification ---------------------------------------------------------------------------------------
@@ -1077,6 +1161,7 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
     """
     cfg = ledger_config(session, portfolio_id=portfolio_id)
     _lock_portfolio(session, portfolio_id)
+    bulk.roomy_joins(session)
     ensure_opening_postings(session, portfolio_id=portfolio_id)
     frame = accrual_frame_input(session, cfg)
     run = AccrualRun(portfolio_id=portfolio_id, as_of=as_of, accounts=frame.height)

@@ -55,6 +55,7 @@ LABELS: dict[str, dict[str, str]] = {
         "waiver": "减免",
         "write_off": "核销",
         "reversal": "冲正",
+        "adjustment": "调整",
         "page": "第 {n} 页",
     },
     "en": {
@@ -86,6 +87,7 @@ LABELS: dict[str, dict[str, str]] = {
         "waiver": "Waiver",
         "write_off": "Write-off",
         "reversal": "Reversal",
+        "adjustment": "Adjustment",
         "page": "Page {n}",
     },
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from arrears.models.base import Base, Timestamped
@@ -46,6 +46,14 @@ class Payment(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("portfolio_id", "reference"),
         Index("ix_payment_debtor_id", "debtor_id"),
+        # partial: file and manual payments leave it empty and add nothing to the index
+        Index(
+            "uq_payment_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -57,7 +65,7 @@ class Payment(Timestamped, Base):
     # The account the payer named (借据号), if any: the debtor's designation under CN-27.
     account_id: Mapped[int | None] = mapped_column(Integer)
     reference: Mapped[str] = mapped_column(String(100))
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_sha256: Mapped[str | None] = mapped_column(String(64))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -69,7 +77,7 @@ class Payment(Timestamped, Base):
     allocated_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     credit_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     collector: Mapped[str | None] = mapped_column(String(64))
-    import_batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    import_batch_id: Mapped[int | None] = mapped_column(Integer)
     reversed_on: Mapped[date | None] = mapped_column(Date)
     reversed_at: Mapped[datetime | None] = mapped_column()
     reversal_reason: Mapped[str | None] = mapped_column(Text)
@@ -85,7 +93,15 @@ class Posting(Timestamped, Base):
     __tablename__ = "posting"
     __table_args__ = (
         Index("ix_posting_account_id_effective_date", "account_id", "effective_date"),
-        Index("ix_posting_payment_id", "payment_id"),
+        # Partial: only reversals fill it. No index on payment_id: a payment's postings are found through
+        # its debtor's accounts (the index above), which keeps a million-row payment file cheaper to write.
+        Index(
+            "uq_posting_reverses_posting_id",
+            "reverses_posting_id",
+            unique=True,
+            postgresql_where=text("reverses_posting_id IS NOT NULL"),
+            sqlite_where=text("reverses_posting_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -100,5 +116,5 @@ class Posting(Timestamped, Base):
     payment_id: Mapped[int | None] = mapped_column(BigInteger)
     # Unique: nothing is reversed twice. The target's existence and mirror amount are checked by the
     # service (`postings.check_ledger`) before the reversal is written.
-    reverses_posting_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    reverses_posting_id: Mapped[int | None] = mapped_column(BigInteger)
     rule_id: Mapped[str | None] = mapped_column(String(80))

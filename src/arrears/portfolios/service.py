@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from arrears import clock, money
 from arrears.errors import Conflict, NotFound, ValidationFailed
+from arrears.ledger import service as ledger_service
 from arrears.models import Creditor, ImportBatch, Portfolio
 from arrears.portfolios import staging
 from arrears.portfolios.fields import BALANCE_FIELDS, FIELDS, INSTALMENT_PRODUCTS, REQUIRED_COLUMNS
@@ -321,6 +322,10 @@ def import_accounts(
             merger.update_debtors()
             merger.create_cases()
             changed = merger.update_accounts()
+            # balances the ledger already holds change through adjustment postings, never silently
+            ledger_service.post_import_adjustments(
+                session, portfolio_id=portfolio.id, import_batch_id=batch.id, on=as_of
+            )
             merger.create_accounts()
             merger.write_instalments(bool(changed & SCHEDULE_FIELDS))
             merger.write_contact_points()

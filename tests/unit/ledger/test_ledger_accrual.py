@@ -23,6 +23,7 @@ from arrears.ledger.accrual import (
     Rounding,
     accrual_window,
     accrue,
+    accrue_reversed_principal,
     cap_headroom,
     days_30_360,
 )
@@ -289,3 +290,81 @@ def test_a_gap_after_the_last_accrued_day_is_refused() -> None:
     state = AccrualState(1_000_000, accrued_through_date=date(2024, 3, 1))
     with pytest.raises(ValidationFailed):
         run(terms(), state, date(2024, 3, 5), date(2024, 3, 6))
+
+
+# -- back-dated reversal ---------------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    principal=st.integers(1, 10**9),
+    paid=st.integers(1, 10**9),
+    rate=st.integers(0, 300_000),
+    penalty=st.integers(0, 300_000),
+    floating=st.booleans(),
+    start=st.integers(0, 20),
+    days=st.integers(0, 15),
+    day_count=st.sampled_from(list(DayCount)),
+    rounding=st.sampled_from(list(Rounding)),
+)
+def test_a_reversed_principal_catches_up_exactly_what_the_unpaid_account_accrued(
+    principal: int,
+    paid: int,
+    rate: int,
+    penalty: int,
+    floating: bool,
+    start: int,
+    days: int,
+    day_count: DayCount,
+    rounding: Rounding,
+) -> None:
+    # Paid on some day of October 2024 (the LPR falls on 2024-10-21, inside many windows), accrued on the
+    # reduced principal for a few days, then reversed: the catch-up brings the account to the same amounts,
+    # carries and charged total as an account that was never paid.
+    paid = min(paid, principal)
+    t = terms(
+        interest_rate_annual_ppm=rate,
+        penalty_rate_annual_ppm=penalty,
+        penalty_base=AccrualBase.OVERDUE_PRINCIPAL,
+        rate_basis=RateBasis.LPR_1Y if floating else RateBasis.FIXED,
+        licensed_lender=True,
+    )
+    paid_on = date(2024, 10, 1) + timedelta(days=start)
+    last = paid_on + timedelta(days=days)
+    before = AccrualState(
+        principal, overdue_principal_minor=principal, accrued_through_date=paid_on - timedelta(days=1)
+    )
+    never_paid = accrue(t, before, paid_on, last, LPR, None, day_count, rounding)
+    reduced = accrue(
+        t,
+        replace(before, principal_minor=principal - paid, overdue_principal_minor=principal - paid),
+        paid_on,
+        last,
+        LPR,
+        None,
+        day_count,
+        rounding,
+    )
+    restored = replace(reduced.state, principal_minor=principal, overdue_principal_minor=principal)
+    catch_up = accrue_reversed_principal(
+        t,
+        restored,
+        restored_principal_minor=paid,
+        overdue_amount_minor=principal,
+        due_date=date(2024, 6, 30),
+        paid_on=paid_on,
+        correction_date=last + timedelta(days=1),
+        lpr_table=LPR,
+        caps=None,
+        day_count=day_count,
+        rounding=rounding,
+    )
+    for c in (INT, PEN):
+        assert reduced.amount(c) + catch_up.amount(c) == never_paid.amount(c)
+    assert catch_up.state.interest_carry_sub == never_paid.state.interest_carry_sub
+    assert catch_up.state.penalty_carry_sub == never_paid.state.penalty_carry_sub
+    assert catch_up.state.charged_minor == never_paid.state.charged_minor
+    assert all(
+        p.effective_date == last + timedelta(days=1) and p.rule_id == "reversal_accrual"
+        for p in catch_up.postings
+    )
