@@ -1,6 +1,7 @@
 """Account import: rows/s, peak memory and the ratio to a raw PostgreSQL COPY of the same rows.
 
-    python -m bench import_bench            # 1,000,000 rows (BENCH_ROWS to change)
+    python -m bench import_bench                   # 1,000,000 rows
+    BENCH_SCALE=0.1 python -m bench import_bench   # 100,000 (BENCH_ROWS=n for an exact count)
 
 The floor is measured in the same run: the rows the import wrote (debtors, contact points, accounts,
 instalments) are copied out and COPY-ed into bare tables of the same shape without indexes. The import is
@@ -23,7 +24,7 @@ import numpy as np
 from sqlalchemy import create_engine, text
 
 PG_URL = os.environ.get("ARREARS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+ROWS = int(os.environ.get("BENCH_ROWS") or 1_000_000 * float(os.environ.get("BENCH_SCALE", "1")))
 AS_OF = date(2026, 11, 1)
 HEADERS = [
     "借据号",

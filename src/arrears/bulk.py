@@ -7,6 +7,7 @@ session's connection and so joins the caller's transaction; nothing here commits
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,12 +36,42 @@ def timestamp_literal(session: Session, moment: datetime) -> str:
     return utc.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def write_frame(session: Session, table: str, df: pl.DataFrame) -> int:
-    """Append a frame's rows to ``table`` (columns by name); returns the number of rows written."""
+Constant = int | str | bool | None
+
+
+def _literal(value: Constant) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
+def write_frame(
+    session: Session,
+    table: str,
+    df: pl.DataFrame,
+    *,
+    constants: Mapping[str, Constant] | None = None,
+    skip_null_columns: bool = False,
+) -> int:
+    """Append a frame's rows to ``table`` (columns by name); returns the number of rows written.
+
+    ``constants`` are columns with one value for every row: SQLite gets them as literals in the statement,
+    so Python binds only the varying values. ``skip_null_columns`` leaves out columns that are null in every
+    row (the database then applies the column's default: use it only where that is NULL).
+    """
     if df.height == 0:
         return 0
-    columns = ", ".join(f'"{c}"' for c in df.columns)
+    constants = dict(constants or {})
+    if skip_null_columns:
+        df = df.select([c for c in df.columns if df[c].null_count() < df.height])
     if is_postgres(session):
+        if constants:
+            df = df.with_columns([pl.lit(v).alias(k) for k, v in constants.items()])
+        columns = ", ".join(f'"{c}"' for c in df.columns)
         buf = io.BytesIO()
         df.write_csv(buf, include_header=False, null_value="")
         sql = f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)'
@@ -51,10 +82,11 @@ def write_frame(session: Session, table: str, df: pl.DataFrame) -> int:
         [pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Date()]
         + [pl.col(c).cast(pl.Int8) for c, t in df.schema.items() if t == pl.Boolean()]
     )
-    placeholders = ", ".join("?" for _ in df.columns)
+    columns = ", ".join(f'"{c}"' for c in [*prepared.columns, *constants])
+    values = ", ".join(["?"] * prepared.width + [_literal(v) for v in constants.values()])
     cur = _driver(session).cursor()
     try:
-        cur.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({placeholders})', prepared.iter_rows())
+        cur.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({values})', prepared.iter_rows())
     finally:
         cur.close()
     return df.height

@@ -206,7 +206,8 @@ def write(
     now: datetime,
 ) -> MergeCounts:
     """Write the staged chunks (spilled to `parts`) into debtor, case, account, instalment, flag, contact."""
-    ts = pl.lit(bulk.timestamp_literal(session, now))
+    ts = bulk.timestamp_literal(session, now)
+    stamps: dict[str, bulk.Constant] = {"created_at": ts, "updated_at": ts}
     ids = the_plan.rows.select(
         "row_no", "debtor_key", "debtor_id", "case_id", "account_id", "first_of_debtor"
     )
@@ -214,10 +215,12 @@ def write(
     contacts: list[pl.DataFrame] = []
     for path in parts:
         stage = pl.read_ipc(path).drop("debtor_key")  # the plan's key is the resolved one
-        c = stage.join(
-            ids.filter(pl.col("row_no").is_between(stage["row_no"].min(), stage["row_no"].max())), on="row_no"
-        )
+        if stage.height == 0:
+            continue
+        span = pl.col("row_no").is_between(stage["row_no"].min(), stage["row_no"].max())
+        c = stage.join(ids.filter(span), on="row_no")
         first = c.filter(pl.col("first_of_debtor"))
+        # none of these columns has a database default, so a column null in every row can be left out
         counts.debtors_created += bulk.write_frame(
             session,
             "debtor",
@@ -236,37 +239,24 @@ def write(
                 declared_monthly_income_minor="monthly_income_minor",
                 declared_assets="declared_assets",
                 preferred_language="preferred_language",
-                created_at=ts,
-                updated_at=ts,
             ),
+            constants=stamps,
+            skip_null_columns=True,
         )
         counts.cases_created += bulk.write_frame(
             session,
             "case",
-            first.select(
-                id="case_id",
-                portfolio_id=pl.lit(portfolio_id, dtype=pl.Int64),
-                debtor_id="debtor_id",
-                status=pl.lit("open"),
-                created_at=ts,
-                updated_at=ts,
-            ),
+            first.select(id="case_id", debtor_id="debtor_id"),
+            constants={"portfolio_id": portfolio_id, "status": "open", **stamps},
         )
         counts.accounts_created += bulk.write_frame(
             session,
             "account",
             c.select(
-                pl.col("account_id").alias("id"),
-                pl.lit(portfolio_id, dtype=pl.Int64).alias("portfolio_id"),
-                "case_id",
-                "debtor_id",
-                "external_ref",
-                pl.lit(currency).alias("currency"),
-                pl.lit("active").alias("status"),
-                *ACCOUNT_FIELDS,
-                ts.alias("created_at"),
-                ts.alias("updated_at"),
+                pl.col("account_id").alias("id"), "case_id", "debtor_id", "external_ref", *ACCOUNT_FIELDS
             ),
+            constants={"portfolio_id": portfolio_id, "currency": currency, "status": "active", **stamps},
+            skip_null_columns=True,
         )
         inst = instalment_rows(stage)
         if inst.height:
@@ -274,29 +264,25 @@ def write(
                 session,
                 "instalment",
                 inst.join(c.select("row_no", "account_id"), on="row_no").select(
-                    "account_id", "seq", "due_date", "amount_minor", created_at=ts, updated_at=ts
+                    "account_id", "seq", "due_date", "amount_minor"
                 ),
+                constants=stamps,
             )
         counts.flags_created += bulk.write_frame(
             session,
             "account_flag",
             c.filter(pl.col("hold").is_not_null()).select(
-                "account_id",
-                "case_id",
-                kind="hold",
-                reason="hold_reason",
-                source=pl.lit("import"),
-                created_at=ts,
-                updated_at=ts,
+                "account_id", "case_id", kind="hold", reason="hold_reason"
             ),
+            constants={"source": "import", **stamps},
         )
         contacts.append(_contact_candidates(c))
         del stage, c, first
-    counts.contact_points_created = _write_contacts(session, contacts, ts)
+    counts.contact_points_created = _write_contacts(session, contacts, stamps)
     return counts
 
 
-def _write_contacts(session: Session, frames: list[pl.DataFrame], ts: pl.Expr) -> int:
+def _write_contacts(session: Session, frames: list[pl.DataFrame], stamps: dict[str, bulk.Constant]) -> int:
     if not frames:
         return 0
     grouped = (
@@ -309,26 +295,25 @@ def _write_contacts(session: Session, frames: list[pl.DataFrame], ts: pl.Expr) -
             verified=pl.col("verified").max(),
         )
         .sort("debtor_id", "kind", "value", "owner_relation")
-        .select(
-            "debtor_id",
-            "kind",
-            "value",
-            "extension",
-            "owner_relation",
-            "owner_name",
-            "debt_related",
-            "verified",
-            is_valid=pl.lit(True),
-            source=pl.lit("import"),
+        .with_columns(
             timezone=pl.when(pl.col("value").str.starts_with("+86")).then(pl.lit("Asia/Shanghai")),
-            consent_to_contact=pl.lit(False),
-            opted_out=pl.lit(False),
-            created_at=ts,
-            updated_at=ts,
         )
     )
     frames.clear()
+    constants: dict[str, bulk.Constant] = {
+        "is_valid": True,
+        "source": "import",
+        "consent_to_contact": False,
+        "opted_out": False,
+        **stamps,
+    }
     written = 0
     for offset in range(0, grouped.height, 200_000):
-        written += bulk.write_frame(session, "contact_point", grouped.slice(offset, 200_000))
+        written += bulk.write_frame(
+            session,
+            "contact_point",
+            grouped.slice(offset, 200_000),
+            constants=constants,
+            skip_null_columns=True,
+        )
     return written
