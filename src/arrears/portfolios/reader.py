@@ -37,6 +37,21 @@ class SourceFile:
         else:
             yield from _csv_chunks(self._utf8_path or self.path, self.headers, chunk_rows, self.path.name)
 
+    def estimated_rows(self) -> int | None:
+        """Data rows the file holds, for a progress bar: counted lines (a quoted line break counts twice),
+        or the worksheet's recorded dimension; None when the workbook does not record it."""
+        if self.encoding == "xlsx":
+            return _xlsx_dimension_rows(self.path)
+        lines = 0
+        last = b"\n"
+        with (self._utf8_path or self.path).open("rb") as fh:
+            while block := fh.read(_BLOCK):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        if last != b"\n":
+            lines += 1
+        return max(lines - 1, 0)
+
     def close(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -215,6 +230,17 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[object, ...]]:
     try:
         ws = wb.worksheets[0]
         yield from ws.iter_rows(values_only=True)
+    finally:
+        wb.close()
+
+
+def _xlsx_dimension_rows(path: Path) -> int | None:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = wb.worksheets[0].max_row
+        return max(rows - 1, 0) if rows else None
     finally:
         wb.close()
 

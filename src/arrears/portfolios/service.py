@@ -29,6 +29,8 @@ from arrears.portfolios.reader import open_source
 from arrears.portfolios.validate import ISSUE_SCHEMA, STAGE_SCHEMA, ChunkContext, validate_chunk
 
 Progress = Callable[[int], None]
+# Told the import's phase: "validate" (with the file's estimated rows) then "write".
+Phase = Callable[[str, int | None], None]
 
 
 @dataclass
@@ -202,6 +204,7 @@ def import_accounts(
     created_by: str | None = None,
     now: datetime | None = None,
     allow_direct: bool = True,
+    phase: Phase | None = None,
 ) -> ImportReport:
     """Import an account file into a portfolio: all rows or none.
 
@@ -236,6 +239,8 @@ def import_accounts(
             if session.get_bind().dialect.name == "postgresql":
                 # one import per portfolio at a time
                 session.execute(select(Portfolio.id).where(Portfolio.id == portfolio.id).with_for_update())
+            if phase:
+                phase("validate", source.estimated_rows())
             with tempfile.TemporaryDirectory(prefix="arrears-import-") as spill:
                 parts: list[Path] = []
                 key_frames: list[pl.DataFrame] = []
@@ -271,6 +276,8 @@ def import_accounts(
                 )
                 session.add(batch)
                 session.flush()  # on SQLite this takes the write lock the direct path's ids rely on
+                if phase:
+                    phase("write", None)
                 resolved: pl.DataFrame | None = None
                 if allow_direct and direct.portfolio_is_empty(session, portfolio_id=portfolio.id):
                     resolved = direct.debtor_keys(keys)
