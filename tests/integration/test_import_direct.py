@@ -217,6 +217,9 @@ def test_first_import_direct_and_merged_leave_the_same_rows(session: Session, tm
     for table, content in merged["state"].items():
         assert direct["state"][table] == content, table
     assert len(direct["state"]["instalment"]) == 15
+    # D003 (no ID, row 4) joins D004's ID by mobile: the debtor still carries the ID number
+    li = [d for d in direct["state"]["debtor"] if d[0] == f"id:resident_id:{ID_B}"]
+    assert li and li[0][3:5] == ("resident_id", ID_B)
     assert len(direct["state"]["account_flag"]) == 1
 
 

@@ -70,7 +70,7 @@ def duplicate_refs(keys: pl.DataFrame) -> list[tuple[int, str, int]]:
 
 
 def debtor_keys(keys: pl.DataFrame) -> pl.DataFrame:
-    """row_no -> the debtor key the row resolves to within the file.
+    """row_no -> the debtor key the row resolves to within the file (and whether the row has an ID).
 
     A row without an ID number joins a row of the same file that has one and the same verified mobile
     (the smallest such key, as the set-based merge picks it).
@@ -84,6 +84,7 @@ def debtor_keys(keys: pl.DataFrame) -> pl.DataFrame:
     )
     return keys.join(with_id, on="mobile", how="left").select(
         "row_no",
+        has_id=pl.col("national_id").is_not_null(),
         debtor_key=pl.when(
             pl.col("national_id").is_null() & pl.col("mobile_verified") & pl.col("id_key").is_not_null()
         )
@@ -108,7 +109,7 @@ def matches_stored_debtors(session: Session, *, keys: pl.DataFrame, resolved: pl
     if conn.exec_driver_sql("SELECT 1 FROM debtor LIMIT 1").first() is None:
         return False
     link = keys.select("row_no", "external_ref", "id_type", "national_id", "mobile", "mobile_verified").join(
-        resolved, on="row_no"
+        resolved.select("row_no", "debtor_key"), on="row_no"
     )
     staging.stage_link.drop(conn, checkfirst=True)
     staging.stage_link.create(conn)
@@ -137,7 +138,11 @@ class Plan:
 
 
 def plan(session: Session, resolved: pl.DataFrame) -> Plan:
-    rows = resolved.with_columns(first_row=pl.col("row_no").min().over("debtor_key"))
+    # a debtor is written from its first row that carries the ID number, else from its first row
+    with_id = pl.when(pl.col("has_id")).then(pl.col("row_no"))
+    rows = resolved.with_columns(
+        first_row=pl.coalesce(with_id.min().over("debtor_key"), pl.col("row_no").min().over("debtor_key"))
+    ).drop("has_id")
     debtors = rows.filter(pl.col("row_no") == pl.col("first_row")).sort("row_no").select("debtor_key")
     debtors = debtors.with_columns(
         debtor_id=bulk.reserve_ids(session, "debtor", debtors.height),

@@ -174,8 +174,9 @@ class Merger:
             " ELSE s.id_type END, s.national_id, s.date_of_birth, s.gender, s.address, s.employer_name,"
             " s.employer_address, s.monthly_income_minor, s.declared_assets, s.preferred_language, NULL,"
             " :now, :now FROM stage_account s JOIN ("
-            "  SELECT debtor_key, MIN(row_no) AS row_no FROM stage_link WHERE debtor_id IS NULL"
-            "  GROUP BY debtor_key) f ON f.row_no = s.row_no"
+            # the debtor's first row that carries the ID number (a row without one may join it by mobile)
+            "  SELECT debtor_key, COALESCE(MIN(CASE WHEN national_id IS NOT NULL THEN row_no END), MIN(row_no))"
+            "  AS row_no FROM stage_link WHERE debtor_id IS NULL GROUP BY debtor_key) f ON f.row_no = s.row_no"
         )
         self._x(
             "UPDATE stage_link SET debtor_id = d.id, new_debtor = TRUE FROM debtor d"
