@@ -244,7 +244,7 @@ def write(
                 declared_monthly_income_minor="monthly_income_minor",
                 declared_assets="declared_assets",
                 preferred_language="preferred_language",
-            ),
+            ).sort("dedup_key"),  # in key order the unique key's index is filled page by page
             constants=stamps,
             skip_null_columns=True,
         )
