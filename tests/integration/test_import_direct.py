@@ -17,13 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from arrears.errors import Conflict
-from arrears.portfolios import service
+from arrears.portfolios import direct, service
 
 AS_OF = date(2025, 7, 1)
 NOW = datetime(2025, 7, 1, 2, 30, tzinfo=UTC)
-ID_A = "11010519491231002X"
-ID_B = "440524198001010013"
-ID_C = "110105199003070017"
+# IDs and numbers no other test uses: a debtor another test left in the database would send the import
+# down the merge (as it should), and then the two paths would not both be tested.
+ID_A = "110105197503141230"
+ID_B = "440524198809094563"
+ID_C = "110105199202117893"
 HEADERS = [
     "external_ref",
     "name",
@@ -68,20 +70,20 @@ def rows() -> list[list[str]]:
             external_ref="D001",
             name="张三",
             national_id=ID_A,
-            mobile="13800138000",
+            mobile="13812340001",
             product="credit_card",
             principal="1234.50",
             interest="12.00",
             due_date="2025-05-01",
             address="北京市朝阳区建国路1号",
-            email="Zhang@Example.com",
-            landline="010-12345678转123",
+            email="Zhang.Direct@Example.com",
+            landline="010-12340008转123",
             ec1_name="张父",
             ec1_relation="relative",
-            ec1_phone="13600002222",
+            ec1_phone="13612340005",
             ec2_name="赵保",
             ec2_relation="guarantor",
-            ec2_phone="021-87654321",
+            ec2_phone="021-87650001",
             hold="dispute",
             hold_reason="客户称已还款",
         ),
@@ -89,19 +91,19 @@ def rows() -> list[list[str]]:
             external_ref="D002",
             name="张三丰",
             national_id=ID_A,
-            mobile="13800138000",
+            mobile="13812340001",
             product="consumer_loan",
             principal="500",
             due_date="2025-06-01",
             origination_date="2024-01-01",
             ec1_name="张大",
             ec1_relation="relative",
-            ec1_phone="13600002222",
+            ec1_phone="13612340005",
         ),
         row(
             external_ref="D003",
             name="李四",
-            mobile="13900001111",
+            mobile="13912340002",
             product="credit_card",
             principal="50",
             due_date="2025-06-01",
@@ -110,7 +112,7 @@ def rows() -> list[list[str]]:
             external_ref="D004",
             name="李四",
             national_id=ID_B,
-            mobile="13900001111",
+            mobile="13912340002",
             product="instalment_loan",
             principal="1200",
             fees="30",
@@ -123,17 +125,17 @@ def rows() -> list[list[str]]:
         row(
             external_ref="D005",
             name="周七",
-            mobile="13700002222",
+            mobile="13712340003",
             product="credit_card",
             principal="80",
             due_date="2025-04-20",
-            email="zhou@example.com",
+            email="zhou.direct@example.com",
         ),
         row(
             external_ref="D006",
             name="王五",
             national_id=ID_C,
-            mobile="+86 137-0000-1111",
+            mobile="+86 137-1234-0004",
             product="bnpl",
             principal="300",
             due_date="2025-04-20",
@@ -142,7 +144,7 @@ def rows() -> list[list[str]]:
             first_instalment_date="2025-02-28",
             ec1_name="王妻",
             ec1_relation="spouse",
-            ec1_phone="13600003333",
+            ec1_phone="13612340006",
         ),
     ]
 
@@ -185,8 +187,21 @@ def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def both_ways(session: Session, tmp_path: Path, files: list[list[list[str]]]) -> list[dict[str, Any]]:
-    """Import `files` in order on each path; return the snapshot and the reports' counts of each."""
+def both_ways(
+    session: Session, tmp_path: Path, files: list[list[list[str]]], monkeypatch: pytest.MonkeyPatch
+) -> list[dict[str, Any]]:
+    """Import `files` in order on each path; return the snapshot and the reports' counts of each.
+
+    The first file must take the direct path when allowed (checked), every later one the merge.
+    """
+    written: list[int] = []
+    real_write = direct.write
+
+    def counting_write(*args: Any, **kwargs: Any) -> Any:
+        written.append(1)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(direct, "write", counting_write)
     results = []
     for allow_direct in (True, False):
         nested = session.begin_nested()
@@ -206,39 +221,42 @@ def both_ways(session: Session, tmp_path: Path, files: list[list[list[str]]]) ->
         service.verify_references(session)
         results.append({"state": snapshot(session), "counts": counts})
         nested.rollback()
+        assert len(written) == 1, "the first import takes the direct path only when allowed"
     return results
 
 
-def test_first_import_direct_and_merged_leave_the_same_rows(session: Session, tmp_path: Path) -> None:
-    direct, merged = both_ways(session, tmp_path, [rows()])
-    assert direct["counts"] == merged["counts"]
-    assert direct["counts"][0].accounts_created == 6
-    assert direct["counts"][0].debtors_created == 4  # ID_A twice; D003 joins ID_B by its verified mobile
+def test_first_import_direct_and_merged_leave_the_same_rows(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, merged = both_ways(session, tmp_path, [rows()], monkeypatch)
+    assert fast["counts"] == merged["counts"]
+    assert fast["counts"][0].accounts_created == 6
+    assert fast["counts"][0].debtors_created == 4  # ID_A twice; D003 joins ID_B by its verified mobile
     for table, content in merged["state"].items():
-        assert direct["state"][table] == content, table
-    assert len(direct["state"]["instalment"]) == 15
+        assert fast["state"][table] == content, table
+    assert len(fast["state"]["instalment"]) == 15
     # D003 (no ID, row 4) joins D004's ID by mobile: the debtor still carries the ID number
-    li = [d for d in direct["state"]["debtor"] if d[0] == f"id:resident_id:{ID_B}"]
+    li = [d for d in fast["state"]["debtor"] if d[0] == f"id:resident_id:{ID_B}"]
     assert li and li[0][3:5] == ("resident_id", ID_B)
-    assert len(direct["state"]["account_flag"]) == 1
+    assert len(fast["state"]["account_flag"]) == 1
 
 
 def test_reimport_and_update_after_a_direct_first_import_match_the_merge(
-    session: Session, tmp_path: Path
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     changed = rows()
     changed[0][HEADERS.index("principal")] = "1000.00"  # balance change
     changed[3][HEADERS.index("instalment_count")] = "6"  # schedule change
     changed[4][HEADERS.index("ec1_name")] = "周母"  # new third party for a stored debtor
-    changed[4][HEADERS.index("ec1_phone")] = "13600004444"
+    changed[4][HEADERS.index("ec1_phone")] = "13612340007"
     changed.append(changed[0][:])
     changed[-1][HEADERS.index("external_ref")] = "D007"  # new account of a stored debtor
-    direct, merged = both_ways(session, tmp_path, [rows(), rows(), changed])
-    assert direct["counts"] == merged["counts"]
-    assert direct["counts"][1].accounts_unchanged == 6 and direct["counts"][1].changes == 0
-    assert direct["counts"][2].accounts_updated == 2 and direct["counts"][2].accounts_created == 1
+    fast, merged = both_ways(session, tmp_path, [rows(), rows(), changed], monkeypatch)
+    assert fast["counts"] == merged["counts"]
+    assert fast["counts"][1].accounts_unchanged == 6 and fast["counts"][1].changes == 0
+    assert fast["counts"][2].accounts_updated == 2 and fast["counts"][2].accounts_created == 1
     for table, content in merged["state"].items():
-        assert direct["state"][table] == content, table
+        assert fast["state"][table] == content, table
 
 
 def test_direct_import_rejects_a_repeated_reference_and_writes_nothing(
