@@ -22,8 +22,8 @@ def run_migrations_online() -> None:
         if sqlite:
             # Batch migrations re-create a table; with foreign keys on, dropping the old table would fail
             # for the rows that reference it (the setting cannot change inside a transaction).
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.commit()
+            # outside any transaction (where SQLite ignores it): straight on the driver's connection
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         try:
             with connection.begin():
                 context.configure(
@@ -39,8 +39,7 @@ def run_migrations_online() -> None:
                         raise RuntimeError(f"migration left broken references: {broken[:5]}")
         finally:
             if sqlite:
-                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-                connection.commit()
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 if context.is_offline_mode():
