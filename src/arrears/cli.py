@@ -156,12 +156,23 @@ def import_accounts(
                 dry_run=dry_run,
                 as_of=as_of_date,
                 progress=lambda n: bar.advance(task, n),
+                phase=_import_phase(bar, task, file.name),
                 chunk_rows=get_settings().import_chunk_rows,
             )
         _print_import(result, report)
         if result.status == "rejected":
             session.rollback()
             raise typer.Exit(1)
+
+
+def _import_phase(bar: Progress, task: Any, name: str) -> Any:
+    def phase(step: str, rows: int | None) -> None:
+        if step == "validate":
+            bar.update(task, description=f"校验 validate {name}", total=rows)
+        else:
+            bar.update(task, description=f"写入 write {name}")
+
+    return phase
 
 
 def _progress() -> Progress:

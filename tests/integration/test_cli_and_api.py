@@ -43,6 +43,21 @@ def test_bad_input_gets_one_clear_line_and_no_traceback(tmp_path: Path) -> None:
     assert "map.toml" in r.stderr and "nonsense" in r.stderr
 
 
+def test_unterminated_quote_is_one_line_naming_the_row(tmp_path: Path) -> None:
+    assert run_cli(["portfolio", "create", "p", "--creditor", "银行"], tmp_path).returncode == 0
+    (tmp_path / "q.csv").write_text(
+        "借据号,姓名,产品类型,逾期金额,到期日\n"
+        "A1,张三,信用卡,100,2025-06-01\n"
+        'A2,"李四,信用卡,100,2025-06-01\n'
+        "A3,王五,信用卡,100,2025-06-01\n",
+        encoding="utf-8",
+    )
+    r = run_cli(["import", "accounts", "q.csv"], tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr + r.stdout
+    assert "第 3 行（文件第 3 行）引号未闭合" in r.stderr and "row 3 (line 3): unterminated quote" in r.stderr
+
+
 def test_rejected_import_writes_a_report_naming_the_bad_row(tmp_path: Path) -> None:
     assert run_cli(["portfolio", "create", "p", "--creditor", "银行"], tmp_path).returncode == 0
     (tmp_path / "a.csv").write_text(

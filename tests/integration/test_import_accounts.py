@@ -161,7 +161,10 @@ def test_fixed_file_imports_then_reimport_changes_nothing_then_update_changes_ex
     assert acc.principal_minor == 123450  # full-width digits and ¥ parsed exactly
     assert acc.due_date == date(2025, 5, 23)  # Excel serial 45800 (45658 is 2025-01-01)
     inst = session.scalars(
-        select(Instalment).join(Account).where(Account.external_ref == "LN0003").order_by(Instalment.seq)
+        select(Instalment)
+        .join(Instalment.account)
+        .where(Account.external_ref == "LN0003")
+        .order_by(Instalment.seq)
     ).all()
     assert [i.due_date for i in inst[:2]] == [date(2025, 1, 31), date(2025, 2, 28)]
     assert len(inst) == 12 and sum(i.amount_minor for i in inst) == 12 * 10000

@@ -9,6 +9,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from arrears.models.base import Base, Timestamped
 
+# The account import writes cases, accounts and instalments a million at a time: on PostgreSQL a database
+# foreign key costs a trigger call per written row (the largest part of the import's time when it had them).
+# The import writes these references only to rows it created or read in the same transaction, and
+# `portfolios.service.verify_references` checks them; the relationships below name their joins instead.
+
 
 class Case(Timestamped, Base):
     """The collection file of one debtor within one portfolio."""
@@ -17,15 +22,17 @@ class Case(Timestamped, Base):
     __table_args__ = (UniqueConstraint("portfolio_id", "debtor_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
-    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtor.id"), index=True)
+    portfolio_id: Mapped[int] = mapped_column(Integer)  # portfolio.id (no database FK, see above)
+    debtor_id: Mapped[int] = mapped_column(Integer, index=True)  # debtor.id
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
     stage: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
     # A plan on the case was breached on this day and nobody has re-negotiated yet (the daily run reads it).
     needs_renegotiation_since: Mapped[date | None] = mapped_column(Date)
 
-    accounts: Mapped[list[Account]] = relationship(back_populates="case")
+    accounts: Mapped[list[Account]] = relationship(
+        back_populates="case", primaryjoin="Case.id == foreign(Account.case_id)"
+    )
 
 
 class Account(Timestamped, Base):
@@ -39,9 +46,10 @@ class Account(Timestamped, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
-    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
-    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtor.id"))
+    # portfolio.id, case.id, debtor.id: no database FKs (see `Case`)
+    portfolio_id: Mapped[int] = mapped_column(Integer)
+    case_id: Mapped[int] = mapped_column(Integer)
+    debtor_id: Mapped[int] = mapped_column(Integer)
     external_ref: Mapped[str] = mapped_column(String(100))
     product: Mapped[str] = mapped_column(String(24))
     currency: Mapped[str] = mapped_column(String(3))
@@ -76,8 +84,14 @@ class Account(Timestamped, Base):
     accrual_stop_date: Mapped[date | None] = mapped_column(Date)
     accrual_stop_reason: Mapped[str | None] = mapped_column(String(32))
 
-    case: Mapped[Case] = relationship(back_populates="accounts")
-    instalments: Mapped[list[Instalment]] = relationship(back_populates="account", order_by="Instalment.seq")
+    case: Mapped[Case] = relationship(
+        back_populates="accounts", primaryjoin="foreign(Account.case_id) == Case.id"
+    )
+    instalments: Mapped[list[Instalment]] = relationship(
+        back_populates="account",
+        order_by="Instalment.seq",
+        primaryjoin="Account.id == foreign(Instalment.account_id)",
+    )
 
     @property
     def balance_minor(self) -> int:
@@ -97,12 +111,14 @@ class Instalment(Timestamped, Base):
     __table_args__ = (UniqueConstraint("account_id", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    account_id: Mapped[int] = mapped_column(Integer)  # account.id (no database FK, see `Case`)
     seq: Mapped[int] = mapped_column(Integer)
     due_date: Mapped[date] = mapped_column(Date)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
 
-    account: Mapped[Account] = relationship(back_populates="instalments")
+    account: Mapped[Account] = relationship(
+        back_populates="instalments", primaryjoin="foreign(Instalment.account_id) == Account.id"
+    )
 
 
 class AccountFlag(Timestamped, Base):

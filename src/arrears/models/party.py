@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from arrears.models.base import Base, Timestamped
@@ -63,7 +63,9 @@ class Debtor(Timestamped, Base):
     preferred_language: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
 
-    contact_points: Mapped[list[ContactPoint]] = relationship(back_populates="debtor")
+    contact_points: Mapped[list[ContactPoint]] = relationship(
+        back_populates="debtor", primaryjoin="Debtor.id == foreign(ContactPoint.debtor_id)"
+    )
 
 
 class ContactPoint(Timestamped, Base):
@@ -76,7 +78,8 @@ class ContactPoint(Timestamped, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtor.id"))
+    # debtor.id; no database FK: the import writes contact points a million at a time (see models/account.py)
+    debtor_id: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[str] = mapped_column(String(400))
     extension: Mapped[str | None] = mapped_column(String(16))
@@ -93,4 +96,6 @@ class ContactPoint(Timestamped, Base):
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column()
 
-    debtor: Mapped[Debtor] = relationship(back_populates="contact_points")
+    debtor: Mapped[Debtor] = relationship(
+        back_populates="contact_points", primaryjoin="foreign(ContactPoint.debtor_id) == Debtor.id"
+    )

@@ -174,8 +174,9 @@ class Merger:
             " ELSE s.id_type END, s.national_id, s.date_of_birth, s.gender, s.address, s.employer_name,"
             " s.employer_address, s.monthly_income_minor, s.declared_assets, s.preferred_language, NULL,"
             " :now, :now FROM stage_account s JOIN ("
-            "  SELECT debtor_key, MIN(row_no) AS row_no FROM stage_link WHERE debtor_id IS NULL"
-            "  GROUP BY debtor_key) f ON f.row_no = s.row_no"
+            # the debtor's first row that carries the ID number (a row without one may join it by mobile)
+            "  SELECT debtor_key, COALESCE(MIN(CASE WHEN national_id IS NOT NULL THEN row_no END), MIN(row_no))"
+            "  AS row_no FROM stage_link WHERE debtor_id IS NULL GROUP BY debtor_key) f ON f.row_no = s.row_no"
         )
         self._x(
             "UPDATE stage_link SET debtor_id = d.id, new_debtor = TRUE FROM debtor d"
@@ -184,14 +185,22 @@ class Merger:
 
     def update_debtors(self) -> None:
         """Record and apply changes to stored debtors, from the first row of each debtor in the file."""
-        rep = (
-            "SELECT s.* FROM stage_v s JOIN (SELECT debtor_id, MIN(row_no) AS row_no FROM stage_v"
-            " WHERE NOT new_debtor GROUP BY debtor_id) r ON r.row_no = s.row_no"
-        )
         fields = [
             (col, src) for col, src in _pairs(DEBTOR_FIELDS) if src in self.present or col in self.present
         ]
         fields += [("national_id", "national_id")] if "national_id" in self.present else []
+        if not fields:
+            return
+        # The representative row of each stored debtor, materialised once for every field below.
+        self.conn.exec_driver_sql("DROP TABLE IF EXISTS stage_rep")
+        self.conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE stage_rep AS SELECT s.* FROM stage_v s JOIN (SELECT debtor_id,"
+            " MIN(row_no) AS row_no FROM stage_v WHERE NOT new_debtor GROUP BY debtor_id) r ON r.row_no = s.row_no"
+        )
+        self.conn.exec_driver_sql("CREATE UNIQUE INDEX ix_stage_rep_debtor_id ON stage_rep (debtor_id)")
+        if self.pg:
+            self.conn.exec_driver_sql("ANALYZE stage_rep")
+        rep = "SELECT * FROM stage_rep"
         for col, src in fields:
             guard = "d.national_id IS NULL AND " if col == "national_id" else ""
             self.counts.changes += self._x(
@@ -200,8 +209,6 @@ class Merger:
                 f" FROM debtor d JOIN ({rep}) s ON s.debtor_id = d.id"
                 f" WHERE {guard}s.{src} IS NOT NULL AND d.{col} IS DISTINCT FROM s.{src}"
             )
-        if not fields:
-            return
         sets = ", ".join(
             f"{col} = COALESCE(s.{src}, debtor.{col})" for col, src in fields if col != "national_id"
         )
@@ -216,6 +223,7 @@ class Merger:
             " AND debtor.id IN (SELECT entity_id FROM import_change WHERE import_batch_id = :bid"
             " AND entity = 'debtor')"
         )
+        self.conn.exec_driver_sql("DROP TABLE stage_rep")
 
     # --- cases and accounts ----------------------------------------------------------------------
     def create_cases(self) -> None:

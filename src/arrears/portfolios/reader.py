@@ -35,7 +35,22 @@ class SourceFile:
         if self.encoding == "xlsx":
             yield from _xlsx_chunks(self.path, self.headers, chunk_rows)
         else:
-            yield from _csv_chunks(self._utf8_path or self.path, self.headers, chunk_rows)
+            yield from _csv_chunks(self._utf8_path or self.path, self.headers, chunk_rows, self.path.name)
+
+    def estimated_rows(self) -> int | None:
+        """Data rows the file holds, for a progress bar: counted lines (a quoted line break counts twice),
+        or the worksheet's recorded dimension; None when the workbook does not record it."""
+        if self.encoding == "xlsx":
+            return _xlsx_dimension_rows(self.path)
+        lines = 0
+        last = b"\n"
+        with (self._utf8_path or self.path).open("rb") as fh:
+            while block := fh.read(_BLOCK):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        if last != b"\n":
+            lines += 1
+        return max(lines - 1, 0)
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -130,7 +145,9 @@ def _check_headers(path: Path, headers: list[str]) -> None:
         seen.add(h)
 
 
-def _csv_chunks(path: Path, headers: list[str], chunk_rows: int) -> Iterator[pl.DataFrame]:
+def _csv_chunks(
+    path: Path, headers: list[str], chunk_rows: int, display_name: str | None = None
+) -> Iterator[pl.DataFrame]:
     lf = pl.scan_csv(
         path,
         infer_schema=False,
@@ -144,9 +161,46 @@ def _csv_chunks(path: Path, headers: list[str], chunk_rows: int) -> Iterator[pl.
             if batch.height:
                 yield batch.with_columns(pl.col(ROW).cast(pl.Int64))
     except pl.exceptions.PolarsError as exc:
-        raise ValidationFailed(
-            f"{path.name}: CSV 格式错误 / malformed CSV: {str(exc).splitlines()[0]}", code="malformed_csv"
-        ) from exc
+        raise _malformed(path, display_name or path.name, exc) from exc
+
+
+def locate_csv_problem(path: Path) -> tuple[int, int, str] | None:
+    """(row, line, reason) of the first record Python's strict CSV reader refuses, or None.
+
+    Polars names no row when it refuses a file, so a refused file is read once more, record by record, to
+    find where it breaks. `row` counts records as a spreadsheet shows them (the header is row 1); `line`
+    is the physical line in the file where that record starts (a quoted field may span lines).
+    """
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, strict=True)
+        row, start = 0, 1
+        try:
+            for _record in reader:
+                row += 1
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            reason = "unterminated_quote" if "end of data" in str(exc) else str(exc)
+            return row + 1, start, reason
+    return None
+
+
+def _malformed(path: Path, name: str, exc: Exception) -> ValidationFailed:
+    where = locate_csv_problem(path)
+    if where is None:
+        return ValidationFailed(
+            f"{name}: CSV 格式错误 / malformed CSV: {str(exc).splitlines()[0]}", code="malformed_csv"
+        )
+    row, line, reason = where
+    if reason == "unterminated_quote":
+        zh, en = (
+            "引号未闭合（从此处到文件末尾都在引号内）",
+            "unterminated quote (the rest of the file is inside it)",
+        )
+    else:
+        zh, en = f"格式错误（{reason}）", f"malformed ({reason})"
+    return ValidationFailed(
+        f"{name}: 第 {row} 行（文件第 {line} 行）{zh} / row {row} (line {line}): {en}", code="malformed_csv"
+    )
 
 
 def _cell_text(value: object) -> str | None:
@@ -176,6 +230,17 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[object, ...]]:
     try:
         ws = wb.worksheets[0]
         yield from ws.iter_rows(values_only=True)
+    finally:
+        wb.close()
+
+
+def _xlsx_dimension_rows(path: Path) -> int | None:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = wb.worksheets[0].max_row
+        return max(rows - 1, 0) if rows else None
     finally:
         wb.close()
 

@@ -8,27 +8,30 @@ nothing and returns the row-level problems. It flushes and never commits; the ca
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from arrears import clock, money
 from arrears.errors import Conflict, NotFound, ValidationFailed
 from arrears.ledger import service as ledger_service
 from arrears.models import Creditor, ImportBatch, Portfolio
-from arrears.portfolios import staging
-from arrears.portfolios.fields import BALANCE_FIELDS, FIELDS, INSTALMENT_PRODUCTS, REQUIRED_COLUMNS
+from arrears.portfolios import direct, staging
+from arrears.portfolios.fields import BALANCE_FIELDS, FIELDS, REQUIRED_COLUMNS
 from arrears.portfolios.mapping import Mapping, load_mapping
 from arrears.portfolios.merge import SCHEDULE_FIELDS, MergeCounts, Merger
 from arrears.portfolios.reader import open_source
-from arrears.portfolios.validate import ISSUE_SCHEMA, ChunkContext, validate_chunk
+from arrears.portfolios.validate import ISSUE_SCHEMA, STAGE_SCHEMA, ChunkContext, validate_chunk
 
 Progress = Callable[[int], None]
+# Told the import's phase: "validate" (with the file's estimated rows) then "write".
+Phase = Callable[[str, int | None], None]
 
 
 @dataclass
@@ -189,30 +192,6 @@ def _present_fields(columns: dict[str, str], mapping: Mapping) -> set[str]:
     return present
 
 
-def _instalment_rows(stage: pl.DataFrame) -> pl.DataFrame:
-    inst = stage.filter(
-        pl.col("product").is_in(list(INSTALMENT_PRODUCTS))
-        & pl.col("instalment_count").is_between(1, 600)
-        & pl.col("first_instalment_date").is_not_null()
-        & pl.col("instalment_amount_minor").is_not_null()
-    )
-    return (
-        inst.select(
-            "row_no",
-            seq=pl.int_ranges(1, pl.col("instalment_count") + 1),
-            first=pl.col("first_instalment_date"),
-            amount_minor=pl.col("instalment_amount_minor"),
-        )
-        .explode("seq")
-        .select(
-            "row_no",
-            pl.col("seq").cast(pl.Int32),
-            due_date=pl.col("first").dt.offset_by(pl.format("{}mo", pl.col("seq") - 1)),
-            amount_minor="amount_minor",
-        )
-    )
-
-
 def import_accounts(
     session: Session,
     *,
@@ -225,11 +204,18 @@ def import_accounts(
     chunk_rows: int = 100_000,
     created_by: str | None = None,
     now: datetime | None = None,
+    allow_direct: bool = True,
+    phase: Phase | None = None,
 ) -> ImportReport:
     """Import an account file into a portfolio: all rows or none.
 
     Re-importing an external reference updates that account and records each changed field; it never
     creates a second account. Debtors are de-duplicated by ID number, then by verified mobile number.
+
+    The file is read and validated chunk by chunk; each validated chunk is spilled to a temporary file so
+    memory stays bounded. A first import (an empty portfolio, no stored debtor matching the file) is then
+    written straight into the final tables (`direct`); any other goes through the set-based merge
+    (`merge`). `allow_direct=False` forces the merge (the tests compare the two).
     """
     portfolio = get_portfolio(session, name=portfolio_name)
     mapping = load_mapping(mapping_path)
@@ -254,84 +240,118 @@ def import_accounts(
             if session.get_bind().dialect.name == "postgresql":
                 # one import per portfolio at a time
                 session.execute(select(Portfolio.id).where(Portfolio.id == portfolio.id).with_for_update())
-            staging.create(session)
-            total = 0
-            for chunk in source.chunks(chunk_rows):
-                stage, issues = validate_chunk(chunk, ctx)
-                total += chunk.height
-                issue_frames.append(issues)
-                bad = issues.filter(pl.col("severity") == "error")["row"].unique()
-                good = stage.filter(~pl.col("row_no").is_in(bad.implode())) if bad.len() else stage
-                staging.load(session, staging.stage_account, good)
-                staging.load(session, staging.stage_instalment, _instalment_rows(good))
-                if progress:
-                    progress(chunk.height)
-            report.rows_total = total
-            if session.get_bind().dialect.name == "postgresql":
-                staging.analyze(session)
-            batch = ImportBatch(
-                portfolio_id=portfolio.id,
-                filename=path.name,
-                file_sha256=_file_sha256(path),
-                rows_total=total,
-                started_at=now,
-                created_by=created_by,
-            )
-            session.add(batch)
-            session.flush()
-            merger = Merger(
-                session,
-                portfolio_id=portfolio.id,
-                currency=portfolio.currency,
-                batch_id=batch.id,
-                now=now,
-                present=_present_fields(columns, mapping),
-            )
-            merger.index_stage()
-            file_issues = [
-                {
-                    "row": row,
-                    "column": columns["external_ref"],
-                    "field": "external_ref",
-                    "value": ref,
-                    "code": "duplicate_ref",
-                    "severity": "error",
-                    "detail": str(first),
-                }
-                for row, ref, first in merger.duplicate_refs()
-            ]
-            conflicts = merger.resolve_debtors()
-            file_issues += [
-                {
-                    "row": row,
-                    "column": columns.get("national_id", ""),
-                    "field": "national_id",
-                    "value": nid,
-                    "code": "id_conflict",
-                    "severity": "error",
-                    "detail": None,
-                }
-                for row, nid in conflicts
-            ]
-            issue_frames.append(pl.DataFrame(file_issues, schema=ISSUE_SCHEMA))
-            report.issues = pl.concat(issue_frames, how="vertical").sort(["row", "column"])
-            if report.errors.height:
-                savepoint.rollback()
-                return report
-            merger.create_debtors()
-            merger.update_debtors()
-            merger.create_cases()
-            changed = merger.update_accounts()
-            # balances the ledger already holds change through adjustment postings, never silently
-            ledger_service.post_import_adjustments(
-                session, portfolio_id=portfolio.id, import_batch_id=batch.id, on=as_of
-            )
-            merger.create_accounts()
-            merger.write_instalments(bool(changed & SCHEDULE_FIELDS))
-            merger.write_contact_points()
-            merger.write_flags()
-            merger.finish_counts(total)
-            counts = merger.counts
+            if phase:
+                phase("validate", source.estimated_rows())
+            with tempfile.TemporaryDirectory(prefix="arrears-import-") as spill:
+                parts: list[Path] = []
+                key_frames: list[pl.DataFrame] = []
+                total = 0
+                for i, chunk in enumerate(source.chunks(chunk_rows)):
+                    stage, issues = validate_chunk(chunk, ctx)
+                    rows = chunk.height
+                    total += rows
+                    issue_frames.append(issues)
+                    bad = issues.filter(pl.col("severity") == "error")["row"].unique()
+                    good = stage.filter(~pl.col("row_no").is_in(bad.implode())) if bad.len() else stage
+                    part = Path(spill) / f"{i:06d}.arrow"
+                    good.write_ipc(part)
+                    parts.append(part)
+                    key_frames.append(good.select(direct.KEY_COLUMNS))
+                    del chunk, stage, good
+                    if progress:
+                        progress(rows)
+                report.rows_total = total
+                keys = (
+                    pl.concat(key_frames, how="vertical")
+                    if key_frames
+                    else pl.DataFrame(schema={c: STAGE_SCHEMA[c] for c in direct.KEY_COLUMNS})
+                )
+                del key_frames
+                batch = ImportBatch(
+                    portfolio_id=portfolio.id,
+                    filename=path.name,
+                    file_sha256=_file_sha256(path),
+                    rows_total=total,
+                    started_at=now,
+                    created_by=created_by,
+                )
+                session.add(batch)
+                session.flush()  # on SQLite this takes the write lock the direct path's ids rely on
+                if phase:
+                    phase("write", None)
+                resolved: pl.DataFrame | None = None
+                if allow_direct and direct.portfolio_is_empty(session, portfolio_id=portfolio.id):
+                    resolved = direct.debtor_keys(keys)
+                    if direct.matches_stored_debtors(session, keys=keys, resolved=resolved):
+                        resolved = None
+                if resolved is not None:
+                    file_issues = _duplicate_issues(direct.duplicate_refs(keys), columns)
+                    report.issues = _all_issues(issue_frames, file_issues)
+                    if report.errors.height:
+                        savepoint.rollback()
+                        return report
+                    the_plan = direct.plan(session, resolved)
+                    del keys, resolved
+                    counts = direct.write(
+                        session,
+                        the_plan=the_plan,
+                        parts=parts,
+                        portfolio_id=portfolio.id,
+                        currency=portfolio.currency,
+                        now=now,
+                    )
+                    counts.accounts_unchanged = total - counts.accounts_created
+                else:
+                    del keys
+                    staging.create(session)
+                    for part in parts:
+                        good = pl.read_ipc(part)
+                        staging.load(session, staging.stage_account, good)
+                        staging.load(session, staging.stage_instalment, direct.instalment_rows(good))
+                    if session.get_bind().dialect.name == "postgresql":
+                        staging.analyze(session)
+                    merger = Merger(
+                        session,
+                        portfolio_id=portfolio.id,
+                        currency=portfolio.currency,
+                        batch_id=batch.id,
+                        now=now,
+                        present=_present_fields(columns, mapping),
+                    )
+                    merger.index_stage()
+                    file_issues = _duplicate_issues(merger.duplicate_refs(), columns)
+                    conflicts = merger.resolve_debtors()
+                    file_issues += [
+                        {
+                            "row": row,
+                            "column": columns.get("national_id", ""),
+                            "field": "national_id",
+                            "value": nid,
+                            "code": "id_conflict",
+                            "severity": "error",
+                            "detail": None,
+                        }
+                        for row, nid in conflicts
+                    ]
+                    report.issues = _all_issues(issue_frames, file_issues)
+                    if report.errors.height:
+                        savepoint.rollback()
+                        return report
+                    merger.create_debtors()
+                    merger.update_debtors()
+                    merger.create_cases()
+                    changed = merger.update_accounts()
+                    # balances the ledger already holds change through adjustment postings, never silently
+                    ledger_service.post_import_adjustments(
+                        session, portfolio_id=portfolio.id, import_batch_id=batch.id, on=as_of
+                    )
+                    merger.create_accounts()
+                    merger.write_instalments(bool(changed & SCHEDULE_FIELDS))
+                    merger.write_contact_points()
+                    merger.write_flags()
+                    merger.finish_counts(total)
+                    counts = merger.counts
+                    staging.drop(session)
             batch.accounts_created = counts.accounts_created
             batch.accounts_updated = counts.accounts_updated
             batch.accounts_unchanged = counts.accounts_unchanged
@@ -339,7 +359,6 @@ def import_accounts(
             batch.contact_points_created = counts.contact_points_created
             batch.warnings_count = report.warnings.height
             batch.finished_at = clock.now()
-            staging.drop(session)
             session.flush()
             report.counts = counts
             report.batch_id = batch.id
@@ -357,3 +376,67 @@ def import_accounts(
             raise
     finally:
         source.close()
+
+
+def _duplicate_issues(dups: list[tuple[int, str, int]], columns: dict[str, str]) -> list[dict[str, object]]:
+    return [
+        {
+            "row": row,
+            "column": columns["external_ref"],
+            "field": "external_ref",
+            "value": ref,
+            "code": "duplicate_ref",
+            "severity": "error",
+            "detail": str(first),
+        }
+        for row, ref, first in dups
+    ]
+
+
+def _all_issues(frames: list[pl.DataFrame], file_issues: list[dict[str, object]]) -> pl.DataFrame:
+    frames = [*frames, pl.DataFrame(file_issues, schema=ISSUE_SCHEMA)]
+    return pl.concat(frames, how="vertical").sort(["row", "column"])
+
+
+# Rows the import writes in bulk refer to each other without database foreign keys (see models/account.py);
+# each entry: (child table, column, parent table).
+REFERENCES = [
+    ("contact_point", "debtor_id", "debtor"),
+    ("case", "debtor_id", "debtor"),
+    ("case", "portfolio_id", "portfolio"),
+    ("account", "case_id", "case"),
+    ("account", "debtor_id", "debtor"),
+    ("account", "portfolio_id", "portfolio"),
+    ("instalment", "account_id", "account"),
+]
+
+
+def verify_references(session: Session) -> None:
+    """Check the references the database no longer checks; raise naming the first broken ones.
+
+    Also that an account's debtor and portfolio are its case's.
+    """
+    broken: list[str] = []
+    for child, column, parent in REFERENCES:
+        n = session.execute(
+            text(
+                f'SELECT COUNT(*) FROM "{child}" c WHERE NOT EXISTS'
+                f' (SELECT 1 FROM "{parent}" p WHERE p.id = c.{column})'
+            )
+        ).scalar_one()
+        if n:
+            broken.append(f"{child}.{column} -> {parent}: {n}")
+    n = session.execute(
+        text(
+            'SELECT COUNT(*) FROM account a JOIN "case" c ON c.id = a.case_id'
+            " WHERE c.debtor_id <> a.debtor_id OR c.portfolio_id <> a.portfolio_id"
+        )
+    ).scalar_one()
+    if n:
+        broken.append(f"account not matching its case's debtor or portfolio: {n}")
+    if broken:
+        raise Conflict(
+            "数据引用不一致 / broken references: " + "; ".join(broken),
+            code="broken_reference",
+            details=broken,
+        )
