@@ -152,7 +152,13 @@ def _explain(case_id: int, at_text: str | None, as_of_text: str | None, collecto
             select(ContactPoint).where(ContactPoint.debtor_id == case.debtor_id).order_by(ContactPoint.id)
         ).all()
         base = service.gate_inputs(
-            session, case_id=case_id, contact_point_id=None, channel=Channel.CALL, at=at, collector=collector
+            session,
+            case_id=case_id,
+            contact_point_id=None,
+            channel=Channel.CALL,
+            at=at,
+            collector=collector,
+            full_history=True,  # third-party contact points below need the whole record (CN-3)
         )
         gate = Table(
             "contact point 联系方式",
