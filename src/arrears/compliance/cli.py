@@ -323,23 +323,57 @@ def _limitations(portfolio_name: str, as_of_text: str | None) -> None:
 @audit_app.command("verify")
 def verify(
     case: Annotated[int | None, typer.Option("--case", help="Only this case")] = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            help="Also check against an anchor: the JSON file `audit anchor --out` wrote, or its digest",
+        ),
+    ] = None,
 ) -> None:
-    """Verify every case's contact-record hash chain; report the first broken link. Exit 1 if broken."""
-    _friendly(_verify)(case)
+    """Verify every case's contact-record hash chain; report the first broken link. Exit 1 if broken.
+
+    With --anchor, also check that every chain head recorded by that anchor is still there, unchanged: a
+    newest attempt rewritten and re-hashed after the anchor is found this way.
+    """
+    _friendly(_verify)(case, anchor)
 
 
-def _verify(case: int | None) -> None:
+def _anchor_ref(text: str) -> tuple[str, int | None]:
+    import re
+
+    from arrears.errors import ValidationFailed
+
+    path = Path(text)
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return str(data["digest"]), int(data["anchor_id"]) if data.get("anchor_id") is not None else None
+        except (ValueError, KeyError, TypeError):
+            raise ValidationFailed(
+                f"{path}: 不是 `arrears audit anchor --out` 写出的锚点文件 / not an anchor file written by "
+                "`arrears audit anchor --out` (needs digest and anchor_id)",
+                code="bad_anchor_file",
+            ) from None
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text.strip()):
+        return text.strip().lower(), None
+    raise ValidationFailed(
+        f"--anchor 须为锚点文件或 64 位十六进制摘要 / --anchor must be an anchor file or a 64-hex digest: {text!r}",
+        code="bad_anchor",
+    )
+
+
+def _verify(case: int | None, anchor: str | None) -> None:
     from arrears.cli import _engine, console, err_console
     from arrears.contacts import service as contacts
     from arrears.db import session_scope
 
+    ref = _anchor_ref(anchor) if anchor is not None else None
     with session_scope(_engine()) as session:
         report = contacts.verify_chain(session, case_id=case)
-    if report.ok:
-        console.print(
-            f"[green]ok 完整[/green]: {report.cases} cases, {report.attempts} contact attempts; every hash chain holds"
-        )
-        return
+        problems = contacts.verify_anchor(session, digest=ref[0], anchor_id=ref[1]) if ref else []
+    if case is not None:
+        problems = [p for p in problems if p.case_id in (None, case)]
     for b in report.broken:
         err_console.print(
             f"[red]BROKEN 断裂[/red] case {b.case_id} attempt #{b.seq} (id {b.attempt_id}) {escape(f'[{b.problem}]')}: "
@@ -347,10 +381,51 @@ def _verify(case: int | None) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    for p in problems:
+        where = f"case {p.case_id} attempt #{p.seq} (id {p.attempt_id}) " if p.case_id is not None else ""
+        err_console.print(
+            f"[red]ANCHOR 锚点[/red] {where}{escape(f'[{p.problem}]')}: {escape(p.en)} / {escape(p.zh)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report.ok and not problems:
+        anchored = " and every anchored head is unchanged 锚定链头未变" if ref else ""
+        console.print(
+            f"[green]ok 完整[/green]: {report.cases} cases, {report.attempts} contact attempts; every hash chain"
+            f" holds{anchored}"
+        )
+        return
     console.print(
         f"{len(report.broken)} of {report.cases} cases have a broken chain ({report.attempts} attempts checked)"
+        + (f"; {len(problems)} anchor problem(s)" if ref else "")
     )
     raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def anchor_command(
+    at: Annotated[
+        str | None, typer.Option("--at", help="Moment recorded (ISO 8601 with zone; default now)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the anchor (JSON) to this file")
+    ] = None,
+) -> None:
+    """Record every case's chain head and print their digest: keep it outside the database (JSON)."""
+    _friendly(_anchor)(at, out)
+
+
+def _anchor(at: str | None, out: Path | None) -> None:
+    from arrears.cli import _engine
+    from arrears.contacts import service as contacts
+    from arrears.db import session_scope
+
+    with session_scope(_engine()) as session:
+        anchor = contacts.anchor_chains(session, at=_moment(at))
+    payload = anchor.to_dict()
+    if out is not None:
+        out.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _print_json(payload)
 
 
 # --- what the debtor asked for: consents, inconvenient times, opt-outs -------------------------------

@@ -16,19 +16,29 @@ from datetime import datetime, time
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, literal, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from arrears.clock import as_utc
 from arrears.compliance import service as compliance_service
 from arrears.compliance.rules import decide
 from arrears.compliance.schemas import ConsentScope, Decision, Direction, Outcome, Purpose, TemplateKind
-from arrears.contacts.chain import CHAINED_FIELDS, GENESIS, ChainReport, attempt_hash, verify_rows
+from arrears.contacts.chain import (
+    CHAINED_FIELDS,
+    GENESIS,
+    AnchorProblem,
+    ChainReport,
+    attempt_hash,
+    heads_digest,
+    verify_rows,
+)
 from arrears.enums import Channel
 from arrears.errors import Conflict, NotFound, ValidationFailed
 from arrears.models import (
     Account,
     Case,
+    ChainAnchor,
+    ChainAnchorHead,
     ChannelOptOut,
     ContactAttempt,
     ContactConsent,
@@ -499,3 +509,149 @@ def _parse_enum(kind: type[_V], value: Any, field: str) -> _V:
             f"{field} 取值无效：{value!r}（可选 {allowed}） / {field} {value!r} is not one of {allowed}",
             code=f"bad_{field}",
         ) from None
+
+
+# --- anchors: chain heads kept outside the database --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """An anchor as recorded: its id, when, how much it covers and the digest to keep outside."""
+
+    anchor_id: int
+    anchored_at: datetime
+    cases: int
+    attempts: int
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape printed by ``arrears audit anchor`` and read back by ``audit verify --anchor``."""
+        return {
+            "anchor_id": self.anchor_id,
+            "anchored_at": self.anchored_at.isoformat(),
+            "cases": self.cases,
+            "attempts": self.attempts,
+            "digest": self.digest,
+        }
+
+
+def _heads(session: Session, anchor_id: int) -> Iterable[tuple[int, int, str]]:
+    rows = session.execute(
+        select(ChainAnchorHead.case_id, ChainAnchorHead.seq, ChainAnchorHead.hash)
+        .where(ChainAnchorHead.anchor_id == anchor_id)
+        .order_by(ChainAnchorHead.case_id)
+        .execution_options(yield_per=10_000)
+    )
+    return ((int(c), int(q), str(h)) for c, q, h in rows)
+
+
+def anchor_chains(session: Session, *, at: datetime) -> Anchor:
+    """Record every case's chain head now (one set-based INSERT ... SELECT) and their digest.
+
+    Flushes, never commits. Keep the printed digest outside the database: `verify_anchor` with it detects
+    a newest attempt rewritten and re-hashed after the anchor, which the chain alone cannot.
+    """
+    row = ChainAnchor(anchored_at=as_utc(at), cases=0, attempts=0, digest="")
+    session.add(row)
+    session.flush()
+    last = (
+        select(ContactAttempt.case_id, func.max(ContactAttempt.seq).label("seq"))
+        .group_by(ContactAttempt.case_id)
+        .subquery()
+    )
+    session.execute(
+        insert(ChainAnchorHead).from_select(
+            ["anchor_id", "case_id", "seq", "hash"],
+            select(literal(row.id), ContactAttempt.case_id, ContactAttempt.seq, ContactAttempt.hash).join(
+                last, (last.c.case_id == ContactAttempt.case_id) & (last.c.seq == ContactAttempt.seq)
+            ),
+        )
+    )
+    cases, attempts = session.execute(
+        select(func.count(), func.coalesce(func.sum(ChainAnchorHead.seq), 0)).where(
+            ChainAnchorHead.anchor_id == row.id
+        )
+    ).one()
+    row.cases, row.attempts = int(cases), int(attempts)
+    row.digest = heads_digest(_heads(session, row.id))
+    session.flush()
+    return Anchor(row.id, row.anchored_at, row.cases, row.attempts, row.digest)
+
+
+def verify_anchor(session: Session, *, digest: str, anchor_id: int | None = None) -> list[AnchorProblem]:
+    """Check the record against an anchor whose digest was kept outside; empty when everything holds.
+
+    The anchor rows must still give ``digest`` (else they were changed), and every anchored head must
+    still be in the record with the same hash (else the attempt was rewritten, or deleted). Together with
+    `verify_chain`, which checks every link after the heads, nothing before the anchor can change unseen.
+    """
+    digest = digest.strip().lower()
+    stmt = select(ChainAnchor)
+    stmt = (
+        stmt.where(ChainAnchor.id == anchor_id)
+        if anchor_id is not None
+        else stmt.where(ChainAnchor.digest == digest)
+    )
+    anchor = session.scalars(stmt.order_by(ChainAnchor.id.desc()).limit(1)).first()
+    if anchor is None:
+        return [
+            AnchorProblem(
+                None,
+                None,
+                None,
+                "anchor_not_found",
+                f"数据库中没有摘要为 {digest[:12]}… 的锚点：锚点记录被改动或删除，或来自另一个数据库。",
+                f"no anchor with digest {digest[:12]}… in the database: the anchor rows were changed or "
+                "removed, or it comes from another database.",
+            )
+        ]
+    if heads_digest(_heads(session, anchor.id)) != digest:
+        return [
+            AnchorProblem(
+                None,
+                None,
+                None,
+                "anchor_changed",
+                f"锚点 {anchor.id} 的链头与外部保存的摘要不符：锚点记录在写入后被改动。",
+                f"anchor {anchor.id}: its chain heads do not give the digest kept outside: the anchor rows "
+                "were changed after they were written.",
+            )
+        ]
+    head = aliased(ChainAnchorHead)
+    rows = session.execute(
+        select(head.case_id, head.seq, ContactAttempt.id, ContactAttempt.hash)
+        .outerjoin(
+            ContactAttempt, (ContactAttempt.case_id == head.case_id) & (ContactAttempt.seq == head.seq)
+        )
+        .where(
+            head.anchor_id == anchor.id, or_(ContactAttempt.id.is_(None), ContactAttempt.hash != head.hash)
+        )
+        .order_by(head.case_id)
+    ).all()
+    problems: list[AnchorProblem] = []
+    for case_id, seq, attempt_id, _hash in rows:
+        if attempt_id is None:
+            problems.append(
+                AnchorProblem(
+                    case_id,
+                    seq,
+                    None,
+                    "head_missing",
+                    f"案件 {case_id} 的第 {seq} 条记录在锚点 {anchor.id} 中存在，现已不在：记录被删除。",
+                    f"case {case_id}: attempt #{seq}, anchored in anchor {anchor.id}, is gone: it was deleted.",
+                )
+            )
+        else:
+            problems.append(
+                AnchorProblem(
+                    case_id,
+                    seq,
+                    attempt_id,
+                    "head_rewritten",
+                    f"案件 {case_id} 第 {seq} 条记录（id {attempt_id}）的哈希与锚点 {anchor.id} 不符："
+                    "记录在锚定后被改写并重新计算了哈希。",
+                    f"case {case_id}: attempt #{seq} (id {attempt_id}) no longer has the hash anchored in "
+                    f"anchor {anchor.id}: it was rewritten and re-hashed after the anchor.",
+                )
+            )
+    return problems

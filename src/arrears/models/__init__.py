@@ -22,6 +22,8 @@ from arrears.models.casework import (
 from arrears.models.channels import ChannelSetting, MessageTemplate
 from arrears.models.contact import (
     AccountLimitation,
+    ChainAnchor,
+    ChainAnchorHead,
     ChannelOptOut,
     ContactAttempt,
     ContactConsent,
@@ -62,6 +64,8 @@ __all__ = [
     "ArrangementWaiver",
     "Base",
     "Case",
+    "ChainAnchor",
+    "ChainAnchorHead",
     "ChannelOptOut",
     "ChannelSetting",
     "CollectorProfile",
