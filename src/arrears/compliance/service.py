@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -327,13 +328,17 @@ _SLOTS: tuple[tuple[str, Any], ...] = (
 _SLOT_INDEX = {name: i for i, (name, _kind) in enumerate(_SLOTS, start=1)}  # 0 is ``source``
 
 
-def _branch(source: str, **values: Any) -> list[Any]:
+def _branch(source: str, *, first: bool = False, **values: Any) -> list[Any]:
+    """One branch's columns. Only the first branch needs typed NULLs and labels: the database takes the
+    other branches' types from it (and a shorter statement is cheaper for the driver to parse)."""
     unknown = set(values) - {name for name, _ in _SLOTS}
     assert not unknown, unknown
-    return [
-        literal(source, String()).label("source"),
-        *((values[name] if name in values else cast(null(), kind)).label(name) for name, kind in _SLOTS),
-    ]
+    if first:
+        return [
+            literal_column(f"'{source}'", String()).label("source"),
+            *((values[name] if name in values else cast(null(), kind)).label(name) for name, kind in _SLOTS),
+        ]
+    return [literal_column(f"'{source}'"), *(values.get(name, null()) for name, _kind in _SLOTS)]
 
 
 # The earliest moment the history branch can need: "the whole record".
@@ -364,6 +369,7 @@ def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
         select(
             *_branch(
                 "case",
+                first=True,
                 i1=case.debtor_id,
                 i2=case.portfolio_id,
                 s1=portfolio.timezone,
@@ -458,8 +464,8 @@ def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
             s3=a.purpose,
             s4=a.collector,
             s5=a.outcome,
+            s6=cast(a.account_ids, String()),  # parsed here: cheaper than a JSON decode per row
             ts1=a.started_at,
-            j1=a.account_ids,
         )
     ).where(a.case_id == case_id, a.started_at <= at, a.started_at >= since)
     return union_all(head, accounts, points, flags, consents, windows, opt_outs, history)
@@ -604,6 +610,14 @@ def _gate_facts(
     return _Facts(info, context, points, history, None if whole else since)
 
 
+def _account_ids(text: str | None) -> frozenset[int]:
+    """``[1, 2]`` (the JSON list of an attempt's accounts, as text) as a set of ints."""
+    if not text:
+        return frozenset()
+    inner = text.strip()[1:-1]
+    return frozenset(int(part) for part in inner.split(",") if part.strip())
+
+
 def _attempts_from_facts(
     rows: Sequence[Row[Any]], known: Mapping[int, _Point], session: Session
 ) -> list[PriorAttempt]:
@@ -612,7 +626,7 @@ def _attempts_from_facts(
         points[point_id] = p.point
     # Positional access: a tuple index is several times cheaper than a named attribute of a Row.
     (i_id, i_corrects, i_point, i_channel, i_direction, i_purpose, i_collector, i_outcome, i_at, i_ids) = (
-        _SLOT_INDEX[name] for name in ("i1", "i2", "i3", "s1", "s2", "s3", "s4", "s5", "ts1", "j1")
+        _SLOT_INDEX[name] for name in ("i1", "i2", "i3", "s1", "s2", "s3", "s4", "s5", "ts1", "s6")
     )
     missing = {r[i_point] for r in rows} - points.keys()
     if missing:  # an attempt to someone else's contact point: bulk-loaded data
@@ -630,7 +644,7 @@ def _attempts_from_facts(
                 r[i_at],
                 channels.get(r[i_channel], Channel.OTHER),
                 points.get(r[i_point], _NO_CONTACT_POINT),
-                frozenset(r[i_ids] or ()),
+                _account_ids(r[i_ids]),
                 r[i_collector],
                 outcomes.get(r[i_outcome], Outcome.NOT_CONNECTED),
                 directions.get(r[i_direction], Direction.OUTBOUND),
