@@ -1,10 +1,10 @@
 """The compliance gate and limitation dates against the database (RULEBOOK.md, DESIGN "One compliance gate").
 
-`check_contact` answers "may this contact happen now?": it builds the `Context` from the database
-(portfolio zone and rule pack, the contact point, active flags, consents, inconvenient times, channel
-opt-outs, time-barred accounts), loads the case's contact record with ONE query on the
-``(case_id, started_at)`` index, and asks the pure `rules.decide`. It stores nothing; recording is
-`arrears.contacts.service.record_attempt`.
+`check_contact` answers "may this contact happen now?": in ONE round trip (`_gate_facts_stmt`, a
+UNION ALL) it reads what the `Context` needs (portfolio zone and rule pack, the contact points, active
+flags, consents, inconvenient times, opt-outs, time-barred accounts) and the case's contact record on the
+``(case_id, started_at)`` index, cut to what `rules.history_since` says the decision can see, and asks
+the pure `rules.decide`. It stores nothing; recording is `arrears.contacts.service.record_attempt`.
 
 Limitation dates (CN-20..CN-26, US-8) are computed from events gathered set-based from event sources:
 due dates (account and instalment schedule), and the contact record (promises, demands delivered with
