@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    LABEL_STYLE_NONE,
     Boolean,
     ColumnElement,
     Date,
@@ -328,6 +329,9 @@ _SLOTS: tuple[tuple[str, Any], ...] = (
 _SLOT_INDEX = {name: i for i, (name, _kind) in enumerate(_SLOTS, start=1)}  # 0 is ``source``
 
 
+_NULL: ColumnElement[Any] = literal_column("NULL")  # rendered bare in the unlabelled branches
+
+
 def _branch(source: str, *, first: bool = False, **values: Any) -> list[Any]:
     """One branch's columns. Only the first branch needs typed NULLs and labels: the database takes the
     other branches' types from it (and a shorter statement is cheaper for the driver to parse)."""
@@ -338,7 +342,7 @@ def _branch(source: str, *, first: bool = False, **values: Any) -> list[Any]:
             literal_column(f"'{source}'", String()).label("source"),
             *((values[name] if name in values else cast(null(), kind)).label(name) for name, kind in _SLOTS),
         ]
-    return [literal_column(f"'{source}'"), *(values.get(name, null()) for name, _kind in _SLOTS)]
+    return [literal_column(f"'{source}'"), *(values.get(name, _NULL) for name, _kind in _SLOTS)]
 
 
 # The earliest moment the history branch can need: "the whole record".
@@ -357,12 +361,14 @@ def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
     inconvenient times and opt-outs count as recorded at ``at``: one revoked, removed or withdrawn after
     ``at`` was still in force then.
     """
-    case, portfolio, creditor, debtor = (
-        Case.__table__.c,
-        Portfolio.__table__.c,
-        Creditor.__table__.c,
-        Debtor.__table__.c,
+    # Short aliases: the statement is long, and the driver re-parses one over 4 KB on every execution.
+    k, p, c, d = (
+        Case.__table__.alias("k"),
+        Portfolio.__table__.alias("p"),
+        Creditor.__table__.alias("c"),
+        Debtor.__table__.alias("d"),
     )
+    case, portfolio, creditor, debtor = k.c, p.c, c.c, d.c
     case_id, at = bindparam("case_id", type_=Integer()), bindparam("at", type_=UTCDateTime())
     debtor_id = select(case.debtor_id).where(case.id == case_id).scalar_subquery()
     head = (
@@ -381,19 +387,20 @@ def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
             )
         )
         .select_from(
-            Case.__table__.join(Portfolio.__table__, portfolio.id == case.portfolio_id)
-            .join(Creditor.__table__, creditor.id == portfolio.creditor_id)
-            .join(Debtor.__table__, debtor.id == case.debtor_id)
+            k.join(p, portfolio.id == case.portfolio_id)
+            .join(c, creditor.id == portfolio.creditor_id)
+            .join(d, debtor.id == case.debtor_id)
         )
         .where(case.id == case_id)
     )
-    acc, lim = Account.__table__.c, AccountLimitation.__table__.c
+    acc_t, lim_t = Account.__table__.alias("ac"), AccountLimitation.__table__.alias("al")
+    acc, lim = acc_t.c, lim_t.c
     accounts = (
         select(*_branch("account", i1=acc.id, i2=lim.account_id, s1=acc.product, d1=lim.limitation_on))
-        .select_from(Account.__table__.outerjoin(AccountLimitation.__table__, lim.account_id == acc.id))
+        .select_from(acc_t.outerjoin(lim_t, lim.account_id == acc.id))
         .where(acc.case_id == case_id)
     )
-    cp = _POINT
+    cp = ContactPointRow.__table__.alias("cp").c
     points = select(
         *_branch(
             "point",
@@ -409,11 +416,11 @@ def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
             ts1=cp.opted_out_at,
         )
     ).where(cp.debtor_id == debtor_id)
-    fl = AccountFlag.__table__.c
+    fl = AccountFlag.__table__.alias("f").c
     flags = select(
         *_branch("flag", i1=fl.account_id, s1=fl.kind, s2=cast(fl.reason, String()), d1=fl.expires_on)
     ).where(fl.case_id == case_id, fl.cleared_at.is_(None))
-    co = ContactConsent.__table__.c
+    co = ContactConsent.__table__.alias("co").c
     consents = select(
         *_branch(
             "consent",
@@ -425,15 +432,15 @@ def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
             j1=co.account_ids,
         )
     ).where(co.debtor_id == debtor_id, or_(co.revoked_at.is_(None), co.revoked_at > at))
-    it = InconvenientTime.__table__.c
+    it = InconvenientTime.__table__.alias("it").c
     windows = select(*_branch("window", i1=it.id, s1=it.weekdays, t1=it.starts, t2=it.ends)).where(
         it.debtor_id == debtor_id, or_(it.removed_at.is_(None), it.removed_at > at)
     )
-    oo = ChannelOptOut.__table__.c
+    oo = ChannelOptOut.__table__.alias("oo").c
     opt_outs = select(*_branch("opt_out", i1=oo.id, s1=oo.channel, ts1=oo.opted_out_at)).where(
         oo.debtor_id == debtor_id, oo.opted_out_at <= at, or_(oo.withdrawn_at.is_(None), oo.withdrawn_at > at)
     )
-    a = _ATTEMPT
+    a = ContactAttempt.__table__.alias("a").c
     third_party = (
         select(cp.id)
         .where(cp.id == bindparam("contact_point_id", type_=Integer()), cp.owner_relation != "self")
@@ -441,7 +448,7 @@ def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
     )
     pack_name = (
         select(portfolio.rule_pack)
-        .select_from(Case.__table__.join(Portfolio.__table__, portfolio.id == case.portfolio_id))
+        .select_from(k.join(p, portfolio.id == case.portfolio_id))
         .where(case.id == case_id)
         .scalar_subquery()
     )
@@ -468,7 +475,8 @@ def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
             ts1=a.started_at,
         )
     ).where(a.case_id == case_id, a.started_at <= at, a.started_at >= since)
-    return union_all(head, accounts, points, flags, consents, windows, opt_outs, history)
+    rest = (accounts, points, flags, consents, windows, opt_outs, history)
+    return union_all(head, *(branch.set_label_style(LABEL_STYLE_NONE) for branch in rest))
 
 
 def _windows() -> tuple[tuple[str, ...], tuple[timedelta, ...], timedelta]:
