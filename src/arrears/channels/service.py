@@ -619,8 +619,19 @@ def preview_template(
     parts = tpl.render_parts(core, data.context)
     pack, _ = _pack_for(session, case.portfolio_id)
     rendered = "\n".join(parts.values())
+    # The case's own values, so a CN-8 notice for a creditor without contact details shows as refused here.
+    known = {
+        "institution": data.context.get("institution_name", ""),
+        "institution_contact": data.context.get("institution_phone", ""),
+        "debtor_name": data.context.get("debtor_name", ""),
+    }
     findings = lint_text(
-        rendered, pack=pack, kind=lint_kind(core.kind, core.channel), locale=row.locale, channel=core.channel
+        rendered,
+        pack=pack,
+        kind=lint_kind(core.kind, core.channel),
+        locale=row.locale,
+        channel=core.channel,
+        facts={k: v for k, v in known.items() if v},
     ).findings
     issues = [TemplateIssue(f.code, f.en, f.zh, (f.rule_id,), None, f.match, f.highlighted) for f in findings]
     sms = tpl.sms_length(parts["body"]) if core.channel is Channel.SMS else None

@@ -306,9 +306,7 @@ def load_histories(
             by_case[row.case_id].append(row)
     out: dict[int, list[PriorAttempt]] = {}
     for case_id in set(case_ids):
-        rows = by_case.get(case_id, [])
-        superseded = {r.corrects_id for r in rows if r.corrects_id is not None}
-        out[case_id] = service._prior_attempts(rows, superseded)
+        out[case_id] = service._prior_attempts(by_case.get(case_id, []))
     return out
 
 

@@ -27,7 +27,7 @@ class Finding:
     """One problem in a text: rule id, what kind, where (``start``/``end``; None when content is missing)."""
 
     rule_id: str
-    code: str  # lint_forbidden | lint_missing | lint_third_party | lint_legal_threat
+    code: str  # lint_forbidden | lint_missing | lint_fact_missing | lint_third_party | lint_legal_threat
     category: str  # forbidden category or missing element
     start: int | None
     end: int | None
@@ -186,7 +186,10 @@ def lint_text(
     ``third_party`` text may not disclose the debt (CN-4); ``debtor`` and ``collection_notice`` texts
     must carry the required elements (CN-5 institution on first contact, CN-8 notice content, US-11
     debt-collector disclosure, US-13 opt-out for ``channel`` SMS / e-mail); with ``time_barred`` a text
-    may not mention legal action (CN-22, US-8). Findings carry spans into ``text``.
+    may not mention legal action (CN-22, US-8). ``facts`` (given when the text is rendered for a real
+    case) are values the text may carry; an element marked ``fact_required`` needs its fact known, so a
+    CN-8 notice for a creditor without contact details is refused rather than printed with a blank.
+    Findings carry spans into ``text``.
     """
     cache = _compiled(pack)
     findings: list[Finding] = []
@@ -215,6 +218,13 @@ def lint_text(
     langs = ",".join(_lang_of(locale))
     for i, req in enumerate(pack.lint.required):
         if not _required_applies(req, kind, channel, first_contact):
+            continue
+        if req.fact_required and facts is not None and not any(facts.get(name) for name in req.facts):
+            # A rendered text for a real case: the value the element stands for is missing (CN-8).
+            zh, en = messages.sentences("lint_fact_missing", req.id, {"element": req.element})
+            findings.append(
+                Finding(req.id, "lint_fact_missing", req.element, None, None, None, None, zh=zh, en=en)
+            )
             continue
         pattern = cache.required[(i, langs)]
         if pattern is not None and pattern.search(text):

@@ -226,6 +226,9 @@ class RequiredContent(_Strict):
     electronic_channels: frozenset[Channel] = frozenset({Channel.SMS, Channel.EMAIL})
     placeholders: tuple[str, ...] = ()
     facts: tuple[str, ...] = ()  # names of caller-supplied facts whose value satisfies the element
+    # When a real case's facts are given (a rendered text), one of ``facts`` must be known: a placeholder
+    # or a heading in the text is not enough if the value it stands for is missing (CN-8 contact details).
+    fact_required: bool = False
     zh: tuple[str, ...] = ()
     en: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()

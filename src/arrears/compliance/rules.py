@@ -13,7 +13,7 @@ Two families of checks:
   still blocks. ``next_allowed_at`` is the fixed point of "jump to the latest of those times and check
   again", which is the earliest time every timed check allows, with the same history.
 
-Speed: the history is cut once to the window the timed checks can see (``_lookback``); the only full
+Speed: the history is cut once to the window the timed checks can see (`lookback`); the only full
 passes are the third-party gate (CN-3) and first-contact detection for linting, and only when needed.
 """
 
@@ -78,7 +78,7 @@ def _accounts_text(ids: int | Iterable[int]) -> str:
     return ", ".join(str(i) for i in sorted(ids))
 
 
-def _lookback(pack: RulePack) -> timedelta:
+def lookback(pack: RulePack) -> timedelta:
     """How far back the timed checks can see (plus a day each side for time-zone slack)."""
     cache = pack.cached("rules")
     found = cache.get("lookback")
@@ -88,9 +88,9 @@ def _lookback(pack: RulePack) -> timedelta:
     cf = pack.call_frequency
     if cf is not None:
         days = max(days, cf.window_days + cf.consent_days, cf.conversation_window_days + cf.consent_days)
-    lookback = timedelta(days=days + 2)
-    cache["lookback"] = lookback
-    return lookback
+    window = timedelta(days=days + 2)
+    cache["lookback"] = window
+    return window
 
 
 # --- time of day: CN-1 / US-1 -------------------------------------------------------------------------
@@ -595,6 +595,25 @@ def _warning_signs(
             break
 
 
+def history_since(attempt: Attempt, pack: RulePack) -> datetime | None:
+    """The earliest history entry `decide` can read for ``attempt``; None when it may read all of it.
+
+    The timed checks (CN-1, CN-2, US-1..US-5) only look back a few days (`lookback`); only the
+    third-party gate (CN-3) and first-contact detection for a text to lint (CN-5, US-11) read the whole
+    record. A caller that loads the history from ``since`` on gets the same decision as with all of it,
+    and the gate's history query reads days, not years.
+    """
+    if attempt.text is not None and attempt.first_contact is None:
+        return None
+    if (
+        pack.third_party_gate is not None
+        and attempt.direction == Direction.OUTBOUND
+        and attempt.contact_point.is_third_party
+    ):
+        return None
+    return attempt.at.astimezone(UTC) - lookback(pack)
+
+
 def decide(attempt: Attempt, history: Sequence[PriorAttempt], context: Context, pack: RulePack) -> Decision:
     """Whether ``attempt`` may happen now under ``pack``, why not, and from when it could.
 
@@ -606,7 +625,7 @@ def decide(attempt: Attempt, history: Sequence[PriorAttempt], context: Context, 
     zones = candidate_zones(attempt.contact_point, context, pack.default_time_zone)
     for z in zones:
         zone(z)  # validates every zone name up front
-    lo = t - _lookback(pack)
+    lo = t - lookback(pack)
     recent = [h for h in history if lo <= h.at <= t]
     out = _Collector()
     outbound = attempt.direction == Direction.OUTBOUND

@@ -1,10 +1,10 @@
 """The compliance gate and limitation dates against the database (RULEBOOK.md, DESIGN "One compliance gate").
 
-`check_contact` answers "may this contact happen now?": it builds the `Context` from the database
-(portfolio zone and rule pack, the contact point, active flags, consents, inconvenient times, channel
-opt-outs, time-barred accounts), loads the case's contact record with ONE query on the
-``(case_id, started_at)`` index, and asks the pure `rules.decide`. It stores nothing; recording is
-`arrears.contacts.service.record_attempt`.
+`check_contact` answers "may this contact happen now?": in ONE round trip (`_gate_facts_stmt`, a
+UNION ALL) it reads what the `Context` needs (portfolio zone and rule pack, the contact points, active
+flags, consents, inconvenient times, opt-outs, time-barred accounts) and the case's contact record on the
+``(case_id, started_at)`` index, cut to what `rules.history_since` says the decision can see, and asks
+the pure `rules.decide`. It stores nothing; recording is `arrears.contacts.service.record_attempt`.
 
 Limitation dates (CN-20..CN-26, US-8) are computed from events gathered set-based from event sources:
 due dates (account and instalment schedule), and the contact record (promises, demands delivered with
@@ -23,14 +23,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    LABEL_STYLE_NONE,
+    Boolean,
     ColumnElement,
     Date,
     Executable,
     Integer,
     Row,
-    Select,
     String,
-    Text,
     Time,
     bindparam,
     cast,
@@ -38,17 +38,19 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
     union_all,
 )
+from sqlalchemy import case as case_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from arrears.clock import as_utc
 from arrears.compliance.limitation import LimitationEvent, LimitationResult, limitation_date
 from arrears.compliance.pack import PACK_DIR_ENV, RulePack, load_pack
-from arrears.compliance.rules import decide
+from arrears.compliance.rules import decide, history_since, lookback
 from arrears.compliance.schemas import (
     AccountState,
     ActiveFlag,
@@ -94,7 +96,7 @@ from arrears.models import (
 )
 from arrears.models import ContactPoint as ContactPointRow
 
-_PHONE_KINDS = (ContactKind.MOBILE.value, ContactKind.LANDLINE.value)
+_PHONES = (ContactKind.MOBILE, ContactKind.LANDLINE)
 _NO_CONTACT_POINT = ContactPoint(value="", kind=ContactKind.OTHER)
 # Channels whose delivered message is the creditor's demand reaching the debtor (CN-25).
 DEMAND_CHANNELS = frozenset({Channel.LETTER, Channel.SMS, Channel.EMAIL, Channel.LAWYER_LETTER})
@@ -103,6 +105,10 @@ DEMAND_CHANNELS = frozenset({Channel.LETTER, Channel.SMS, Channel.EMAIL, Channel
 def rule_pack(name: str) -> RulePack:
     """The rule pack of a portfolio, parsed once per name (and operator pack directory)."""
     return _cached_pack(name, os.environ.get(PACK_DIR_ENV, ""))
+
+
+# Packs the gate has met whose look-back is longer than the built-in packs': the history window covers them.
+_PACKS_SEEN: set[str] = set()
 
 
 @lru_cache(maxsize=32)
@@ -140,52 +146,41 @@ class _CaseInfo:
     facts: tuple[tuple[str, str], ...]  # what a message may name instead of a placeholder (CN-5, CN-8)
 
 
-# The gate's statements are built once, with bound parameters, and reused: building a SELECT costs more
-# Python time than running it.
-@cache
-def _case_info_stmt() -> Executable:
-    return (
-        select(
-            Case.id,
-            Case.debtor_id,
-            Case.portfolio_id,
-            Portfolio.timezone,
-            Portfolio.rule_pack,
-            Debtor.timezone,
-            Creditor.name,
-            Creditor.phone,
-            Debtor.name,
-        )
-        .join(Portfolio, Portfolio.id == Case.portfolio_id)
-        .join(Creditor, Creditor.id == Portfolio.creditor_id)
-        .join(Debtor, Debtor.id == Case.debtor_id)
-        .where(Case.id == bindparam("case_id"))
-    )
+@dataclass(frozen=True, slots=True)
+class _Point:
+    """A contact point of the debtor as the gate sees it."""
+
+    point: ContactPoint
+    is_valid: bool
 
 
-def _case_info(session: Session, case_id: int) -> _CaseInfo:
-    row = session.execute(_case_info_stmt(), {"case_id": case_id}).one_or_none()
-    if row is None:
-        raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
-    facts = (("institution", row[6]), ("institution_contact", row[7]), ("debtor_name", row[8]))
-    return _CaseInfo(row[0], row[1], row[2], row[3], row[4], row[5], tuple((k, v) for k, v in facts if v))
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What one round trip tells the gate about a case at a moment (see `_gate_facts_stmt`)."""
 
-
-def _contact_point(row: ContactPointRow | None) -> ContactPoint:
-    if row is None:
-        return _NO_CONTACT_POINT
-    return ContactPoint(
-        value=row.value,
-        kind=_enum(ContactKind, row.kind, ContactKind.OTHER),
-        owner_relation=_enum(OwnerRelation, row.owner_relation, OwnerRelation.OTHER),
-        owner_name=row.owner_name,
-        debt_related=row.debt_related,
-        opted_out=row.opted_out,
-        time_zones=(row.timezone,) if row.timezone else (),
-    )
+    info: _CaseInfo
+    context: Context
+    points: dict[int, _Point]
+    history: list[PriorAttempt]
+    since: datetime | None  # the history holds every attempt from here on (None: all of them)
 
 
 _E = TypeVar("_E", ContactKind, OwnerRelation, Product, Channel, Outcome, Direction, Purpose)
+
+
+# Enum look-ups by value: a dict read is twenty times cheaper than ``Channel(value)``, and the history
+# converts thousands of values per check.
+def _table(kind: type[_E]) -> dict[str, _E]:
+    return {member.value: member for member in kind}
+
+
+_CHANNELS = _table(Channel)
+_OUTCOMES = _table(Outcome)
+_DIRECTIONS = _table(Direction)
+_PURPOSES = _table(Purpose)
+_KINDS = _table(ContactKind)
+_RELATIONS = _table(OwnerRelation)
+_PRODUCTS = _table(Product)
 
 
 def _enum(kind: type[_E], value: str | None, default: _E) -> _E:
@@ -197,246 +192,420 @@ def _enum(kind: type[_E], value: str | None, default: _E) -> _E:
         return default
 
 
-def load_history(session: Session, *, case_id: int, until: datetime | None = None) -> list[PriorAttempt]:
+def _contact_point(row: Any) -> ContactPoint:
+    """The gate's view of a contact point row (ORM object or result row with the same attribute names)."""
+    if row is None:
+        return _NO_CONTACT_POINT
+    return ContactPoint(
+        value=row.value,
+        kind=_KINDS.get(row.kind, ContactKind.OTHER),
+        owner_relation=_RELATIONS.get(row.owner_relation, OwnerRelation.OTHER),
+        owner_name=row.owner_name,
+        debt_related=bool(row.debt_related),
+        opted_out=bool(row.opted_out),
+        time_zones=(row.timezone,) if row.timezone else (),
+    )
+
+
+# --- the history ------------------------------------------------------------------------------------
+
+_ATTEMPT = ContactAttempt.__table__.c
+_POINT = ContactPointRow.__table__.c
+
+
+def load_history(
+    session: Session, *, case_id: int, until: datetime | None = None, since: datetime | None = None
+) -> list[PriorAttempt]:
     """The case's contact record as the gate sees it, with ONE query on ``(case_id, started_at)``.
 
-    Corrected attempts are replaced by their corrections; attempts after ``until`` are left out.
+    Corrected attempts are replaced by their corrections (a correction keeps the corrected attempt's
+    ``started_at``); attempts after ``until`` or before ``since`` are left out.
     """
-    params: dict[str, Any] = {"case_id": case_id}
-    if until is not None:
-        params["until"] = until
-    rows = session.execute(_history_stmt(until is not None), params).all()
-    superseded = {r.corrects_id for r in rows if r.corrects_id is not None}
-    return _prior_attempts(rows, superseded)
+    session.flush()
+    rows = session.connection().execute(
+        _history_stmt(until is not None, since is not None),
+        {"case_id": case_id, "until": until, "since": since},
+    )
+    return _prior_attempts(rows.all())
 
 
 @cache
-def _history_stmt(bounded: bool) -> Executable:
-    cp = ContactPointRow
+def _history_stmt(bounded: bool, windowed: bool) -> Executable:
+    """A case's history joined with its contact points (the gate's own query is in `_gate_facts_stmt`)."""
+    a, cp = _ATTEMPT, _POINT
     stmt = (
         select(
-            ContactAttempt.id,
-            ContactAttempt.started_at,
-            ContactAttempt.channel,
-            ContactAttempt.direction,
-            ContactAttempt.purpose,
-            ContactAttempt.collector,
-            ContactAttempt.account_ids,
-            ContactAttempt.outcome,
-            ContactAttempt.corrects_id,
-            ContactAttempt.contact_point_id,
+            a.id,
+            a.started_at,
+            a.channel,
+            a.direction,
+            a.purpose,
+            a.collector,
+            a.account_ids,
+            a.outcome,
+            a.corrects_id,
+            a.contact_point_id,
             cp.value,
             cp.kind,
             cp.owner_relation,
             cp.owner_name,
             cp.debt_related,
             cp.timezone,
+            literal(False).label("opted_out"),
         )
-        .outerjoin(cp, cp.id == ContactAttempt.contact_point_id)
-        .where(ContactAttempt.case_id == bindparam("case_id"))
-        .order_by(ContactAttempt.started_at)
+        .select_from(
+            ContactAttempt.__table__.outerjoin(ContactPointRow.__table__, cp.id == a.contact_point_id)
+        )
+        .where(a.case_id == bindparam("case_id"))
     )
     if bounded:
-        stmt = stmt.where(ContactAttempt.started_at <= bindparam("until"))
-    return stmt
+        stmt = stmt.where(a.started_at <= bindparam("until", type_=UTCDateTime()))
+    if windowed:
+        stmt = stmt.where(a.started_at >= bindparam("since", type_=UTCDateTime()))
+    return stmt.order_by(a.started_at)
 
 
-def _prior_attempts(rows: Sequence[Row[Any]], superseded: set[int]) -> list[PriorAttempt]:
+@cache
+def _points_by_id_stmt() -> Executable:
+    cp = _POINT
+    return select(
+        cp.id, cp.value, cp.kind, cp.owner_relation, cp.owner_name, cp.debt_related, cp.timezone, cp.opted_out
+    ).where(cp.id.in_(bindparam("ids", expanding=True)))
+
+
+def _prior_attempts(rows: Sequence[Row[Any]]) -> list[PriorAttempt]:
+    """PriorAttempt values from history rows joined with their contact points."""
     points: dict[int | None, ContactPoint] = {None: _NO_CONTACT_POINT}
+    superseded = {r.corrects_id for r in rows if r.corrects_id is not None}
     out: list[PriorAttempt] = []
     for r in rows:
         if r.id in superseded:
             continue
         point = points.get(r.contact_point_id)
         if point is None:
-            point = ContactPoint(
-                value=r.value,
-                kind=_enum(ContactKind, r.kind, ContactKind.OTHER),
-                owner_relation=_enum(OwnerRelation, r.owner_relation, OwnerRelation.OTHER),
-                owner_name=r.owner_name,
-                debt_related=bool(r.debt_related),
-                time_zones=(r.timezone,) if r.timezone else (),
-            )
-            points[r.contact_point_id] = point
+            point = points[r.contact_point_id] = _contact_point(r)
         out.append(
             PriorAttempt(
-                at=r.started_at,
-                channel=_enum(Channel, r.channel, Channel.OTHER),
-                contact_point=point,
-                account_ids=frozenset(r.account_ids or ()),
-                collector_id=r.collector,
-                outcome=_enum(Outcome, r.outcome, Outcome.NOT_CONNECTED),
-                direction=_enum(Direction, r.direction, Direction.OUTBOUND),
-                purpose=_enum(Purpose, r.purpose, Purpose.DEBT_COLLECTION),
+                r.started_at,
+                _CHANNELS.get(r.channel, Channel.OTHER),
+                point,
+                frozenset(r.account_ids or ()),
+                r.collector,
+                _OUTCOMES.get(r.outcome, Outcome.NOT_CONNECTED),
+                _DIRECTIONS.get(r.direction, Direction.OUTBOUND),
+                _PURPOSES.get(r.purpose, Purpose.DEBT_COLLECTION),
             )
         )
     return out
+
+
+# --- the debtor's situation -------------------------------------------------------------------------
 
 
 def _local_midnight(day: date, zone_name: str) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=zone(zone_name)).astimezone(UTC)
 
 
-def build_context(
-    session: Session, *, case_id: int, at: datetime
-) -> tuple[Context, dict[int, ContactPointRow]]:
-    """The debtor's situation at ``at`` for the gate, and the debtor's contact points by id."""
-    info = _case_info(session, case_id)
-    return _build_context(session, info, as_utc(at))
+# Every branch of the facts query fills the same typed slots; the first branch carries the result types
+# (UTC timestamps, JSON, times of day) so each dialect hands back Python values.
+_SLOTS: tuple[tuple[str, Any], ...] = (
+    ("i1", Integer()),
+    ("i2", Integer()),
+    ("s1", String()),
+    ("s2", String()),
+    ("s3", String()),
+    ("s4", String()),
+    ("s5", String()),
+    ("s6", String()),
+    ("b1", Boolean()),
+    ("b2", Boolean()),
+    ("b3", Boolean()),
+    ("d1", Date()),
+    ("ts1", UTCDateTime()),
+    ("ts2", UTCDateTime()),
+    ("ts3", UTCDateTime()),
+    ("i3", Integer()),
+    ("j1", JSON()),
+    ("t1", Time()),
+    ("t2", Time()),
+)
 
 
-@cache
-def _points_stmt() -> Select[Any]:
-    return select(ContactPointRow).where(ContactPointRow.debtor_id == bindparam("debtor_id"))
+_SLOT_INDEX = {name: i for i, (name, _kind) in enumerate(_SLOTS, start=1)}  # 0 is ``source``
 
 
-@cache
-def _accounts_stmt() -> Executable:
-    return (
-        select(Account.id, Account.product, AccountLimitation.limitation_on, AccountLimitation.account_id)
-        .outerjoin(AccountLimitation, AccountLimitation.account_id == Account.id)
-        .where(Account.case_id == bindparam("case_id"))
-    )
+_NULL: ColumnElement[Any] = literal_column("NULL")  # rendered bare in the unlabelled branches
 
 
-@cache
-def _standing_facts() -> Executable:
-    """Active flags, consents, inconvenient times and channel opt-outs in ONE round trip (UNION ALL).
-
-    Every branch has the same columns; the first one carries the result types (UTC timestamps, JSON,
-    times of day) so each dialect hands back Python values.
-    """
-
-    def row(
-        source: str,
-        ref_id: Any = None,
-        label: Any = None,
-        note: Any = None,
-        day: Any = None,
-        starts_at: Any = None,
-        ends_at: Any = None,
-        ids: Any = None,
-        from_time: Any = None,
-        to_time: Any = None,
-    ) -> list[Any]:
+def _branch(source: str, *, first: bool = False, **values: Any) -> list[Any]:
+    """One branch's columns. Only the first branch needs typed NULLs and labels: the database takes the
+    other branches' types from it (and a shorter statement is cheaper for the driver to parse)."""
+    unknown = set(values) - {name for name, _ in _SLOTS}
+    assert not unknown, unknown
+    if first:
         return [
-            literal(source, String()).label("source"),
-            (ref_id if ref_id is not None else cast(null(), Integer())).label("ref_id"),
-            (label if label is not None else cast(null(), String())).label("label"),
-            (note if note is not None else cast(null(), Text())).label("note"),
-            (day if day is not None else cast(null(), Date())).label("day"),
-            (starts_at if starts_at is not None else cast(null(), UTCDateTime())).label("starts_at"),
-            (ends_at if ends_at is not None else cast(null(), UTCDateTime())).label("ends_at"),
-            (ids if ids is not None else cast(null(), JSON())).label("ids"),
-            (from_time if from_time is not None else cast(null(), Time())).label("from_time"),
-            (to_time if to_time is not None else cast(null(), Time())).label("to_time"),
+            literal_column(f"'{source}'", String()).label("source"),
+            *((values[name] if name in values else cast(null(), kind)).label(name) for name, kind in _SLOTS),
         ]
+    return [literal_column(f"'{source}'"), *(values.get(name, _NULL) for name, _kind in _SLOTS)]
 
-    flag = select(
-        *row(
-            "flag",
-            ref_id=AccountFlag.account_id,
-            label=AccountFlag.kind,
-            note=AccountFlag.reason,
-            day=AccountFlag.expires_on,
+
+# The earliest moment the history branch can need: "the whole record".
+_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+@cache
+def _gate_facts_stmt(packs: tuple[str, ...]) -> Executable:
+    """Everything the gate reads about a case at ``at``, in ONE round trip (UNION ALL): the case, its
+    portfolio and creditor, accounts with limitation dates, the debtor's contact points, active flags,
+    consents, inconvenient times, channel opt-outs, and the history on the ``(case_id, started_at)`` index.
+
+    The history starts where the case's rule pack lets the timed checks see (``since_<i>`` for
+    ``packs[i]``, ``since`` for any other pack), or at the beginning when ``full`` is set or the contact
+    point belongs to a third party (CN-3 reads the whole record). Consents,
+    inconvenient times and opt-outs count as recorded at ``at``: one revoked, removed or withdrawn after
+    ``at`` was still in force then.
+    """
+    # Short aliases: the statement is long, and the driver re-parses one over 4 KB on every execution.
+    k, p, c, d = (
+        Case.__table__.alias("k"),
+        Portfolio.__table__.alias("p"),
+        Creditor.__table__.alias("c"),
+        Debtor.__table__.alias("d"),
+    )
+    case, portfolio, creditor, debtor = k.c, p.c, c.c, d.c
+    case_id, at = bindparam("case_id", type_=Integer()), bindparam("at", type_=UTCDateTime())
+    debtor_id = select(case.debtor_id).where(case.id == case_id).scalar_subquery()
+    head = (
+        select(
+            *_branch(
+                "case",
+                first=True,
+                i1=case.debtor_id,
+                i2=case.portfolio_id,
+                s1=portfolio.timezone,
+                s2=portfolio.rule_pack,
+                s3=debtor.timezone,
+                s4=creditor.name,
+                s5=creditor.phone,
+                s6=debtor.name,
+            )
         )
-    ).where(AccountFlag.case_id == bindparam("case_id"), AccountFlag.cleared_at.is_(None))
-    consent = select(
-        *row(
+        .select_from(
+            k.join(p, portfolio.id == case.portfolio_id)
+            .join(c, creditor.id == portfolio.creditor_id)
+            .join(d, debtor.id == case.debtor_id)
+        )
+        .where(case.id == case_id)
+    )
+    acc_t, lim_t = Account.__table__.alias("ac"), AccountLimitation.__table__.alias("al")
+    acc, lim = acc_t.c, lim_t.c
+    accounts = (
+        select(*_branch("account", i1=acc.id, i2=lim.account_id, s1=acc.product, d1=lim.limitation_on))
+        .select_from(acc_t.outerjoin(lim_t, lim.account_id == acc.id))
+        .where(acc.case_id == case_id)
+    )
+    cp = ContactPointRow.__table__.alias("cp").c
+    points = select(
+        *_branch(
+            "point",
+            i1=cp.id,
+            s1=cp.value,
+            s2=cp.kind,
+            s3=cp.owner_relation,
+            s4=cp.owner_name,
+            s5=cp.timezone,
+            b1=cp.debt_related,
+            b2=cp.opted_out,
+            b3=cp.is_valid,
+            ts1=cp.opted_out_at,
+        )
+    ).where(cp.debtor_id == debtor_id)
+    fl = AccountFlag.__table__.alias("f").c
+    flags = select(
+        *_branch("flag", i1=fl.account_id, s1=fl.kind, s2=cast(fl.reason, String()), d1=fl.expires_on)
+    ).where(fl.case_id == case_id, fl.cleared_at.is_(None))
+    co = ContactConsent.__table__.alias("co").c
+    consents = select(
+        *_branch(
             "consent",
-            ref_id=ContactConsent.contact_point_id,
-            label=ContactConsent.scope,
-            starts_at=ContactConsent.granted_at,
-            ends_at=ContactConsent.expires_at,
-            ids=ContactConsent.account_ids,
+            i1=co.contact_point_id,
+            s1=co.scope,
+            ts1=co.granted_at,
+            ts2=co.expires_at,
+            ts3=co.revoked_at,
+            j1=co.account_ids,
         )
-    ).where(ContactConsent.debtor_id == bindparam("debtor_id"), ContactConsent.revoked_at.is_(None))
-    window = select(
-        *row(
-            "window",
-            ref_id=InconvenientTime.id,
-            label=InconvenientTime.weekdays,
-            from_time=InconvenientTime.starts,
-            to_time=InconvenientTime.ends,
+    ).where(co.debtor_id == debtor_id, or_(co.revoked_at.is_(None), co.revoked_at > at))
+    it = InconvenientTime.__table__.alias("it").c
+    windows = select(*_branch("window", i1=it.id, s1=it.weekdays, t1=it.starts, t2=it.ends)).where(
+        it.debtor_id == debtor_id, or_(it.removed_at.is_(None), it.removed_at > at)
+    )
+    oo = ChannelOptOut.__table__.alias("oo").c
+    opt_outs = select(*_branch("opt_out", i1=oo.id, s1=oo.channel, ts1=oo.opted_out_at)).where(
+        oo.debtor_id == debtor_id, oo.opted_out_at <= at, or_(oo.withdrawn_at.is_(None), oo.withdrawn_at > at)
+    )
+    a = ContactAttempt.__table__.alias("a").c
+    third_party = (
+        select(cp.id)
+        .where(cp.id == bindparam("contact_point_id", type_=Integer()), cp.owner_relation != "self")
+        .exists()
+    )
+    pack_name = (
+        select(portfolio.rule_pack)
+        .select_from(k.join(p, portfolio.id == case.portfolio_id))
+        .where(case.id == case_id)
+        .scalar_subquery()
+    )
+    since = case_(
+        (or_(bindparam("full", type_=Boolean()), third_party), bindparam("epoch", type_=UTCDateTime())),
+        *(
+            (pack_name == literal(name, String()), bindparam(f"since_{i}", type_=UTCDateTime()))
+            for i, name in enumerate(packs)
+        ),
+        else_=bindparam("since", type_=UTCDateTime()),
+    )
+    history = select(
+        *_branch(
+            "attempt",
+            i1=a.id,
+            i2=a.corrects_id,
+            i3=a.contact_point_id,
+            s1=a.channel,
+            s2=a.direction,
+            s3=a.purpose,
+            s4=a.collector,
+            s5=a.outcome,
+            s6=cast(a.account_ids, String()),  # parsed here: cheaper than a JSON decode per row
+            ts1=a.started_at,
         )
-    ).where(InconvenientTime.debtor_id == bindparam("debtor_id"), InconvenientTime.removed_at.is_(None))
-    opt_out = select(
-        *row(
-            "opt_out",
-            ref_id=ChannelOptOut.id,
-            label=ChannelOptOut.channel,
-            starts_at=ChannelOptOut.opted_out_at,
-        )
-    ).where(ChannelOptOut.debtor_id == bindparam("debtor_id"), ChannelOptOut.withdrawn_at.is_(None))
-    return union_all(flag, consent, window, opt_out)
+    ).where(a.case_id == case_id, a.started_at <= at, a.started_at >= since)
+    rest = (accounts, points, flags, consents, windows, opt_outs, history)
+    return union_all(head, *(branch.set_label_style(LABEL_STYLE_NONE) for branch in rest))
 
 
-def _build_context(
-    session: Session, info: _CaseInfo, at: datetime
-) -> tuple[Context, dict[int, ContactPointRow]]:
+def _windows() -> tuple[tuple[str, ...], tuple[timedelta, ...], timedelta]:
+    """The packs the gate knows, how far back each one's timed checks see, and the longest of them."""
+    names = tuple(sorted({"cn", "us-regf", *_PACKS_SEEN}))
+    spans = tuple(lookback(rule_pack(name)) for name in names)
+    return names, spans, max(spans)
+
+
+def _gate_facts(
+    session: Session,
+    case_id: int,
+    at: datetime,
+    *,
+    contact_point_id: int | None = None,
+    full_history: bool = False,
+    window: timedelta | None = None,
+) -> _Facts:
+    session.flush()  # the gate reads through the connection: pending ORM changes must be in the database
+    names, spans, longest = _windows()
+    params: dict[str, Any] = {
+        "case_id": case_id,
+        "at": at,
+        "contact_point_id": contact_point_id,
+        "full": full_history,
+        "epoch": _EPOCH,
+        "since": at - (window if window is not None else longest),
+    }
+    for i, span in enumerate(spans):
+        params[f"since_{i}"] = at - (window if window is not None else span)
+    rows = session.connection().execute(_gate_facts_stmt(names), params).all()
+    head = next((r for r in rows if r.source == "case"), None)
+    if head is None:
+        raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
+    named = (("institution", head.s4), ("institution_contact", head.s5), ("debtor_name", head.s6))
+    info = _CaseInfo(
+        case_id, head.i1, head.i2, head.s1, head.s2, head.s3, tuple((k, v) for k, v in named if v)
+    )
     local_day = at.astimezone(zone(info.portfolio_zone)).date()
-    points = {p.id: p for p in session.scalars(_points_stmt(), {"debtor_id": info.debtor_id})}
-    # CN-3: the debtor is out of contact when every own phone number is known invalid.
-    own_phones = [p for p in points.values() if p.owner_relation == "self" and p.kind in _PHONE_KINDS]
-    numbers_invalid = bool(own_phones) and not any(p.is_valid for p in own_phones)
-
-    accounts = session.execute(_accounts_stmt(), {"case_id": info.case_id}).all()
-    unknown = [a.id for a in accounts if a.account_id is None]
-    live: dict[int, LimitationResult] = {}
-    if unknown:  # never refreshed: compute now rather than assume the debt is not time-barred
-        live = limitations(session, scope=AccountScope(account_ids=tuple(unknown)), as_of=local_day)
+    points: dict[int, _Point] = {}
     states: dict[int, AccountState] = {}
-    for a in accounts:
-        if a.account_id is not None:
-            barred = a.limitation_on is not None and local_day > a.limitation_on  # CN-22 / US-8
-        else:
-            barred = live[a.id].time_barred if a.id in live else False
-        # CN-10's lawful cap comes from the ledger's caps; until that is wired it is not flagged here.
-        states[a.id] = AccountState(product=_enum(Product, a.product, Product.OTHER), time_barred=barred)
-
+    unknown: list[int] = []
     flags: list[ActiveFlag] = []
-    consents: list[Consent] = []
+    consent_rows: list[Row[Any]] = []
+    attempt_rows: list[Row[Any]] = []
     windows: list[InconvenientWindow] = []
     opted_out: set[Channel] = set()
-    for r in session.execute(_standing_facts(), {"case_id": info.case_id, "debtor_id": info.debtor_id}):
-        if r.source == "flag":
+    for r in rows:
+        source = r.source
+        if source == "attempt":
+            attempt_rows.append(r)
+        elif source == "point":
+            # ALL-2: an opt-out of this contact point counts from the moment it was recorded.
+            out = bool(r.b2) and (r.ts1 is None or r.ts1 <= at)
+            point = ContactPoint(
+                value=r.s1,
+                kind=_KINDS.get(r.s2, ContactKind.OTHER),
+                owner_relation=_RELATIONS.get(r.s3, OwnerRelation.OTHER),
+                owner_name=r.s4,
+                debt_related=bool(r.b1),
+                opted_out=out,
+                time_zones=(r.s5,) if r.s5 else (),
+            )
+            points[r.i1] = _Point(point, bool(r.b3))
+        elif source == "account":
+            product = _PRODUCTS.get(r.s1, Product.OTHER)
+            if r.i2 is None:  # never refreshed: computed below rather than assumed not time-barred
+                unknown.append(r.i1)
+                states[r.i1] = AccountState(product=product)
+            else:
+                barred = r.d1 is not None and local_day > r.d1  # CN-22 / US-8
+                # CN-10's lawful cap comes from the ledger's caps; until that is wired it is not flagged here.
+                states[r.i1] = AccountState(product=product, time_barred=barred)
+        elif source == "flag":
             # A flag is in force through its ``expires_on`` day (portfolio zone). An unknown kind is treated
             # as a legal hold: every flag stops collection contact until a person clears it.
-            expires_at = _local_midnight(r.day + timedelta(days=1), info.portfolio_zone) if r.day else None
+            expires_at = _local_midnight(r.d1 + timedelta(days=1), info.portfolio_zone) if r.d1 else None
             if expires_at is not None and expires_at <= at:
                 continue
             try:
-                flag_kind = FlagKind(r.label)
+                flag_kind = FlagKind(r.s1)
             except ValueError:
                 flag_kind = FlagKind.LEGAL_HOLD
-            flags.append(
-                ActiveFlag(kind=flag_kind, account_id=r.ref_id, expires_at=expires_at, reason=r.note)
-            )
-        elif r.source == "consent":
-            try:
-                scope = ConsentScope(r.label)
-            except ValueError:
-                continue
-            point = points.get(r.ref_id) if r.ref_id is not None else None
-            consents.append(
-                Consent(
-                    scope=scope,
-                    granted_at=r.starts_at,
-                    expires_at=r.ends_at,
-                    contact_value=point.value if point is not None else None,
-                    account_ids=frozenset(r.ids) if r.ids is not None else None,
-                )
-            )
-        elif r.source == "window":
+            flags.append(ActiveFlag(kind=flag_kind, account_id=r.i1, expires_at=expires_at, reason=r.s2))
+        elif source == "consent":
+            consent_rows.append(r)
+        elif source == "window":
             windows.append(
                 InconvenientWindow(
-                    start=r.from_time,
-                    end=r.to_time,
-                    weekdays=frozenset(int(d) for d in (r.label or "").split(",") if d.strip()),
+                    start=r.t1,
+                    end=r.t2,
+                    weekdays=frozenset(int(d) for d in (r.s1 or "").split(",") if d.strip()),
                 )
             )
-        elif r.starts_at <= at:  # channel opt-out
-            opted_out.add(_enum(Channel, r.label, Channel.OTHER))
+        elif source == "opt_out":
+            opted_out.add(_CHANNELS.get(r.s1, Channel.OTHER))
+    consents: list[Consent] = []
+    for r in consent_rows:
+        try:
+            scope = ConsentScope(r.s1)
+        except ValueError:
+            continue
+        ends = r.ts2
+        if r.ts3 is not None and (ends is None or r.ts3 < ends):  # revoked after ``at``: in force until then
+            ends = r.ts3
+        owner = points.get(r.i1) if r.i1 is not None else None
+        consents.append(
+            Consent(
+                scope=scope,
+                granted_at=r.ts1,
+                expires_at=ends,
+                contact_value=owner.point.value if owner is not None else None,
+                account_ids=frozenset(r.j1) if r.j1 is not None else None,
+            )
+        )
+    if unknown:
+        live = limitations(session, scope=AccountScope(account_ids=tuple(unknown)), as_of=local_day)
+        for account_id in unknown:
+            if account_id in live and live[account_id].time_barred:
+                states[account_id] = AccountState(product=states[account_id].product, time_barred=True)
+    # CN-3: the debtor is out of contact when every own phone number is known invalid.
+    own_phones = [
+        p for p in points.values() if p.point.owner_relation == OwnerRelation.SELF and p.point.kind in _PHONES
+    ]
     context = Context(
         debtor_time_zones=(info.debtor_zone,) if info.debtor_zone else (),
         portfolio_time_zone=info.portfolio_zone,
@@ -444,10 +613,63 @@ def _build_context(
         inconvenient_times=tuple(windows),
         opted_out_channels=frozenset(opted_out),
         consents=tuple(consents),
-        debtor_numbers_invalid=numbers_invalid,
+        debtor_numbers_invalid=bool(own_phones) and not any(p.is_valid for p in own_phones),
         accounts=states,
     )
-    return context, points
+    asked = points.get(contact_point_id) if contact_point_id is not None else None
+    whole = full_history or (asked is not None and asked.point.is_third_party)
+    history = _attempts_from_facts(attempt_rows, points, session)
+    since = params[f"since_{names.index(info.rule_pack)}"] if info.rule_pack in names else params["since"]
+    return _Facts(info, context, points, history, None if whole else since)
+
+
+def _account_ids(text: str | None) -> frozenset[int]:
+    """``[1, 2]`` (the JSON list of an attempt's accounts, as text) as a set of ints."""
+    if not text:
+        return frozenset()
+    inner = text.strip()[1:-1]
+    return frozenset(int(part) for part in inner.split(",") if part.strip())
+
+
+def _attempts_from_facts(
+    rows: Sequence[Row[Any]], known: Mapping[int, _Point], session: Session
+) -> list[PriorAttempt]:
+    points: dict[int | None, ContactPoint] = {None: _NO_CONTACT_POINT}
+    for point_id, p in known.items():
+        points[point_id] = p.point
+    # Positional access: a tuple index is several times cheaper than a named attribute of a Row.
+    (i_id, i_corrects, i_point, i_channel, i_direction, i_purpose, i_collector, i_outcome, i_at, i_ids) = (
+        _SLOT_INDEX[name] for name in ("i1", "i2", "i3", "s1", "s2", "s3", "s4", "s5", "ts1", "s6")
+    )
+    missing = {r[i_point] for r in rows} - points.keys()
+    if missing:  # an attempt to someone else's contact point: bulk-loaded data
+        for r in session.connection().execute(_points_by_id_stmt(), {"ids": sorted(missing)}):
+            points[r.id] = _contact_point(r)
+    superseded = {r[i_corrects] for r in rows if r[i_corrects] is not None}
+    channels, outcomes, directions, purposes = _CHANNELS, _OUTCOMES, _DIRECTIONS, _PURPOSES
+    out: list[PriorAttempt] = []
+    append = out.append
+    for r in rows:
+        if superseded and r[i_id] in superseded:
+            continue
+        append(
+            PriorAttempt(
+                r[i_at],
+                channels.get(r[i_channel], Channel.OTHER),
+                points.get(r[i_point], _NO_CONTACT_POINT),
+                _account_ids(r[i_ids]),
+                r[i_collector],
+                outcomes.get(r[i_outcome], Outcome.NOT_CONNECTED),
+                directions.get(r[i_direction], Direction.OUTBOUND),
+                purposes.get(r[i_purpose], Purpose.DEBT_COLLECTION),
+            )
+        )
+    return out
+
+
+def build_context(session: Session, *, case_id: int, at: datetime) -> Context:
+    """The debtor's situation at ``at`` as the gate sees it (one round trip)."""
+    return _gate_facts(session, case_id, as_utc(at), window=timedelta(0)).context
 
 
 def gate_inputs(
@@ -465,22 +687,30 @@ def gate_inputs(
     agent_id: int | None = None,
     template_kind: TemplateKind | None = None,
     locale: str | None = None,
+    full_history: bool = False,
 ) -> GateInputs:
-    """Build the attempt, history, context and pack `decide` needs (validating ids against the case)."""
+    """Build the attempt, history, context and pack `decide` needs (validating ids against the case).
+
+    ONE round trip (`_gate_facts_stmt`): the facts of the case and its history on the
+    ``(case_id, started_at)`` index, cut to the window the timed checks can see (`rules.history_since`);
+    ``full_history`` loads all of it, for explanations that try other contact points.
+    """
     at = as_utc(at)
-    info = _case_info(session, case_id)
-    context, points = _build_context(session, info, at)
+    facts = _gate_facts(
+        session, case_id, at, contact_point_id=contact_point_id, full_history=full_history or text is not None
+    )
+    info, context = facts.info, facts.context
     if contact_point_id is None:
         point = _NO_CONTACT_POINT
     else:
-        row = points.get(contact_point_id)
-        if row is None:
+        found = facts.points.get(contact_point_id)
+        if found is None:
             raise ValidationFailed(
                 f"联系方式 {contact_point_id} 不属于案件 {case_id} 的债务人 / contact point {contact_point_id} "
                 f"does not belong to the debtor of case {case_id}",
                 code="contact_point_not_in_case",
             )
-        point = _contact_point(row)
+        point = found.point
     case_accounts = set(context.accounts)
     ids = frozenset(account_ids) or frozenset(case_accounts)
     if not ids:
@@ -508,7 +738,12 @@ def gate_inputs(
         locale=locale,
         facts=info.facts,
     )
-    history = load_history(session, case_id=case_id, until=at)
+    history = facts.history
+    needed = None if full_history else history_since(attempt, pack)
+    if facts.since is not None and (needed is None or needed < facts.since):
+        # A pack that looks further back than any pack met so far: read the history again, once.
+        _PACKS_SEEN.add(info.rule_pack)
+        history = load_history(session, case_id=case_id, until=at, since=needed)
     return GateInputs(attempt, history, context, pack, info.portfolio_zone)
 
 
@@ -530,7 +765,8 @@ def check_contact(
 ) -> Decision:
     """May this contact happen at ``at``? Allowed, or blocked with rule ids, sentences and the next time.
 
-    ``account_ids`` empty means every account of the case. Stores nothing.
+    ``account_ids`` empty means every account of the case. Stores nothing. One round trip to the
+    database (the case's facts and its history) and the pure `rules.decide`.
     """
     inputs = gate_inputs(
         session,

@@ -151,3 +151,26 @@ def verify_rows(rows: Iterable[Mapping[Any, Any]]) -> ChainReport:
             continue
         expected_seq, prev = seq + 1, str(row["hash"])
     return ChainReport(cases=cases, attempts=attempts, broken=tuple(broken))
+
+
+def heads_digest(heads: Iterable[tuple[int, int, str]]) -> str:
+    """SHA-256 (hex) over every case's chain head, ``case_id:seq:hash`` lines in case order.
+
+    The digest an operator keeps outside the database; the heads must come ordered by case id.
+    """
+    digest = hashlib.sha256()
+    for case_id, seq, head in heads:
+        digest.update(f"{case_id}:{seq}:{head}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorProblem:
+    """Something an anchor shows about the record: a rewritten or missing anchored head, or bad anchor rows."""
+
+    case_id: int | None
+    seq: int | None
+    attempt_id: int | None
+    problem: str  # "anchor_not_found", "anchor_changed", "head_rewritten", "head_missing"
+    zh: str
+    en: str

@@ -13,27 +13,42 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, literal, or_, select, text
+from sqlalchemy.orm import Session, aliased
 
 from arrears.clock import as_utc
 from arrears.compliance import batch as gate_batch
 from arrears.compliance import service as compliance_service
 from arrears.compliance.rules import decide
 from arrears.compliance.schemas import ConsentScope, Decision, Direction, Outcome, Purpose, TemplateKind
-from arrears.contacts.chain import CHAINED_FIELDS, GENESIS, ChainReport, attempt_hash, verify_rows
+from arrears.contacts.chain import (
+    CHAINED_FIELDS,
+    GENESIS,
+    AnchorProblem,
+    ChainReport,
+    attempt_hash,
+    heads_digest,
+    verify_rows,
+)
 from arrears.enums import Channel
 from arrears.errors import Conflict, NotFound, ValidationFailed
 from arrears.models import (
+    Account,
     Case,
+    ChainAnchor,
+    ChainAnchorHead,
     ChannelOptOut,
     ContactAttempt,
     ContactConsent,
     Debtor,
     InconvenientTime,
 )
+from arrears.models import ContactPoint as ContactPointRow
+
+_V = TypeVar("_V", bound=StrEnum)
 
 # Fields a correction may change; the gate's decision, the time and the channel are facts of the attempt.
 CORRECTABLE = frozenset(
@@ -353,32 +368,75 @@ def verify_chain(session: Session, *, case_id: int | None = None, batch: int = 1
 
 
 # --- what the debtor asked for ---------------------------------------------------------------------
+# Consents (CN-1, CN-2, US-1, US-4), inconvenient times (US-1) and opt-outs (ALL-2, US-13) are facts the
+# gate reads at the moment of each contact. Ending one keeps the row and stamps when it ended, so a check
+# of an earlier moment still sees it in force then.
 
 
-def _debtor(session: Session, debtor_id: int) -> None:
-    if session.get(Debtor, debtor_id) is None:
+def _debtor(session: Session, debtor_id: int) -> Debtor:
+    debtor = session.get(Debtor, debtor_id)
+    if debtor is None:
         raise NotFound(f"债务人不存在：{debtor_id} / debtor {debtor_id} not found", code="debtor_not_found")
+    return debtor
+
+
+def _point_of(session: Session, debtor_id: int, contact_point_id: int) -> ContactPointRow:
+    point = session.get(ContactPointRow, contact_point_id)
+    if point is None or point.debtor_id != debtor_id:
+        raise ValidationFailed(
+            f"联系方式 {contact_point_id} 不属于债务人 {debtor_id} / contact point {contact_point_id} does not "
+            f"belong to debtor {debtor_id}",
+            code="contact_point_not_of_debtor",
+        )
+    return point
+
+
+def _accounts_of(session: Session, debtor_id: int, account_ids: Iterable[int]) -> list[int]:
+    ids = sorted(set(account_ids))
+    if not ids:
+        raise ValidationFailed(
+            "account_ids 为空：省略即表示全部债务 / account_ids is empty: leave it out to mean every debt",
+            code="no_accounts",
+        )
+    own = set(session.scalars(select(Account.id).where(Account.debtor_id == debtor_id, Account.id.in_(ids))))
+    stray = [a for a in ids if a not in own]
+    if stray:
+        raise ValidationFailed(
+            f"账户 {stray} 不属于债务人 {debtor_id} / accounts {stray} are not debts of debtor {debtor_id}",
+            code="account_not_of_debtor",
+        )
+    return ids
 
 
 def add_consent(
     session: Session,
     *,
     debtor_id: int,
-    scope: ConsentScope,
+    scope: ConsentScope | str,
     granted_at: datetime,
     contact_point_id: int | None = None,
     account_ids: Iterable[int] | None = None,
     expires_at: datetime | None = None,
     source_attempt_id: int | None = None,
 ) -> ContactConsent:
-    """Record a consent of the debtor (CN-1 / CN-2 / US-1 / US-4)."""
+    """Record a consent of the debtor (CN-1 / CN-2 / US-1 / US-4), for one contact point or all, some
+    debts or all, until ``expires_at`` (or until revoked)."""
     _debtor(session, debtor_id)
+    scope = _parse_enum(ConsentScope, scope, "scope")  # a bad value from a door gets a clear message
+    granted_at = as_utc(granted_at)
+    if expires_at is not None and as_utc(expires_at) <= granted_at:
+        raise ValidationFailed(
+            "expires_at 必须晚于 granted_at / expires_at must be after granted_at", code="bad_consent_period"
+        )
+    if contact_point_id is not None:
+        _point_of(session, debtor_id, contact_point_id)
+    ids = _accounts_of(session, debtor_id, account_ids) if account_ids is not None else None
     row = ContactConsent(
         debtor_id=debtor_id,
         contact_point_id=contact_point_id,
         scope=scope.value,
-        account_ids=sorted(account_ids) if account_ids is not None else None,
-        granted_at=as_utc(granted_at),
+        account_ids=ids,
+        granted_at=granted_at,
         expires_at=as_utc(expires_at) if expires_at else None,
         source_attempt_id=source_attempt_id,
     )
@@ -387,24 +445,304 @@ def add_consent(
     return row
 
 
+def list_consents(session: Session, *, debtor_id: int, include_ended: bool = False) -> list[ContactConsent]:
+    """The debtor's consents, oldest first; revoked ones only with ``include_ended``."""
+    _debtor(session, debtor_id)
+    stmt = select(ContactConsent).where(ContactConsent.debtor_id == debtor_id)
+    if not include_ended:
+        stmt = stmt.where(ContactConsent.revoked_at.is_(None))
+    return list(session.scalars(stmt.order_by(ContactConsent.granted_at, ContactConsent.id)))
+
+
+def revoke_consent(session: Session, *, debtor_id: int, consent_id: int, at: datetime) -> ContactConsent:
+    """The debtor withdrew a consent at ``at``; the row stays, with ``revoked_at``."""
+    row = session.get(ContactConsent, consent_id)
+    if row is None or row.debtor_id != debtor_id:
+        raise NotFound(
+            f"债务人 {debtor_id} 没有同意记录 {consent_id} / debtor {debtor_id} has no consent {consent_id}",
+            code="consent_not_found",
+        )
+    if row.revoked_at is not None:
+        raise Conflict(
+            f"同意 {consent_id} 已于 {row.revoked_at.isoformat()} 撤回 / consent {consent_id} was already "
+            f"revoked at {row.revoked_at.isoformat()}",
+            code="already_revoked",
+        )
+    row.revoked_at = as_utc(at)
+    session.flush()
+    return row
+
+
 def add_inconvenient_time(
     session: Session, *, debtor_id: int, starts: time, ends: time, weekdays: Iterable[int] = ()
 ) -> InconvenientTime:
-    """Record a time the debtor named as inconvenient (US-1), in the debtor's local time."""
+    """Record a time the debtor named as inconvenient (US-1; CN-1 packs honour it too), in the debtor's
+    local time; ``starts`` after ``ends`` wraps midnight, equal means the whole day; weekdays 0 (Monday)
+    .. 6 (Sunday), none = every day."""
     _debtor(session, debtor_id)
     days = sorted(set(weekdays))
     if any(d < 0 or d > 6 for d in days):
-        raise ValidationFailed("weekdays are 0 (Monday) .. 6 (Sunday)", code="bad_weekday")
+        raise ValidationFailed(
+            "星期取值 0（周一）到 6（周日） / weekdays are 0 (Monday) .. 6 (Sunday)", code="bad_weekday"
+        )
     row = InconvenientTime(debtor_id=debtor_id, starts=starts, ends=ends, weekdays=",".join(map(str, days)))
     session.add(row)
     session.flush()
     return row
 
 
-def opt_out_channel(session: Session, *, debtor_id: int, channel: Channel, at: datetime) -> ChannelOptOut:
+def list_inconvenient_times(
+    session: Session, *, debtor_id: int, include_ended: bool = False
+) -> list[InconvenientTime]:
+    """The times the debtor named as inconvenient; removed ones only with ``include_ended``."""
+    _debtor(session, debtor_id)
+    stmt = select(InconvenientTime).where(InconvenientTime.debtor_id == debtor_id)
+    if not include_ended:
+        stmt = stmt.where(InconvenientTime.removed_at.is_(None))
+    return list(session.scalars(stmt.order_by(InconvenientTime.id)))
+
+
+def remove_inconvenient_time(
+    session: Session, *, debtor_id: int, window_id: int, at: datetime
+) -> InconvenientTime:
+    """The debtor no longer names this time as inconvenient, from ``at`` on."""
+    row = session.get(InconvenientTime, window_id)
+    if row is None or row.debtor_id != debtor_id:
+        raise NotFound(
+            f"债务人 {debtor_id} 没有不便联系时段 {window_id} / debtor {debtor_id} has no inconvenient time "
+            f"{window_id}",
+            code="inconvenient_time_not_found",
+        )
+    if row.removed_at is not None:
+        raise Conflict(
+            f"不便联系时段 {window_id} 已删除 / inconvenient time {window_id} was already removed",
+            code="already_removed",
+        )
+    row.removed_at = as_utc(at)
+    session.flush()
+    return row
+
+
+def opt_out_channel(
+    session: Session, *, debtor_id: int, channel: Channel | str, at: datetime
+) -> ChannelOptOut:
     """Record that the debtor opted out of a whole channel (US-13; shared guarantee ALL-2)."""
     _debtor(session, debtor_id)
+    channel = _parse_enum(Channel, channel, "channel")  # a bad value from a door gets a clear message
+    existing = session.scalar(
+        select(ChannelOptOut).where(
+            ChannelOptOut.debtor_id == debtor_id,
+            ChannelOptOut.channel == channel.value,
+            ChannelOptOut.withdrawn_at.is_(None),
+        )
+    )
+    if existing is not None:
+        raise Conflict(
+            f"债务人 {debtor_id} 已退订渠道 {channel.value}（记录 {existing.id}） / debtor {debtor_id} already "
+            f"opted out of {channel.value} (opt-out {existing.id})",
+            code="already_opted_out",
+        )
     row = ChannelOptOut(debtor_id=debtor_id, channel=channel.value, opted_out_at=as_utc(at))
     session.add(row)
     session.flush()
     return row
+
+
+def list_opt_outs(session: Session, *, debtor_id: int, include_ended: bool = False) -> list[ChannelOptOut]:
+    """The debtor's channel opt-outs; withdrawn ones only with ``include_ended``."""
+    _debtor(session, debtor_id)
+    stmt = select(ChannelOptOut).where(ChannelOptOut.debtor_id == debtor_id)
+    if not include_ended:
+        stmt = stmt.where(ChannelOptOut.withdrawn_at.is_(None))
+    return list(session.scalars(stmt.order_by(ChannelOptOut.opted_out_at, ChannelOptOut.id)))
+
+
+def withdraw_opt_out(session: Session, *, debtor_id: int, opt_out_id: int, at: datetime) -> ChannelOptOut:
+    """The debtor asked to hear on this channel again, from ``at`` on."""
+    row = session.get(ChannelOptOut, opt_out_id)
+    if row is None or row.debtor_id != debtor_id:
+        raise NotFound(
+            f"债务人 {debtor_id} 没有退订记录 {opt_out_id} / debtor {debtor_id} has no opt-out {opt_out_id}",
+            code="opt_out_not_found",
+        )
+    if row.withdrawn_at is not None:
+        raise Conflict(
+            f"退订 {opt_out_id} 已撤回 / opt-out {opt_out_id} was already withdrawn", code="already_withdrawn"
+        )
+    at = as_utc(at)
+    if at < row.opted_out_at:
+        raise ValidationFailed(
+            "撤回时间早于退订时间 / the withdrawal is before the opt-out", code="bad_withdrawal_time"
+        )
+    row.withdrawn_at = at
+    session.flush()
+    return row
+
+
+def set_contact_point_opt_out(
+    session: Session, *, debtor_id: int, contact_point_id: int, opted_out: bool, at: datetime
+) -> ContactPointRow:
+    """The debtor opted this one contact point out (from ``at`` on), or back in (ALL-2)."""
+    _debtor(session, debtor_id)
+    point = _point_of(session, debtor_id, contact_point_id)
+    point.opted_out = opted_out
+    point.opted_out_at = as_utc(at) if opted_out else None
+    session.flush()
+    return point
+
+
+def _parse_enum(kind: type[_V], value: Any, field: str) -> _V:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise ValidationFailed(
+            f"{field} 取值无效：{value!r}（可选 {allowed}） / {field} {value!r} is not one of {allowed}",
+            code=f"bad_{field}",
+        ) from None
+
+
+# --- anchors: chain heads kept outside the database --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """An anchor as recorded: its id, when, how much it covers and the digest to keep outside."""
+
+    anchor_id: int
+    anchored_at: datetime
+    cases: int
+    attempts: int
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape printed by ``arrears audit anchor`` and read back by ``audit verify --anchor``."""
+        return {
+            "anchor_id": self.anchor_id,
+            "anchored_at": self.anchored_at.isoformat(),
+            "cases": self.cases,
+            "attempts": self.attempts,
+            "digest": self.digest,
+        }
+
+
+def _heads(session: Session, anchor_id: int) -> Iterable[tuple[int, int, str]]:
+    rows = session.execute(
+        select(ChainAnchorHead.case_id, ChainAnchorHead.seq, ChainAnchorHead.hash)
+        .where(ChainAnchorHead.anchor_id == anchor_id)
+        .order_by(ChainAnchorHead.case_id)
+        .execution_options(yield_per=10_000)
+    )
+    return ((int(c), int(q), str(h)) for c, q, h in rows)
+
+
+def anchor_chains(session: Session, *, at: datetime) -> Anchor:
+    """Record every case's chain head now (one set-based INSERT ... SELECT) and their digest.
+
+    Flushes, never commits. Keep the printed digest outside the database: `verify_anchor` with it detects
+    a newest attempt rewritten and re-hashed after the anchor, which the chain alone cannot.
+    """
+    row = ChainAnchor(anchored_at=as_utc(at), cases=0, attempts=0, digest="")
+    session.add(row)
+    session.flush()
+    last = (
+        select(ContactAttempt.case_id, func.max(ContactAttempt.seq).label("seq"))
+        .group_by(ContactAttempt.case_id)
+        .subquery()
+    )
+    session.execute(
+        insert(ChainAnchorHead).from_select(
+            ["anchor_id", "case_id", "seq", "hash"],
+            select(literal(row.id), ContactAttempt.case_id, ContactAttempt.seq, ContactAttempt.hash).join(
+                last, (last.c.case_id == ContactAttempt.case_id) & (last.c.seq == ContactAttempt.seq)
+            ),
+        )
+    )
+    cases, attempts = session.execute(
+        select(func.count(), func.coalesce(func.sum(ChainAnchorHead.seq), 0)).where(
+            ChainAnchorHead.anchor_id == row.id
+        )
+    ).one()
+    row.cases, row.attempts = int(cases), int(attempts)
+    row.digest = heads_digest(_heads(session, row.id))
+    session.flush()
+    return Anchor(row.id, row.anchored_at, row.cases, row.attempts, row.digest)
+
+
+def verify_anchor(session: Session, *, digest: str, anchor_id: int | None = None) -> list[AnchorProblem]:
+    """Check the record against an anchor whose digest was kept outside; empty when everything holds.
+
+    The anchor rows must still give ``digest`` (else they were changed), and every anchored head must
+    still be in the record with the same hash (else the attempt was rewritten, or deleted). Together with
+    `verify_chain`, which checks every link after the heads, nothing before the anchor can change unseen.
+    """
+    digest = digest.strip().lower()
+    stmt = select(ChainAnchor)
+    stmt = (
+        stmt.where(ChainAnchor.id == anchor_id)
+        if anchor_id is not None
+        else stmt.where(ChainAnchor.digest == digest)
+    )
+    anchor = session.scalars(stmt.order_by(ChainAnchor.id.desc()).limit(1)).first()
+    if anchor is None:
+        return [
+            AnchorProblem(
+                None,
+                None,
+                None,
+                "anchor_not_found",
+                f"数据库中没有摘要为 {digest[:12]}… 的锚点：锚点记录被改动或删除，或来自另一个数据库。",
+                f"no anchor with digest {digest[:12]}… in the database: the anchor rows were changed or "
+                "removed, or it comes from another database.",
+            )
+        ]
+    if heads_digest(_heads(session, anchor.id)) != digest:
+        return [
+            AnchorProblem(
+                None,
+                None,
+                None,
+                "anchor_changed",
+                f"锚点 {anchor.id} 的链头与外部保存的摘要不符：锚点记录在写入后被改动。",
+                f"anchor {anchor.id}: its chain heads do not give the digest kept outside: the anchor rows "
+                "were changed after they were written.",
+            )
+        ]
+    head = aliased(ChainAnchorHead)
+    rows = session.execute(
+        select(head.case_id, head.seq, ContactAttempt.id, ContactAttempt.hash)
+        .outerjoin(
+            ContactAttempt, (ContactAttempt.case_id == head.case_id) & (ContactAttempt.seq == head.seq)
+        )
+        .where(
+            head.anchor_id == anchor.id, or_(ContactAttempt.id.is_(None), ContactAttempt.hash != head.hash)
+        )
+        .order_by(head.case_id)
+    ).all()
+    problems: list[AnchorProblem] = []
+    for case_id, seq, attempt_id, _hash in rows:
+        if attempt_id is None:
+            problems.append(
+                AnchorProblem(
+                    case_id,
+                    seq,
+                    None,
+                    "head_missing",
+                    f"案件 {case_id} 的第 {seq} 条记录在锚点 {anchor.id} 中存在，现已不在：记录被删除。",
+                    f"case {case_id}: attempt #{seq}, anchored in anchor {anchor.id}, is gone: it was deleted.",
+                )
+            )
+        else:
+            problems.append(
+                AnchorProblem(
+                    case_id,
+                    seq,
+                    attempt_id,
+                    "head_rewritten",
+                    f"案件 {case_id} 第 {seq} 条记录（id {attempt_id}）的哈希与锚点 {anchor.id} 不符："
+                    "记录在锚定后被改写并重新计算了哈希。",
+                    f"case {case_id}: attempt #{seq} (id {attempt_id}) no longer has the hash anchored in "
+                    f"anchor {anchor.id}: it was rewritten and re-hashed after the anchor.",
+                )
+            )
+    return problems

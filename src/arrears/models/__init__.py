@@ -24,6 +24,8 @@ from arrears.models.casework import (
 from arrears.models.channels import ChannelSetting, MessageTemplate
 from arrears.models.contact import (
     AccountLimitation,
+    ChainAnchor,
+    ChainAnchorHead,
     ChannelOptOut,
     ContactAttempt,
     ContactConsent,
@@ -66,6 +68,8 @@ __all__ = [
     "ArrangementWaiver",
     "Base",
     "Case",
+    "ChainAnchor",
+    "ChainAnchorHead",
     "ChannelOptOut",
     "ChannelSetting",
     "CollectorProfile",

@@ -123,3 +123,31 @@ class AccountLimitation(Timestamped, Base):
     waived_by_ref: Mapped[str | None] = mapped_column(String(64))
     explanation_zh: Mapped[str] = mapped_column(Text)
     explanation_en: Mapped[str] = mapped_column(Text)
+
+
+class ChainAnchor(Timestamped, Base):
+    """A periodic anchor of the contact record: every case's chain head at one moment and their digest.
+
+    The digest is meant to be kept outside the database (printed, mailed, written to a ledger an operator
+    trusts): a rewritten and re-hashed newest attempt keeps its own chain intact but no longer matches the
+    anchored head, and rewritten anchor rows no longer match the digest kept outside.
+    """
+
+    __tablename__ = "chain_anchor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    anchored_at: Mapped[datetime] = mapped_column()
+    cases: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class ChainAnchorHead(Base):
+    """One case's chain head (its last ``seq`` and that attempt's ``hash``) in an anchor."""
+
+    __tablename__ = "chain_anchor_head"
+
+    anchor_id: Mapped[int] = mapped_column(ForeignKey("chain_anchor.id"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

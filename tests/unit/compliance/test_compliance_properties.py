@@ -10,7 +10,7 @@ from compliance_builders import CN, NEW_YORK, SHANGHAI, US
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arrears.compliance.rules import decide
+from arrears.compliance.rules import decide, history_since
 from arrears.compliance.schemas import (
     Attempt,
     Consent,
@@ -20,7 +20,7 @@ from arrears.compliance.schemas import (
     Outcome,
     PriorAttempt,
 )
-from arrears.enums import Channel
+from arrears.enums import Channel, OwnerRelation
 
 START = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
 NUMBERS_US = [
@@ -158,3 +158,41 @@ def test_next_allowed_at_is_allowed_and_nothing_earlier_is(history, consents, mi
     between = a.at + (d.next_allowed_at - a.at) * frac
     if between < d.next_allowed_at:
         assert not decide(dataclasses.replace(a, at=between), history, ctx, pack).allowed
+
+
+_people = [
+    *NUMBERS_US,
+    ContactPoint("+12125550199", owner_relation=OwnerRelation.EMERGENCY_CONTACT, owner_name="Ann"),
+]
+_long_history = st.lists(
+    st.builds(
+        PriorAttempt,
+        at=st.integers(0, 60 * 24 * 60).map(lambda m: START + timedelta(minutes=m)),
+        channel=st.sampled_from([Channel.CALL, Channel.SMS]),
+        contact_point=st.sampled_from(_people),
+        account_ids=st.sampled_from([frozenset({1}), frozenset({2}), frozenset({1, 2})]),
+        collector_id=st.sampled_from(["c", "d"]),
+        outcome=st.sampled_from(OUTCOMES),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    _long_history,
+    _consents,
+    st.integers(20 * 24 * 60, 61 * 24 * 60),
+    st.sampled_from([US, CN]),
+    st.sampled_from(_people),
+    st.sampled_from([None, "您好，请尽快还款。", "Please pay. This is a debt collector."]),
+)
+def test_the_history_from_history_since_gives_the_same_decision_as_all_of_it(
+    history, consents, minute, pack, point, text
+) -> None:  # type: ignore[no-untyped-def]
+    # The gate's database query reads only what `history_since` says the decision can see.
+    a = Attempt(START + timedelta(minutes=minute), Channel.CALL, point, frozenset({1}), "c", text=text)
+    ctx = Context(consents=tuple(consents))
+    since = history_since(a, pack)
+    cut = history if since is None else [h for h in history if h.at >= since]
+    assert decide(a, cut, ctx, pack) == decide(a, history, ctx, pack)

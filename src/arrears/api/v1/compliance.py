@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,12 +15,28 @@ from arrears.api.deps import SessionDep
 from arrears.api.v1.schemas import ErrorOut
 from arrears.compliance import service as compliance_service
 from arrears.compliance.limitation import LimitationEvent, LimitationResult
-from arrears.compliance.schemas import Decision, Direction, Outcome, Purpose, Reason, TemplateKind
+from arrears.compliance.schemas import (
+    ConsentScope,
+    Decision,
+    Direction,
+    Outcome,
+    Purpose,
+    Reason,
+    TemplateKind,
+)
 from arrears.compliance.whatif import CheckRequest, run_check
 from arrears.contacts import service as contacts_service
 from arrears.enums import Channel
-from arrears.errors import ComplianceBlocked, NotFound
-from arrears.models import Account, ContactAttempt, Portfolio
+from arrears.errors import ComplianceBlocked, NotFound, ValidationFailed
+from arrears.models import (
+    Account,
+    ChannelOptOut,
+    ContactAttempt,
+    ContactConsent,
+    InconvenientTime,
+    Portfolio,
+)
+from arrears.models import ContactPoint as ContactPointRow
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
@@ -318,3 +334,291 @@ def get_limitation(
     day = as_of or clock.today(zone)
     result = compliance_service.account_limitation(session, account_id=account_id, as_of=day)
     return limitation_out(account_id, result)
+
+
+# --- what the debtor asked for: consents, inconvenient times, opt-outs -------------------------------
+
+FACT_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "debtor or record not found"},
+    409: {"model": ErrorOut, "description": "already ended"},
+    422: {"model": ErrorOut, "description": "invalid input"},
+}
+
+
+class ConsentIn(BaseModel):
+    """A consent the debtor gave: what it lifts, from when, until when, for which contact point and debts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: ConsentScope
+    granted_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    contact_point_id: int | None = Field(None, description="None = every contact point of the debtor")
+    account_ids: list[int] | None = Field(None, description="None = every debt of the debtor")
+    source_attempt_id: int | None = Field(None, description="the contact attempt in which it was given")
+
+
+class ConsentOut(BaseModel):
+    id: int
+    debtor_id: int
+    scope: str
+    granted_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    contact_point_id: int | None
+    account_ids: list[int] | None
+    source_attempt_id: int | None
+
+
+class InconvenientTimeIn(BaseModel):
+    """A time the debtor named as inconvenient, in the debtor's local time (``starts`` > ``ends`` wraps
+    midnight; equal = the whole day)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    starts: time
+    ends: time
+    weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        [], description="0 = Monday .. 6 = Sunday; empty = every day"
+    )
+
+
+class InconvenientTimeOut(BaseModel):
+    id: int
+    debtor_id: int
+    starts: time
+    ends: time
+    weekdays: list[int]
+    removed_at: datetime | None
+
+
+class OptOutIn(BaseModel):
+    """An opt-out of a whole channel, or of one contact point (give exactly one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel | None = None
+    contact_point_id: int | None = None
+    at: AwareDatetime | None = Field(None, description="when the debtor asked; default now")
+
+
+class OptOutOut(BaseModel):
+    kind: str = Field(description="channel | contact_point")
+    id: int | None = Field(description="the channel opt-out's id (None for a contact point)")
+    debtor_id: int
+    channel: str | None
+    contact_point_id: int | None
+    opted_out_at: datetime | None
+    withdrawn_at: datetime | None
+
+
+def _consent_out(row: ContactConsent) -> ConsentOut:
+    return ConsentOut(
+        id=row.id,
+        debtor_id=row.debtor_id,
+        scope=row.scope,
+        granted_at=row.granted_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        contact_point_id=row.contact_point_id,
+        account_ids=row.account_ids,
+        source_attempt_id=row.source_attempt_id,
+    )
+
+
+def _window_out(row: InconvenientTime) -> InconvenientTimeOut:
+    return InconvenientTimeOut(
+        id=row.id,
+        debtor_id=row.debtor_id,
+        starts=row.starts,
+        ends=row.ends,
+        weekdays=[int(d) for d in row.weekdays.split(",") if d.strip()],
+        removed_at=row.removed_at,
+    )
+
+
+def _channel_opt_out(row: ChannelOptOut) -> OptOutOut:
+    return OptOutOut(
+        kind="channel",
+        id=row.id,
+        debtor_id=row.debtor_id,
+        channel=row.channel,
+        contact_point_id=None,
+        opted_out_at=row.opted_out_at,
+        withdrawn_at=row.withdrawn_at,
+    )
+
+
+def _point_opt_out(row: ContactPointRow) -> OptOutOut:
+    return OptOutOut(
+        kind="contact_point",
+        id=None,
+        debtor_id=row.debtor_id,
+        channel=None,
+        contact_point_id=row.id,
+        opted_out_at=row.opted_out_at,
+        withdrawn_at=None,
+    )
+
+
+def _moment(at: datetime | None) -> datetime:
+    return clock.as_utc(at) if at is not None else clock.now()
+
+
+@router.post(
+    "/debtors/{debtor_id}/consents", response_model=ConsentOut, status_code=201, responses=FACT_ERRORS
+)
+def add_consent(debtor_id: int, body: ConsentIn, session: SessionDep) -> ConsentOut:
+    """Record a consent (CN-1 quiet hours, CN-2 call cap, US-1 inconvenient time, US-4 call frequency)."""
+    row = contacts_service.add_consent(
+        session,
+        debtor_id=debtor_id,
+        scope=body.scope,
+        granted_at=body.granted_at,
+        expires_at=body.expires_at,
+        contact_point_id=body.contact_point_id,
+        account_ids=body.account_ids,
+        source_attempt_id=body.source_attempt_id,
+    )
+    return _consent_out(row)
+
+
+@router.get("/debtors/{debtor_id}/consents", response_model=list[ConsentOut], responses=FACT_ERRORS)
+def list_consents(
+    debtor_id: int,
+    session: SessionDep,
+    include_ended: Annotated[bool, Query(description="also revoked consents")] = False,
+) -> list[ConsentOut]:
+    """The debtor's consents, oldest first."""
+    rows = contacts_service.list_consents(session, debtor_id=debtor_id, include_ended=include_ended)
+    return [_consent_out(r) for r in rows]
+
+
+@router.delete("/debtors/{debtor_id}/consents/{consent_id}", response_model=ConsentOut, responses=FACT_ERRORS)
+def revoke_consent(
+    debtor_id: int,
+    consent_id: int,
+    session: SessionDep,
+    at: Annotated[AwareDatetime | None, Query(description="when it was revoked; default now")] = None,
+) -> ConsentOut:
+    """The debtor withdrew the consent; the record stays, with ``revoked_at``."""
+    row = contacts_service.revoke_consent(session, debtor_id=debtor_id, consent_id=consent_id, at=_moment(at))
+    return _consent_out(row)
+
+
+@router.post(
+    "/debtors/{debtor_id}/inconvenient-times",
+    response_model=InconvenientTimeOut,
+    status_code=201,
+    responses=FACT_ERRORS,
+)
+def add_inconvenient_time(
+    debtor_id: int, body: InconvenientTimeIn, session: SessionDep
+) -> InconvenientTimeOut:
+    """Record a time the debtor named as inconvenient (US-1); the gate blocks contact in it."""
+    row = contacts_service.add_inconvenient_time(
+        session, debtor_id=debtor_id, starts=body.starts, ends=body.ends, weekdays=body.weekdays
+    )
+    return _window_out(row)
+
+
+@router.get(
+    "/debtors/{debtor_id}/inconvenient-times", response_model=list[InconvenientTimeOut], responses=FACT_ERRORS
+)
+def list_inconvenient_times(
+    debtor_id: int,
+    session: SessionDep,
+    include_ended: Annotated[bool, Query(description="also removed ones")] = False,
+) -> list[InconvenientTimeOut]:
+    """The times the debtor named as inconvenient."""
+    rows = contacts_service.list_inconvenient_times(session, debtor_id=debtor_id, include_ended=include_ended)
+    return [_window_out(r) for r in rows]
+
+
+@router.delete(
+    "/debtors/{debtor_id}/inconvenient-times/{window_id}",
+    response_model=InconvenientTimeOut,
+    responses=FACT_ERRORS,
+)
+def remove_inconvenient_time(
+    debtor_id: int,
+    window_id: int,
+    session: SessionDep,
+    at: Annotated[AwareDatetime | None, Query(description="from when; default now")] = None,
+) -> InconvenientTimeOut:
+    """The debtor no longer names this time; the record stays, with ``removed_at``."""
+    row = contacts_service.remove_inconvenient_time(
+        session, debtor_id=debtor_id, window_id=window_id, at=_moment(at)
+    )
+    return _window_out(row)
+
+
+@router.post(
+    "/debtors/{debtor_id}/opt-outs", response_model=OptOutOut, status_code=201, responses=FACT_ERRORS
+)
+def add_opt_out(debtor_id: int, body: OptOutIn, session: SessionDep) -> OptOutOut:
+    """Record an opt-out of a channel or of one contact point (ALL-2, US-13)."""
+    if (body.channel is None) == (body.contact_point_id is None):
+        raise ValidationFailed(
+            "请给出 channel 或 contact_point_id 之一 / give exactly one of channel and contact_point_id",
+            code="bad_opt_out",
+        )
+    at = _moment(body.at)
+    if body.channel is not None:
+        return _channel_opt_out(
+            contacts_service.opt_out_channel(session, debtor_id=debtor_id, channel=body.channel, at=at)
+        )
+    assert body.contact_point_id is not None
+    point = contacts_service.set_contact_point_opt_out(
+        session, debtor_id=debtor_id, contact_point_id=body.contact_point_id, opted_out=True, at=at
+    )
+    return _point_opt_out(point)
+
+
+@router.get("/debtors/{debtor_id}/opt-outs", response_model=list[OptOutOut], responses=FACT_ERRORS)
+def list_opt_outs(
+    debtor_id: int,
+    session: SessionDep,
+    include_ended: Annotated[bool, Query(description="also withdrawn channel opt-outs")] = False,
+) -> list[OptOutOut]:
+    """The debtor's channel opt-outs, then the contact points opted out."""
+    rows = contacts_service.list_opt_outs(session, debtor_id=debtor_id, include_ended=include_ended)
+    points = session.scalars(
+        select(ContactPointRow)
+        .where(ContactPointRow.debtor_id == debtor_id, ContactPointRow.opted_out.is_(True))
+        .order_by(ContactPointRow.id)
+    )
+    return [*(_channel_opt_out(r) for r in rows), *(_point_opt_out(p) for p in points)]
+
+
+@router.delete("/debtors/{debtor_id}/opt-outs/{opt_out_id}", response_model=OptOutOut, responses=FACT_ERRORS)
+def withdraw_opt_out(
+    debtor_id: int,
+    opt_out_id: int,
+    session: SessionDep,
+    at: Annotated[AwareDatetime | None, Query(description="from when; default now")] = None,
+) -> OptOutOut:
+    """The debtor wants to hear on this channel again; the record stays, with ``withdrawn_at``."""
+    row = contacts_service.withdraw_opt_out(
+        session, debtor_id=debtor_id, opt_out_id=opt_out_id, at=_moment(at)
+    )
+    return _channel_opt_out(row)
+
+
+@router.delete(
+    "/debtors/{debtor_id}/contact-points/{contact_point_id}/opt-out",
+    response_model=OptOutOut,
+    responses=FACT_ERRORS,
+)
+def withdraw_contact_point_opt_out(
+    debtor_id: int,
+    contact_point_id: int,
+    session: SessionDep,
+    at: Annotated[AwareDatetime | None, Query(description="from when; default now")] = None,
+) -> OptOutOut:
+    """The debtor opted this contact point back in."""
+    point = contacts_service.set_contact_point_opt_out(
+        session, debtor_id=debtor_id, contact_point_id=contact_point_id, opted_out=False, at=_moment(at)
+    )
+    out = _point_opt_out(point)
+    return out.model_copy(update={"withdrawn_at": _moment(at)})
