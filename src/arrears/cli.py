@@ -290,8 +290,10 @@ from arrears.strategy.cli import register as _register_strategy  # noqa: E402
 
 _register_strategy(app)
 from arrears.users.cli import app as _user_app  # noqa: E402
+from arrears.users.cli import token_app as _token_app  # noqa: E402
 
 app.add_typer(_user_app, name="user")
+app.add_typer(_token_app, name="token")
 from arrears.channels.cli import register as _register_channels  # noqa: E402
 
 _register_channels(app)  # template, letters, channels, dispatch, worker

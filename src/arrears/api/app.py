@@ -25,7 +25,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     @app.exception_handler(ArrearsError)
     async def _arrears_error(_request: Request, exc: ArrearsError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content=exc.to_dict())
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(status_code=exc.status, content=exc.to_dict(), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -50,6 +51,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(ledger.router)
     app.include_router(runs.router)
     app.include_router(channels.router)
+    app.include_router(channels.webhooks)
     web.install(app)  # the collection desk's pages
     return app
 

@@ -43,7 +43,7 @@ from arrears.models.strategy import (
     WorkItem,
 )
 from arrears.models.user import AppUser
-from arrears.models.users_auth import AccessLog, LoginAttempt, UserSession
+from arrears.models.users_auth import AccessLog, ApiToken, LoginAttempt, UserSession
 
 __all__ = [
     "AccessLog",
@@ -54,6 +54,7 @@ __all__ = [
     "AccountStrategyState",
     "Agency",
     "AllocationEvent",
+    "ApiToken",
     "AppUser",
     "Approval",
     "Arrangement",
