@@ -219,3 +219,63 @@ def test_a_collector_gets_403_on_another_collectors_case_and_a_supervisor_opens_
     response = collector.goto(f"{server}{case_path}")
     assert response is not None and response.status == 403
     expect(collector.get_by_test_id("error")).to_contain_text("不在你的名下")
+
+
+def _admin_api(server: str) -> httpx.Client:
+    """An httpx client signed in to the desk as the demo administrator (the session cookie works on the API)."""
+    client = httpx.Client(base_url=server, follow_redirects=False)
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token
+    done = client.post(
+        "/login",
+        data={"username": "admin", "password": "demo1234", "csrf_token": token.group(1), "next": "/queue"},
+    )
+    assert done.status_code == 303
+    return client
+
+
+def test_an_agency_user_opens_only_the_cases_placed_with_their_agency_page_and_api_refuse_the_rest(
+    server: str, browser: object
+) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    admin = _admin_api(server)
+    agencies = admin.get("/api/v1/agencies").json()
+    (demo_agency,) = [a for a in agencies if a["name"] == "示范外包催收公司"]
+    placed = sorted(
+        p["case_id"] for p in admin.get(f"/api/v1/agencies/{demo_agency['id']}/placements").json()
+    )
+    assert placed
+    other = next(i for i in range(1, 1000) if i not in placed)
+
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    page.goto(f"{server}/login")
+    page.fill("input[name=username]", "agency1")
+    page.fill("input[name=password]", "demo1234")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/queue"))
+
+    # a case placed with the agency opens, and a masked field can be revealed with a reason
+    answer = page.goto(f"{server}/cases/{placed[0]}")
+    assert answer is not None and answer.status == 200
+    expect(page.get_by_test_id("national-id")).to_contain_text("*")
+    page.locator("details summary", has_text="查看完整信息").click()
+    reveal = page.get_by_test_id("reveal-form")
+    reveal.locator("select[name=field]").select_option("national_id")
+    reveal.locator("input[name=reason]").fill("债务人来电核实身份")
+    reveal.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("revealed")).to_be_visible()
+    assert "*" not in page.get_by_test_id("revealed").inner_text()
+
+    # a case not placed with them: the page refuses
+    answer = page.goto(f"{server}/cases/{other}")
+    assert answer is not None and answer.status == 403
+    expect(page.locator("body")).to_contain_text("该案件不在你的名下")
+    page.screenshot(path=str(ARTIFACTS / "07-agency-refused.png"), full_page=True)
+
+    # and so does the API, with the same browser session
+    assert page.request.get(f"{server}/api/v1/cases/{other}/contact-attempts").status == 403
+    assert page.request.get(f"{server}/api/v1/cases/{placed[0]}/contact-attempts").status == 200
+    page.close()
