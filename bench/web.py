@@ -170,6 +170,8 @@ def _locust(port: int, out: Path) -> dict[str, dict[str, Any]]:
     stats = out / "desk_stats.csv"
     if not stats.exists():
         raise SystemExit(f"locust failed: {done.stderr[-3000:]}")
+    if "Traceback" in done.stderr or "Error" in done.stderr:
+        print(done.stderr[-3000:])
     with stats.open() as f:
         return {row["Name"]: row for row in csv.DictReader(f)}
 
@@ -198,7 +200,7 @@ def main() -> None:
             os.environ["ARREARS_FROZEN_NOW"] = FROZEN_NOW
             import json
 
-            floor = json.loads(child(FLOOR, url, PASSWORD, "200")[0])
+            floor = json.loads(" ".join(child(FLOOR, url, PASSWORD, "200")))
             port = _free_port()
             server = _serve(url, port, work / "server.log")
             rows = _locust(port, work)

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the test extras")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
@@ -113,6 +113,7 @@ def test_the_api_never_answers_with_a_server_error_and_keeps_to_its_document(see
             suppress_health_check=list(HealthCheck),
             derandomize=True,
             database=None,
+            phases=[Phase.explicit, Phase.generate],  # report the first failing example, unshrunk
         )
         @given(case=operation.as_strategy())
         def run(case: Any) -> None:

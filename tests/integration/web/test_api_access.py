@@ -263,3 +263,20 @@ def test_an_agency_restricted_to_a_network_refuses_sign_in_and_tokens_from_elsew
         f"/api/v1/agencies/{agency_id}/placements"
     )
     assert r.status_code == 200
+
+
+def test_numbers_beyond_64_bits_are_refused_as_invalid_input_not_a_server_error(
+    engine: Engine, desk: Desk
+) -> None:
+    client = api_client(engine, role="supervisor")
+    huge = 2**64
+    r = client.get(f"/api/v1/accounts/{huge}")
+    assert r.status_code == 422 and r.json()["code"] == "value_out_of_range"
+    r = client.post(f"/api/v1/placements/{huge}/recall", json={"user_id": client.user_id, "reason": "x", "recalled_on": "2026-03-02"})  # type: ignore[attr-defined]  # fmt: skip
+    assert r.status_code == 422
+    with db.session_scope(engine) as s:
+        agency = agencies.create_agency(s, name=f"佣金-{desk.tag}", listed=True)
+    r = client.post(
+        f"/api/v1/agencies/{agency.id}/commission", json={"payments": [[1, "2026-03-02", 10**25]]}
+    )
+    assert r.status_code == 422 and r.json()["code"] == "validation_failed"

@@ -387,8 +387,12 @@ class RecallIn(BaseModel):
     recalled_on: date
 
 
+# 64-bit integers: what the database and the payments frame hold (a larger number is invalid input).
+BigInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
 class CommissionIn(BaseModel):
-    payments: list[tuple[int, date, int]] = Field(
+    payments: list[tuple[BigInt, date, BigInt]] = Field(
         description="(account_id, received_on, amount_minor) rows, e.g. from the ledger"
     )
     period_start: date | None = None
