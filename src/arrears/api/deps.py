@@ -10,11 +10,11 @@ same functions the pages use.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,8 @@ from arrears.errors import Forbidden, Unauthorized
 from arrears.models import AppUser
 from arrears.users import access, guard
 from arrears.users import service as users_service
+
+T = TypeVar("T")
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -147,3 +149,43 @@ def actor_id(principal: Principal, given: int | None) -> int:
             code="acting_as_other",
         )
     return given
+
+
+# ---------------------------------------------------------------------------------------------- list pages
+
+TOTAL_HEADER = "X-Total-Count"
+# The 200 response of a list endpoint documents the total header (merged with its response model).
+LIST_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "one page of the list",
+        "headers": {TOTAL_HEADER: {"description": "rows in the whole list", "schema": {"type": "integer"}}},
+    }
+}
+
+
+@dataclass(slots=True)
+class Page:
+    """``limit``/``offset`` of a list endpoint; the whole list's size goes into ``X-Total-Count``."""
+
+    limit: int
+    offset: int
+    response: Response
+
+    def of(self, rows: Sequence[T]) -> list[T]:
+        """This page of ``rows`` (the total is set on the response)."""
+        self.total(len(rows))
+        return list(rows[self.offset : self.offset + self.limit])
+
+    def total(self, count: int) -> None:
+        self.response.headers[TOTAL_HEADER] = str(count)
+
+
+def page(
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 500,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")] = 0,
+) -> Page:
+    return Page(limit=limit, offset=offset, response=response)
+
+
+PageDep = Annotated[Page, Depends(page)]

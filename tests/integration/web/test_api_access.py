@@ -280,3 +280,21 @@ def test_numbers_beyond_64_bits_are_refused_as_invalid_input_not_a_server_error(
         f"/api/v1/agencies/{agency.id}/commission", json={"payments": [[1, "2026-03-02", 10**25]]}
     )
     assert r.status_code == 422 and r.json()["code"] == "validation_failed"
+
+
+def test_list_endpoints_page_with_limit_and_offset_and_tell_the_total(engine: Engine, desk: Desk) -> None:
+    client = api_client(engine, role="supervisor")
+    whole = client.get("/api/v1/portfolios", params={"limit": 1000})
+    total = int(whole.headers["X-Total-Count"])
+    assert total == len(whole.json()) >= 1
+    second = client.get("/api/v1/portfolios", params={"limit": 1, "offset": 1})
+    assert int(second.headers["X-Total-Count"]) == total
+    assert second.json() == whole.json()[1:2]
+    with db.session_scope(engine) as s:
+        for k in range(3):
+            agencies.create_agency(s, name=f"分页-{desk.tag}-{k}", listed=True)
+    listed = client.get("/api/v1/agencies", params={"limit": 2, "offset": 0})
+    assert len(listed.json()) == 2 and int(listed.headers["X-Total-Count"]) >= 3
+    assert client.get("/api/v1/agencies", params={"limit": 0}).status_code == 422
+    doc = client.get("/openapi.json").json()
+    assert "X-Total-Count" in doc["paths"]["/api/v1/agencies"]["get"]["responses"]["200"]["headers"]

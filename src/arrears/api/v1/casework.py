@@ -21,7 +21,16 @@ from sqlalchemy.orm import Session
 
 from arrears import clock
 from arrears.agencies import service as agencies
-from arrears.api.deps import CurrentUser, SessionDep, actor_id, current_user, require, require_manager
+from arrears.api.deps import (
+    LIST_RESPONSE,
+    CurrentUser,
+    PageDep,
+    SessionDep,
+    actor_id,
+    current_user,
+    require,
+    require_manager,
+)
 from arrears.api.v1.schemas import AUTH_ERRORS
 from arrears.arrangements import service as arrangements
 from arrears.arrangements.quote import Quote
@@ -468,13 +477,13 @@ def place_hold(account_id: int, body: HoldIn, session: SessionDep, user: Current
     )
 
 
-@router.get("/accounts/{account_id}/holds", response_model=list[HoldOut])
+@router.get("/accounts/{account_id}/holds", response_model=list[HoldOut], responses=LIST_RESPONSE)
 def list_holds(
-    account_id: int, session: SessionDep, user: CurrentUser, as_of: date | None = None
+    account_id: int, session: SessionDep, user: CurrentUser, page: PageDep, as_of: date | None = None
 ) -> list[AccountFlag]:
     """Holds in force on ``as_of`` (default: today in the default zone)."""
     guard.require_account(session, user=user.user, account_id=account_id)
-    return holds.active_holds(session, as_of=as_of or clock.today(), account_ids=[account_id])
+    return page.of(holds.active_holds(session, as_of=as_of or clock.today(), account_ids=[account_id]))
 
 
 @router.post("/holds/{flag_id}/clear", response_model=HoldOut)
@@ -486,10 +495,10 @@ def clear_hold(flag_id: int, body: ClearIn, session: SessionDep, user: CurrentUs
     )
 
 
-@router.get("/holds/{flag_id}/events", response_model=list[HoldEventOut])
-def hold_events(flag_id: int, session: SessionDep, user: CurrentUser) -> list[HoldEvent]:
+@router.get("/holds/{flag_id}/events", response_model=list[HoldEventOut], responses=LIST_RESPONSE)
+def hold_events(flag_id: int, session: SessionDep, user: CurrentUser, page: PageDep) -> list[HoldEvent]:
     guard.require_subject(session, user=user.user, kind="hold", subject_id=flag_id)
-    return holds.hold_events(session, flag_id=flag_id)
+    return page.of(holds.hold_events(session, flag_id=flag_id))
 
 
 @router.post("/holds/release-expired", response_model=ReleasedOut, dependencies=[require_manager()])
@@ -611,10 +620,10 @@ def record_promise(body: PromiseIn, session: SessionDep, user: CurrentUser) -> P
     )
 
 
-@router.get("/accounts/{account_id}/promises", response_model=list[PromiseOut])
-def list_promises(account_id: int, session: SessionDep, user: CurrentUser) -> list[Promise]:
+@router.get("/accounts/{account_id}/promises", response_model=list[PromiseOut], responses=LIST_RESPONSE)
+def list_promises(account_id: int, session: SessionDep, user: CurrentUser, page: PageDep) -> list[Promise]:
     guard.require_account(session, user=user.user, account_id=account_id)
-    return arrangements.list_promises(session, account_id=account_id)
+    return page.of(arrangements.list_promises(session, account_id=account_id))
 
 
 # --- arrangements --------------------------------------------------------------------------------------
@@ -787,9 +796,14 @@ def create_agency(body: AgencyIn, session: SessionDep, user: CurrentUser) -> Age
     )
 
 
-@router.get("/agencies", response_model=list[AgencyOut], dependencies=[require(*access.IN_HOUSE)])
-def list_agencies(session: SessionDep, user: CurrentUser) -> list[Agency]:
-    return agencies.list_agencies(session)
+@router.get(
+    "/agencies",
+    response_model=list[AgencyOut],
+    responses=LIST_RESPONSE,
+    dependencies=[require(*access.IN_HOUSE)],
+)
+def list_agencies(session: SessionDep, user: CurrentUser, page: PageDep) -> list[Agency]:
+    return page.of(agencies.list_agencies(session))
 
 
 @router.patch("/agencies/{agency_id}", response_model=AgencyOut, dependencies=[require(Role.ADMIN)])
@@ -835,13 +849,15 @@ def place(body: PlacementIn, session: SessionDep, user: CurrentUser) -> list[Pla
     )
 
 
-@router.get("/agencies/{agency_id}/placements", response_model=list[PlacementOut])
-def agency_placements(agency_id: int, session: SessionDep, user: CurrentUser) -> list[Placement]:
+@router.get("/agencies/{agency_id}/placements", response_model=list[PlacementOut], responses=LIST_RESPONSE)
+def agency_placements(
+    agency_id: int, session: SessionDep, user: CurrentUser, page: PageDep
+) -> list[Placement]:
     """The agency's placements: for in-house readers, and for the agency's own users."""
     if not (access.has_role(user.role, access.READ_ALL) or user.user.agency_id == agency_id):
         guard.require_role(user.user, access.READ_ALL)
     agencies.get_agency(session, agency_id=agency_id)
-    return agencies.list_placements(session, agency_id=agency_id)
+    return page.of(agencies.list_placements(session, agency_id=agency_id))
 
 
 @router.post(

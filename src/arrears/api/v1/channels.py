@@ -9,7 +9,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from arrears import clock
-from arrears.api.deps import CurrentUser, SessionDep, current_user, require, require_manager
+from arrears.api.deps import (
+    LIST_RESPONSE,
+    CurrentUser,
+    PageDep,
+    SessionDep,
+    current_user,
+    require,
+    require_manager,
+)
 from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.channels import delivery, service
 from arrears.channels.templates import TemplateKind
@@ -120,9 +128,15 @@ class ReceiptsOut(BaseModel):
     repeated: int
 
 
-@router.get("/templates", response_model=list[TemplateOut], dependencies=[require(*access.IN_HOUSE)])
+@router.get(
+    "/templates",
+    response_model=list[TemplateOut],
+    responses=LIST_RESPONSE,
+    dependencies=[require(*access.IN_HOUSE)],
+)
 def list_templates(
     session: SessionDep,
+    page: PageDep,
     portfolio_id: int | None = None,
     code: str | None = None,
     channel: Channel | None = None,
@@ -138,7 +152,7 @@ def list_templates(
         locale=locale,
         all_versions=all_versions,
     )
-    return [TemplateOut.of(r) for r in rows]
+    return [TemplateOut.of(r) for r in page.of(rows)]
 
 
 @router.post(

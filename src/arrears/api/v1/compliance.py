@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from arrears import clock
-from arrears.api.deps import CurrentUser, SessionDep, actor_id, current_user
+from arrears.api.deps import LIST_RESPONSE, CurrentUser, PageDep, SessionDep, actor_id, current_user
 from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.compliance import service as compliance_service
 from arrears.compliance.limitation import LimitationEvent, LimitationResult
@@ -284,11 +284,15 @@ def record_contact_attempt(
     return out
 
 
-@router.get("/cases/{case_id}/contact-attempts", response_model=list[ContactAttemptOut])
-def list_contact_attempts(case_id: int, session: SessionDep, user: CurrentUser) -> list[ContactAttemptOut]:
+@router.get(
+    "/cases/{case_id}/contact-attempts", response_model=list[ContactAttemptOut], responses=LIST_RESPONSE
+)
+def list_contact_attempts(
+    case_id: int, session: SessionDep, user: CurrentUser, page: PageDep
+) -> list[ContactAttemptOut]:
     """The case's contact record in chain order, corrections included."""
     guard.require_case(session, user=user.user, case_id=case_id)
-    return [attempt_out(a) for a in contacts_service.list_attempts(session, case_id=case_id)]
+    return [attempt_out(a) for a in page.of(contacts_service.list_attempts(session, case_id=case_id))]
 
 
 @router.post(

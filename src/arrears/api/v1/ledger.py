@@ -9,7 +9,15 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from arrears import clock
-from arrears.api.deps import CurrentUser, SessionDep, current_user, require, require_manager
+from arrears.api.deps import (
+    LIST_RESPONSE,
+    CurrentUser,
+    PageDep,
+    SessionDep,
+    current_user,
+    require,
+    require_manager,
+)
 from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.errors import NotFound, ValidationFailed
 from arrears.ledger import service, statement
@@ -170,12 +178,12 @@ def accrue(
 @router.get(
     "/portfolios/{portfolio_id}/ledger/verify",
     response_model=list[BalanceMismatch],
-    responses=ERRORS,
+    responses={**ERRORS, **LIST_RESPONSE},
     dependencies=[require(*access.READ_ALL)],
 )
-def verify(portfolio_id: int, session: SessionDep) -> list[BalanceMismatch]:
+def verify(portfolio_id: int, session: SessionDep, page: PageDep) -> list[BalanceMismatch]:
     """Cached balances that differ from the sum of postings (an empty list: the ledger reconciles)."""
-    return service.verify_balances(session, portfolio_id=portfolio_id)
+    return page.of(service.verify_balances(session, portfolio_id=portfolio_id))
 
 
 def _require_payment(session: SessionDep, user: CurrentUser, payment_id: int) -> None:

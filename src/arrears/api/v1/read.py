@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
 
 from arrears import clock
-from arrears.api.deps import CurrentUser, SessionDep, current_user, require
+from arrears.api.deps import LIST_RESPONSE, CurrentUser, PageDep, SessionDep, current_user, require
 from arrears.api.v1.schemas import (
     AUTH_ERRORS,
     AccountOut,
@@ -34,19 +34,21 @@ router = APIRouter(
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "not found"}}
 
 
-@router.get("/portfolios", response_model=list[PortfolioOut], dependencies=[require(*access.IN_HOUSE)])
-def list_portfolios(
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> list[PortfolioOut]:
+@router.get(
+    "/portfolios",
+    response_model=list[PortfolioOut],
+    responses=LIST_RESPONSE,
+    dependencies=[require(*access.IN_HOUSE)],
+)
+def list_portfolios(session: SessionDep, page: PageDep) -> list[PortfolioOut]:
     counts: dict[int, int] = {
         pid: n
         for pid, n in session.execute(
             select(Account.portfolio_id, func.count()).group_by(Account.portfolio_id)
         )
     }
-    rows = session.scalars(select(Portfolio).order_by(Portfolio.id).limit(limit).offset(offset))
+    page.total(session.scalar(select(func.count()).select_from(Portfolio)) or 0)
+    rows = session.scalars(select(Portfolio).order_by(Portfolio.id).limit(page.limit).offset(page.offset))
     return [
         PortfolioOut(
             id=p.id,

@@ -9,7 +9,16 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from arrears import clock
-from arrears.api.deps import CurrentUser, SessionDep, actor_id, current_user, require, require_manager
+from arrears.api.deps import (
+    LIST_RESPONSE,
+    CurrentUser,
+    PageDep,
+    SessionDep,
+    actor_id,
+    current_user,
+    require,
+    require_manager,
+)
 from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.enums import Role
 from arrears.models import AllocationEvent, StrategyRun, WorkItem
@@ -339,7 +348,13 @@ def allocate_by_hand(body: AllocationIn, session: SessionDep) -> list[Allocation
     return [_event_out(e) for e in events]
 
 
-@router.get("/cases/{case_id}/allocations", response_model=list[AllocationEventOut], responses=ERRORS)
-def case_allocations(case_id: int, session: SessionDep, user: CurrentUser) -> list[AllocationEventOut]:
+@router.get(
+    "/cases/{case_id}/allocations",
+    response_model=list[AllocationEventOut],
+    responses={**ERRORS, **LIST_RESPONSE},
+)
+def case_allocations(
+    case_id: int, session: SessionDep, user: CurrentUser, page: PageDep
+) -> list[AllocationEventOut]:
     guard.require_case(session, user=user.user, case_id=case_id)
-    return [_event_out(e) for e in queue_service.allocation_history(session, case_id=case_id)]
+    return [_event_out(e) for e in page.of(queue_service.allocation_history(session, case_id=case_id))]
