@@ -190,7 +190,7 @@ def test_a_collectors_journey_sign_in_next_case_blocked_call_outcome_promise_pay
     page.close()
 
 
-def test_a_collector_gets_403_on_another_collectors_case_and_a_supervisor_opens_it(
+def test_a_collector_reads_a_team_case_gets_403_outside_the_team_and_a_supervisor_opens_it(
     server: str, browser: object
 ) -> None:
     from playwright.sync_api import Browser, expect
@@ -216,7 +216,17 @@ def test_a_collector_gets_403_on_another_collectors_case_and_a_supervisor_opens_
     collector.fill("input[name=username]", "collector1")
     collector.fill("input[name=password]", "demo1234")
     collector.click("button[type=submit]")
+    # collector1 and collector2 share the demo's queues: a team, so collector1 reads the case but cannot work it
     response = collector.goto(f"{server}{case_path}")
+    assert response is not None and response.status == 200
+    expect(collector.get_by_test_id("attempt-form")).to_have_count(0)
+    # a case outside the team (not allocated to either) is refused, by the page and by the API alike
+    outside = next(
+        i
+        for i in range(1, 400)
+        if collector.request.get(f"{server}/api/v1/cases/{i}/contact-attempts").status == 403
+    )
+    response = collector.goto(f"{server}/cases/{outside}")
     assert response is not None and response.status == 403
     expect(collector.get_by_test_id("error")).to_contain_text("不在你的名下")
 
