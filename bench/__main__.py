@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["import_bench", "compliance", "ledger", "run", "dispatch"]
+BENCHES = ["import_bench", "compliance", "ledger", "run", "dispatch", "web"]
 
 
 def main() -> None:

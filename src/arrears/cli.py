@@ -258,11 +258,19 @@ def demo(
         demo_mod.set_demo_passwords(session)
         console.print(demo_mod.record_history(session, as_of=as_of_date, seed=seed))
         console.print(demo_mod.prepare_desk(session, as_of=as_of_date, now=clock.now()))
+    with session_scope(_engine()) as session:
+        placed = demo_mod.place_demo_cases(session, as_of=as_of_date)
+        token = demo_mod.demo_api_token(session, now=clock.now())
+    console.print(f"cases placed with the demo agency (agency1 sees only these) 委外案件: {placed}")
     console.print(f"database 数据库: {get_settings().database_url}")
     settings = get_settings()
     console.print(
         f"collection desk 催收工作台: http://{settings.host}:{settings.port}/  "
         f"users 用户: {', '.join(u for u, _, _ in demo_mod.DEMO_USERS)}; password 密码: {demo_mod.DEMO_PASSWORD}"
+    )
+    console.print(
+        f"API token of admin 管理员接口令牌 (30 days; /docs → Authorize): [bold]{token}[/bold]",
+        soft_wrap=True,
     )
     if serve:
         serve_cmd()
@@ -302,8 +310,10 @@ from arrears.strategy.cli import register as _register_strategy  # noqa: E402
 
 _register_strategy(app)
 from arrears.users.cli import app as _user_app  # noqa: E402
+from arrears.users.cli import token_app as _token_app  # noqa: E402
 
 app.add_typer(_user_app, name="user")
+app.add_typer(_token_app, name="token")
 from arrears.channels.cli import register as _register_channels  # noqa: E402
 
 _register_channels(app)  # template, letters, channels, dispatch, worker

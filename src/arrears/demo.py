@@ -391,3 +391,49 @@ def record_history(session: Session, *, as_of: date, seed: int = 2026, cases: in
         f"history 历史记录: {calls} calls on {len(sample)} cases ({blocked} blocked by the gate), "
         f"{promised} promises, {paid} payments"
     )
+
+
+DEMO_AGENCY = "示范外包催收公司"
+DEMO_PLACED_CASES = 5
+
+
+def place_demo_cases(session: Session, *, as_of: date) -> list[int]:
+    """A listed demo agency with the demo agency user linked to it, and a few cases placed with it for 90
+    days (the agency user sees only those: PI-4). Idempotent; returns the placed case ids."""
+    from arrears.agencies import service as agencies_service
+    from arrears.models import Agency, Case, Placement
+
+    agency = session.scalar(select(Agency).where(Agency.name == DEMO_AGENCY))
+    if agency is None:
+        agency = agencies_service.create_agency(session, name=DEMO_AGENCY, listed=True, commission_bps=1500)
+    user = session.scalar(select(AppUser).where(AppUser.username == "agency1"))
+    if user is not None:
+        user.agency_id = agency.id
+    placed = list(session.scalars(select(Placement.case_id).where(Placement.agency_id == agency.id)))
+    if placed:
+        return placed
+    portfolio = session.scalar(select(Portfolio).where(Portfolio.name == DEMO_PORTFOLIO))
+    if portfolio is None:
+        return []
+    rule = agencies_service.PlacementRule(max_cases=DEMO_PLACED_CASES)
+    case_ids = agencies_service.select_cases(session, portfolio_id=portfolio.id, rule=rule, as_of=as_of)
+    if not case_ids:  # pragma: no cover - a demo portfolio always has open cases
+        case_ids = list(session.scalars(select(Case.id).where(Case.portfolio_id == portfolio.id).limit(5)))
+    rows = agencies_service.place_cases(
+        session,
+        agency_id=agency.id,
+        case_ids=case_ids,
+        placed_on=as_of,
+        expires_on=as_of + timedelta(days=90),
+    )
+    session.flush()
+    return [r.case_id for r in rows]
+
+
+def demo_api_token(session: Session, *, now: datetime) -> str:
+    """A fresh API token for the demo administrator (to try the API from /docs, "Authorize")."""
+    from arrears.users import service as users_service
+
+    return users_service.create_token(
+        session, username="admin", name="demo", at=now, expires_at=now + timedelta(days=30)
+    ).token

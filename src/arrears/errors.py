@@ -43,6 +43,13 @@ class Conflict(ArrearsError):
     default_code = "conflict"
 
 
+class Unauthorized(ArrearsError):
+    """No credentials, or credentials that are unknown, revoked or expired."""
+
+    status = 401
+    default_code = "unauthorized"
+
+
 class Forbidden(ArrearsError):
     status = 403
     default_code = "forbidden"

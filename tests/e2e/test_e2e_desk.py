@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from e2e_support import ARTIFACTS
 
@@ -122,7 +123,7 @@ def test_a_collectors_journey_sign_in_next_case_blocked_call_outcome_promise_pay
     page.close()
 
 
-def test_a_collector_gets_403_on_another_collectors_case_and_a_supervisor_opens_it(
+def test_a_collector_reads_a_team_case_gets_403_outside_the_team_and_a_supervisor_opens_it(
     server: str, browser: object
 ) -> None:
     from playwright.sync_api import Browser, expect
@@ -148,7 +149,17 @@ def test_a_collector_gets_403_on_another_collectors_case_and_a_supervisor_opens_
     collector.fill("input[name=username]", "collector1")
     collector.fill("input[name=password]", "demo1234")
     collector.click("button[type=submit]")
+    # collector1 and collector2 share the demo's queues: a team, so collector1 reads the case but cannot work it
     response = collector.goto(f"{server}{case_path}")
+    assert response is not None and response.status == 200
+    expect(collector.get_by_test_id("attempt-form")).to_have_count(0)
+    # a case outside the team (not allocated to either) is refused, by the page and by the API alike
+    outside = next(
+        i
+        for i in range(1, 400)
+        if collector.request.get(f"{server}/api/v1/cases/{i}/contact-attempts").status == 403
+    )
+    response = collector.goto(f"{server}/cases/{outside}")
     assert response is not None and response.status == 403
     expect(collector.get_by_test_id("error")).to_contain_text("不在你的名下")
 
@@ -246,3 +257,63 @@ def test_a_supervisor_approves_a_discount_a_collector_built_beyond_policy(
     supervisor.get_by_test_id("nav-team").click()
     expect(supervisor.get_by_test_id("team-row").first).to_be_visible()
     supervisor.screenshot(path=str(ARTIFACTS / "17-team.png"), full_page=True)
+
+
+def _admin_api(server: str) -> httpx.Client:
+    """An httpx client signed in to the desk as the demo administrator (the session cookie works on the API)."""
+    client = httpx.Client(base_url=server, follow_redirects=False)
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token
+    done = client.post(
+        "/login",
+        data={"username": "admin", "password": "demo1234", "csrf_token": token.group(1), "next": "/queue"},
+    )
+    assert done.status_code == 303
+    return client
+
+
+def test_an_agency_user_opens_only_the_cases_placed_with_their_agency_page_and_api_refuse_the_rest(
+    server: str, browser: object
+) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    admin = _admin_api(server)
+    agencies = admin.get("/api/v1/agencies").json()
+    (demo_agency,) = [a for a in agencies if a["name"] == "示范外包催收公司"]
+    placed = sorted(
+        p["case_id"] for p in admin.get(f"/api/v1/agencies/{demo_agency['id']}/placements").json()
+    )
+    assert placed
+    other = next(i for i in range(1, 1000) if i not in placed)
+
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    page.goto(f"{server}/login")
+    page.fill("input[name=username]", "agency1")
+    page.fill("input[name=password]", "demo1234")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/queue"))
+
+    # a case placed with the agency opens, and a masked field can be revealed with a reason
+    answer = page.goto(f"{server}/cases/{placed[0]}")
+    assert answer is not None and answer.status == 200
+    expect(page.get_by_test_id("national-id")).to_contain_text("*")
+    page.locator("details summary", has_text="查看完整信息").click()
+    reveal = page.get_by_test_id("reveal-form")
+    reveal.locator("select[name=field]").select_option("national_id")
+    reveal.locator("input[name=reason]").fill("债务人来电核实身份")
+    reveal.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("revealed")).to_be_visible()
+    assert "*" not in page.get_by_test_id("revealed").inner_text()
+
+    # a case not placed with them: the page refuses
+    answer = page.goto(f"{server}/cases/{other}")
+    assert answer is not None and answer.status == 403
+    expect(page.locator("body")).to_contain_text("该案件不在你的名下")
+    page.screenshot(path=str(ARTIFACTS / "18-agency-refused.png"), full_page=True)
+
+    # and so does the API, with the same browser session
+    assert page.request.get(f"{server}/api/v1/cases/{other}/contact-attempts").status == 403
+    assert page.request.get(f"{server}/api/v1/cases/{placed[0]}/contact-attempts").status == 200
+    page.close()

@@ -7,13 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+from api_clients import api_client
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 import arrears
 from arrears import db
-from arrears.api.app import create_app
 from arrears.models import Account, Debtor
 from arrears.portfolios import service
 
@@ -107,7 +106,7 @@ def test_api_reads_are_masked_and_errors_are_json(engine: Engine, tmp_path: Path
         account = s.scalar(select(Account).where(Account.external_ref == f"{name}-1"))
         assert account is not None
         account_id, debtor_id = account.id, account.debtor_id
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     assert client.get("/healthz").json()["status"] == "ok"
     assert name in [p["name"] for p in client.get("/api/v1/portfolios").json()]
     acc = client.get(f"/api/v1/accounts/{account_id}").json()

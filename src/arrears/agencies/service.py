@@ -8,6 +8,7 @@ else ``expires_on``. Payments come in as a Polars frame ``account_id, received_o
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -62,9 +63,12 @@ def update_agency(
     listed: bool | None = None,
     active: bool | None = None,
     commission_bps: int | None = None,
+    login_ip_allowlist: list[str] | None = None,
 ) -> Agency:
-    """Change an agency's listing, activity or commission."""
+    """Change an agency's listing, activity, commission or the networks its users may sign in from."""
     agency = get_agency(session, agency_id=agency_id)
+    if login_ip_allowlist is not None:
+        agency.login_ip_allowlist = _networks(login_ip_allowlist)
     if listed is not None:
         agency.listed = listed
     if active is not None:
@@ -77,6 +81,19 @@ def update_agency(
         agency.commission_bps = commission_bps
     session.flush()
     return agency
+
+
+def _networks(entries: list[str]) -> list[str]:
+    """CIDR networks or single addresses, normalised; a bad entry is refused with its text."""
+    out: list[str] = []
+    for entry in entries:
+        try:
+            out.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+        except ValueError:
+            raise ValidationFailed(
+                f"不是有效的网络地址：{entry!r} / not an IP network: {entry!r}", code="bad_network"
+            ) from None
+    return out
 
 
 def get_agency(session: Session, *, agency_id: int) -> Agency:

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DataError
 
 from arrears import __version__, web
 from arrears.api.v1 import casework, channels, compliance, ledger, read, reports, runs
@@ -25,7 +26,21 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     @app.exception_handler(ArrearsError)
     async def _arrears_error(_request: Request, exc: ArrearsError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content=exc.to_dict())
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(status_code=exc.status, content=exc.to_dict(), headers=headers)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
+        # A number beyond what the database column holds (an id of 2**64, say) is invalid input, not a
+        # server fault; the request's transaction has been rolled back by then.
+        return JSONResponse(
+            status_code=422,
+            content={
+                "code": "value_out_of_range",
+                "message": "数值超出范围或内容过长 / a value in the request is out of range or too long",
+            },
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,6 +66,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(channels.router)
     app.include_router(reports.router)
+    app.include_router(channels.webhooks)
     web.install(app)  # the collection desk's pages
     return app
 

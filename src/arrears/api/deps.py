@@ -1,18 +1,32 @@
-"""Request-scoped database session: the request is the edge that commits.
+"""Request dependencies: the database session (the request is the edge that commits) and who is asking.
 
-The dependency is function-scoped, so the commit happens before the response is sent: a client that acts
-on a response (follows a redirect, reads back what it posted) always sees the committed work.
+The session dependency is function-scoped, so the commit happens before the response is sent: a client
+that acts on a response (follows a redirect, reads back what it posted) always sees the committed work.
+
+Every API router depends on ``current_user`` (``CurrentUser``): a bearer API token or the desk's session
+cookie. Role checks are ``require(Role.SUPERVISOR, ...)``; case-level checks are ``users/guard.py``, the
+same functions the pages use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request, Response
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from arrears import clock
 from arrears.db import session_factory
+from arrears.enums import Role
+from arrears.errors import Forbidden, Unauthorized
+from arrears.models import AppUser
+from arrears.users import access, guard
+from arrears.users import service as users_service
+
+T = TypeVar("T")
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -29,3 +43,149 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# ------------------------------------------------------------------------------------------- who is asking
+
+SESSION_COOKIE = "arrears_session"  # the desk's cookie (web/routes.py uses the same name)
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerToken",
+    description="An API token from `arrears token create USER --name ...`: `Authorization: Bearer arr_...`",
+)
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    scheme_name="deskSession",
+    description=f"The desk's session cookie; requests that change state also send the `{CSRF_HEADER}` header "
+    "with the session's CSRF token.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The person or integration behind a request, and how they proved it."""
+
+    user: AppUser
+    via: str  # "token" or "session"
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def current_user(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Principal:
+    """Authenticate a request: a bearer API token, or the desk's session cookie (with CSRF on writes).
+
+    401 without credentials or with unknown, revoked or expired ones; 403 for a session without the CSRF
+    header on a state-changing request, or an agency user outside the agency's allowed networks.
+    """
+    now = clock.now()
+    ip = _client_ip(request)
+    if bearer is not None:
+        user = users_service.resolve_token(session, token=bearer.credentials, at=now, ip=ip)
+        if user is None:
+            raise Unauthorized("令牌无效、已过期或已吊销 / the token is unknown, expired or revoked")
+        guard.check_network(session, user=user, ip=ip)
+        return Principal(user=user, via="token")
+    if cookie:
+        found = users_service.resume_session(session, token=cookie, at=now)
+        if found is None:
+            raise Unauthorized("会话已结束，请重新登录 / the session has ended, sign in again")
+        row, user = found
+        if request.method not in SAFE_METHODS and not users_service.csrf_ok(
+            row, request.headers.get(CSRF_HEADER)
+        ):
+            raise Forbidden(
+                f"缺少或错误的 {CSRF_HEADER} / missing or wrong {CSRF_HEADER} header", code="csrf_failed"
+            )
+        return Principal(user=user, via="session")
+    raise Unauthorized("需要登录或接口令牌 / sign in or send an API token (Authorization: Bearer ...)")
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+def require(*roles: Role) -> Any:
+    """A dependency that lets only these roles through (403 ``role_forbidden`` for the others)."""
+    allowed = frozenset(roles)
+
+    def check(principal: CurrentUser) -> Principal:
+        guard.require_role(principal.user, allowed)
+        return principal
+
+    return Depends(check)
+
+
+def require_manager() -> Any:
+    """Supervisors and administrators: portfolio-wide operations."""
+    return require(*access.MANAGE)
+
+
+def actor_id(principal: Principal, given: int | None) -> int:
+    """The user an action is recorded for: the caller, or (administrators only, e.g. an integration's
+    token) the user named in the request. Services still check the named user's own role."""
+    if given is None or given == principal.id:
+        return principal.id
+    if principal.role != Role.ADMIN:
+        raise Forbidden(
+            "只能以本人身份操作 / you may act only as yourself (user_id must be your own)",
+            code="acting_as_other",
+        )
+    return given
+
+
+# ---------------------------------------------------------------------------------------------- list pages
+
+TOTAL_HEADER = "X-Total-Count"
+# The 200 response of a list endpoint documents the total header (merged with its response model).
+LIST_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "one page of the list",
+        "headers": {TOTAL_HEADER: {"description": "rows in the whole list", "schema": {"type": "integer"}}},
+    }
+}
+
+
+@dataclass(slots=True)
+class Page:
+    """``limit``/``offset`` of a list endpoint; the whole list's size goes into ``X-Total-Count``."""
+
+    limit: int
+    offset: int
+    response: Response
+
+    def of(self, rows: Sequence[T]) -> list[T]:
+        """This page of ``rows`` (the total is set on the response)."""
+        self.total(len(rows))
+        return list(rows[self.offset : self.offset + self.limit])
+
+    def total(self, count: int) -> None:
+        self.response.headers[TOTAL_HEADER] = str(count)
+
+
+def page(
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 500,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")] = 0,
+) -> Page:
+    return Page(limit=limit, offset=offset, response=response)
+
+
+PageDep = Annotated[Page, Depends(page)]

@@ -48,7 +48,7 @@ from arrears.models.strategy import (
     WorkItem,
 )
 from arrears.models.user import AppUser
-from arrears.models.users_auth import AccessLog, LoginAttempt, UserSession
+from arrears.models.users_auth import AccessLog, ApiToken, LoginAttempt, UserSession
 
 __all__ = [
     "REPORT_INDEXES",
@@ -60,6 +60,7 @@ __all__ = [
     "AccountStrategyState",
     "Agency",
     "AllocationEvent",
+    "ApiToken",
     "AppUser",
     "Approval",
     "Arrangement",

@@ -326,6 +326,8 @@ class Agency(Timestamped, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     commission_bps: Mapped[int] = mapped_column(Integer, default=0)
     contact: Mapped[str | None] = mapped_column(Text)
+    # Networks (CIDR) the agency's users may sign in and use tokens from; empty = anywhere.
+    login_ip_allowlist: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Placement(Timestamped, Base):

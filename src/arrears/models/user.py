@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from arrears.models.base import Base, Timestamped
@@ -18,3 +18,5 @@ class AppUser(Timestamped, Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     locale: Mapped[str] = mapped_column(String(16), default="zh_CN")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # An agency user belongs to one agency and sees only the cases placed with it, while placed (PI-4).
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))

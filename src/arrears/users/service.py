@@ -1,8 +1,9 @@
 """People who use the desk: accounts and roles, passwords (argon2), sign-in with lockout, server-side
-sessions with a CSRF token, and the access log of who opened which debtor's record (PI-9).
+sessions with a CSRF token, API tokens for integrations, and the access log of who opened which debtor's
+record or revealed which masked field (PI-9, PI-6).
 
 The cookie carries a random token; the ``user_session`` row keeps only its SHA-256, so a copy of the
-database cannot be replayed as a session. The numbers (lockout, session length) live in ``auth.toml``.
+database cannot be replayed as a session; API tokens likewise (``api_token.token_sha256``). The numbers (lockout, session length) live in ``auth.toml``.
 Services flush and never commit.
 """
 
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from arrears.enums import Role
 from arrears.errors import ArrearsError, Conflict, NotFound, ValidationFailed
-from arrears.models import AccessLog, AppUser, LoginAttempt, UserSession
+from arrears.models import AccessLog, Agency, ApiToken, AppUser, LoginAttempt, UserSession
 
 _HASHER = PasswordHasher()
 # Verified when the user does not exist, so a wrong name costs the same time as a wrong password.
@@ -113,21 +114,34 @@ def add_user(
     password: str,
     display_name: str | None = None,
     locale: str = "zh_CN",
+    agency_id: int | None = None,
 ) -> AppUser:
-    """Create a user with a role and a password."""
+    """Create a user with a role and a password; an agency user names their agency."""
     username = username.strip()
     if not username or len(username) > 64:
         raise ValidationFailed("用户名为 1-64 个字符 / a user name has 1-64 characters", code="bad_username")
     if session.scalar(select(AppUser.id).where(AppUser.username == username)) is not None:
         raise Conflict(f"用户已存在：{username} / user {username!r} exists", code="user_exists")
     _check_password_rules(password)
+    kind = _role(role)
+    if kind == Role.AGENCY and agency_id is None:
+        raise ValidationFailed(
+            "机构用户须指定所属机构 / an agency user needs their agency", code="agency_required"
+        )
+    if kind != Role.AGENCY and agency_id is not None:
+        raise ValidationFailed(
+            "只有机构用户属于机构 / only agency users belong to an agency", code="agency_not_allowed"
+        )
+    if agency_id is not None and session.get(Agency, agency_id) is None:
+        raise NotFound(f"机构不存在：{agency_id} / no agency {agency_id}", code="agency_not_found")
     user = AppUser(
         username=username,
         display_name=display_name or username,
-        role=_role(role).value,
+        role=kind.value,
         password_hash=hash_password(password),
         locale=locale,
         active=True,
+        agency_id=agency_id,
     )
     session.add(user)
     session.flush()
@@ -320,9 +334,12 @@ def log_access(
     at: datetime,
     action: str = "view_case",
     ip: str | None = None,
+    reason: str | None = None,
 ) -> AccessLog:
-    """Record that a person read a debtor's record (PI-9)."""
-    row = AccessLog(user_id=user_id, debtor_id=debtor_id, case_id=case_id, action=action, at=at, ip=ip)
+    """Record that a person read a debtor's record (PI-9) or revealed a masked field (with the reason)."""
+    row = AccessLog(
+        user_id=user_id, debtor_id=debtor_id, case_id=case_id, action=action, at=at, ip=ip, reason=reason
+    )
     session.add(row)
     session.flush()
     return row
@@ -333,3 +350,74 @@ def access_log(session: Session, *, debtor_id: int) -> list[AccessLog]:
     return list(
         session.scalars(select(AccessLog).where(AccessLog.debtor_id == debtor_id).order_by(AccessLog.id))
     )
+
+
+# ---------------------------------------------------------------------------------------------- API tokens
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    """A token just created: the secret (shown once, never stored) and the row."""
+
+    token: str
+    row: ApiToken
+
+
+TOKEN_PREFIX = "arr_"
+
+
+def create_token(
+    session: Session, *, username: str, name: str, at: datetime, expires_at: datetime | None = None
+) -> NewToken:
+    """A bearer token acting as ``username`` (with that user's role and agency)."""
+    user = get_user(session, username)
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed(
+            "令牌名称为 1-100 个字符 / a token name has 1-100 characters", code="bad_token_name"
+        )
+    if expires_at is not None and expires_at <= at:
+        raise ValidationFailed("过期时间须在将来 / the expiry must be in the future", code="bad_expiry")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name, token_sha256=_sha(token), created_at=at, expires_at=expires_at)
+    session.add(row)
+    session.flush()
+    return NewToken(token=token, row=row)
+
+
+def resolve_token(
+    session: Session, *, token: str | None, at: datetime, ip: str | None = None
+) -> AppUser | None:
+    """The user a live token acts as, or None (unknown, revoked, expired, user inactive)."""
+    if not token:
+        return None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _sha(token)))
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= at):
+        return None
+    user = session.get(AppUser, row.user_id)
+    if user is None or not user.active:
+        return None
+    if row.last_used_at is None or at - row.last_used_at > timedelta(minutes=1) or row.last_used_ip != ip:
+        row.last_used_at = at
+        row.last_used_ip = ip
+        session.flush()
+    return user
+
+
+def revoke_token(session: Session, *, token_id: int, at: datetime) -> ApiToken:
+    """End a token now (it stops working on the next request)."""
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"令牌不存在：{token_id} / no token {token_id}", code="token_not_found")
+    if row.revoked_at is None:
+        row.revoked_at = at
+        session.flush()
+    return row
+
+
+def list_tokens(session: Session, *, username: str | None = None) -> list[tuple[ApiToken, AppUser]]:
+    """Tokens with their users, oldest first (optionally one user's)."""
+    query = select(ApiToken, AppUser).join(AppUser, AppUser.id == ApiToken.user_id).order_by(ApiToken.id)
+    if username is not None:
+        query = query.where(AppUser.username == username)
+    return [(t, u) for t, u in session.execute(query).tuples()]

@@ -2,8 +2,10 @@
 
 Server-rendered (Jinja2) by the same FastAPI app as the API. Every page needs a signed-in person (a
 server-side session; the cookie is HttpOnly and SameSite=Lax) and every form carries the session's CSRF
-token. The case page is the debtor's record: each view is written to the access log (PI-9), and a
-collector sees only the cases assigned to them.
+token. The case page is the debtor's record: each view is written to the access log (PI-9). Who may open
+and work a case is ``users/guard.py``, the same rules the API applies (a collector: their own and their
+team's cases; an agency user: only cases placed with their agency, while placed). Masked fields are shown
+in clear only through the reveal form, which needs a reason and is logged.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from arrears.ledger import service as ledger_service
 from arrears.models import Account, AppUser, Case, UserSession, WorkItem
 from arrears.money import parse_minor
 from arrears.strategy import queue_service
-from arrears.users import access
+from arrears.users import access, guard
 from arrears.users import service as users_service
 from arrears.web import views
 from arrears.web.i18n import LOCALES, Translator, pick_locale
@@ -229,6 +231,10 @@ def login_submit(
         return again(t("account_locked", until=views.local_text(until, clock.DEFAULT_ZONE)), 429)
     except users_service.LoginFailed:
         return again(t("login_failed"), 401)
+    try:
+        guard.check_network(db, user=user, ip=_client_ip(request))
+    except guard.NetworkRefused:
+        return again(t("network_refused"), 403)
     opened = users_service.open_session(db, user=user, at=now, ip=_client_ip(request))
     db.commit()  # the session exists before the browser follows the redirect
     response = RedirectResponse(_safe_next(next), status_code=303)
@@ -331,13 +337,7 @@ def go_to_case(d: DeskDep, case_id: str = "") -> Response:
 
 
 def _case(d: Desk, case_id: int, *, work: bool = False) -> Case:
-    case = d.db.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
-    rule = access.may_work_case if work else access.may_read_case
-    if not rule(role=d.user.role, user_id=d.user.id, assignee_id=case.assignee_id):
-        raise Forbidden(d.t("not_your_case"), code="not_your_case")
-    return case
+    return guard.require_case(d.db, user=d.user, case_id=case_id, work=work, message=d.t("not_your_case"))
 
 
 def _parse_at(text: str | None, zone: str, default: datetime) -> datetime:
@@ -363,8 +363,10 @@ def _case_page(
     blocked: Any = None,
     item_id: int | None = None,
     status: int = 200,
+    revealed: dict[str, str | None] | None = None,
 ) -> HTMLResponse:
     moment = at or d.now
+    allowed = guard.case_access(d.db, user=d.user, case=case)
     view = views.case_view(d.db, case=case, at=moment, t=d.t)
     users_service.log_access(
         d.db, user_id=d.user.id, debtor_id=case.debtor_id, case_id=case.id, at=d.now, ip=_client_ip(d.request)
@@ -380,7 +382,9 @@ def _case_page(
         item_id=item_id,
         outcomes=[(o.value, d.t.label("outcomes", o.value)) for o in CALL_OUTCOMES],
         today=today.isoformat(),
-        can_work=access.may_work_case(role=d.user.role, user_id=d.user.id, assignee_id=case.assignee_id),
+        can_work=allowed.work,
+        can_reveal=allowed.reveal,
+        revealed=revealed or {},
         payment_key=secrets.token_urlsafe(16),
     )
 
@@ -537,3 +541,39 @@ def add_payment(
     except ArrearsError as exc:
         return _form_error(d, case, exc)
     return d.redirect(f"/cases/{case.id}?done=payment")
+
+
+@router.post("/cases/{case_id}/reveal")
+def reveal(
+    d: DeskDep,
+    case_id: int,
+    field: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+    contact_point_id: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Show one masked field in clear on the case page; the reveal and its reason go to the access log."""
+    try:
+        d.check_csrf(csrf_token)
+        case = _case(d, case_id)
+    except ArrearsError as exc:
+        return d.error(exc)
+    if field.startswith("contact_point:"):  # the form's select names a phone as contact_point:<id>
+        field, contact_point_id = "contact_point", field.split(":", 1)[1]
+    point = int(contact_point_id) if contact_point_id.strip().isdigit() else None
+    try:
+        shown = guard.reveal(
+            d.db,
+            user=d.user,
+            debtor_id=case.debtor_id,
+            field=field,
+            contact_point_id=point,
+            reason=reason,
+            at=d.now,
+            case_id=case.id,
+            ip=_client_ip(d.request),
+        )
+    except ArrearsError as exc:
+        return _form_error(d, case, exc)
+    label = d.t(field) if field != "contact_point" else d.t("phone")
+    return _case_page(d, case, notice=d.t("revealed_logged"), revealed={label: shown.value})

@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_clients import api_client
 from bundle_builders import Demo, demo_case
 from casework_builders import make_book
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from test_casework_doors import run_cli
 
 from arrears import db
-from arrears.api.app import create_app
 from arrears.config import get_settings
 from arrears.legal import bundle
 
@@ -37,7 +36,7 @@ def test_rest_evidence_bundle_is_a_zip_that_checks_and_is_stored(
     engine: Engine, committed_demo: Demo
 ) -> None:
     demo = committed_demo
-    api = TestClient(create_app(engine))
+    api = api_client(engine)
     compliance = demo.user_ids["compliance"]
     r = api.get(
         f"/api/v1/cases/{demo.case_id}/evidence-bundle",
@@ -67,7 +66,7 @@ def test_rest_evidence_bundle_is_a_zip_that_checks_and_is_stored(
 
 def test_rest_legal_cost_correction_reverses_the_posting(engine: Engine, committed_demo: Demo) -> None:
     demo = committed_demo
-    api = TestClient(create_app(engine))
+    api = api_client(engine)
     with zipfile.ZipFile(
         io.BytesIO(
             api.get(

@@ -12,14 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from api_clients import api_client
 from casework_builders import IDS, Book, make_book
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 import arrears
 from arrears import clock, db
-from arrears.api.app import create_app
 from arrears.config import get_settings
 from arrears.models import AppUser
 
@@ -40,7 +39,7 @@ def test_rest_endpoints_for_holds_promises_plans_legal_and_placements(
     engine: Engine, committed: Book
 ) -> None:
     book = committed
-    api = TestClient(create_app(engine))
+    api = api_client(engine)
     acc = {ref: a.id for ref, a in book.accounts.items()}
     uid = {role: u.id for role, u in book.users.items()}
 

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from api_clients import make_user_token
 from channels_db_builders import SMS_BODY, make_debt, make_portfolio, savepoint_factory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -127,6 +128,7 @@ def test_api_lists_saves_refuses_and_previews_templates(tx: tuple, engine: Engin
     session, factory = tx
     portfolio = make_portfolio(session)
     debt = make_debt(session, portfolio)
+    admin = make_user_token(engine, "admin", session=session)
     session.commit()
     app = create_app(engine)
 
@@ -139,7 +141,7 @@ def test_api_lists_saves_refuses_and_previews_templates(tx: tuple, engine: Engin
             s.close()
 
     app.dependency_overrides[get_session] = override
-    client = TestClient(app)
+    client = TestClient(app, headers={"Authorization": f"Bearer {admin[1]}"})
     ok = client.post(
         "/api/v1/templates",
         json={

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api_clients import api_client
 from compliance_db_builders import Built, make_case, sh
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from test_compliance_doors import run_cli
 
 from arrears import db
-from arrears.api.app import create_app
 from arrears.compliance import service
 from arrears.compliance.schemas import Decision, Outcome
 from arrears.contacts import service as contacts
@@ -48,7 +47,7 @@ def _check(
 
 def test_a_consent_recorded_through_the_api_lifts_quiet_hours_until_it_is_revoked(engine: Engine) -> None:
     case_id, debtor_id, phone, _email, account = _built(engine)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     night = sh(2026, 3, 2, 23, 0)
     assert _check(engine, case_id, phone, night).rule_ids == ("CN-1",)
 
@@ -101,7 +100,7 @@ def test_a_call_cap_consent_lets_a_seventh_call_through(engine: Engine) -> None:
         s.commit()
     seventh = sh(2026, 3, 2, 15)
     assert _check(engine, case_id, phone, seventh).rule_ids == ("CN-2",)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     r = client.post(
         f"/api/v1/debtors/{debtor_id}/consents",
         json={"scope": "call_cap", "granted_at": "2026-03-02T14:00:00+08:00"},
@@ -119,7 +118,7 @@ def test_an_inconvenient_time_blocks_that_time_on_its_weekdays_until_removed(eng
         assert point is not None
         point.value, point.timezone = "+12125550142", "America/New_York"
         s.commit()
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     monday_lunch, tuesday_lunch = ny(2026, 3, 2, 12, 30), ny(2026, 3, 3, 12, 30)
     assert _check(engine, case_id, phone, monday_lunch).allowed
     r = client.post(
@@ -148,7 +147,7 @@ def test_an_inconvenient_time_blocks_that_time_on_its_weekdays_until_removed(eng
 
 def test_channel_and_contact_point_opt_outs_block_until_withdrawn(engine: Engine) -> None:
     case_id, debtor_id, phone, email, _account = _built(engine)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     day = sh(2026, 3, 2, 10)
     r = client.post(
         f"/api/v1/debtors/{debtor_id}/opt-outs", json={"channel": "sms", "at": "2026-03-01T10:00:00+08:00"}
@@ -185,7 +184,7 @@ def test_channel_and_contact_point_opt_outs_block_until_withdrawn(engine: Engine
 def test_bad_facts_are_refused_with_a_clear_message_and_change_nothing(engine: Engine) -> None:
     _case_a, debtor_a, _phone_a, _email_a, _account_a = _built(engine)
     _case_b, _debtor_b, phone_b, _email_b, account_b = _built(engine)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     url = f"/api/v1/debtors/{debtor_a}/consents"
     r = client.post(
         url,

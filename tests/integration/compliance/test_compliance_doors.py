@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from api_clients import api_client
 from compliance_db_builders import make_case, sh
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 import arrears
 from arrears import db
-from arrears.api.app import create_app
 from arrears.compliance.schemas import Outcome
 from arrears.contacts import service as contacts
 from arrears.enums import Channel
@@ -51,7 +50,7 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_api_what_if_check_stores_nothing_and_accepts_pack_overrides(engine: Engine) -> None:
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     r = client.post("/api/v1/compliance/check", json=QUIET_HOURS_CHECK)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -76,7 +75,7 @@ def test_api_records_attempts_and_answers_409_for_a_blocked_one_that_is_still_st
     with db.session_scope(engine) as s:
         b = make_case(s)
         case_id, phone_id, account_id = b.case.id, b.phone.id, b.accounts[0].id
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     url = f"/api/v1/cases/{case_id}/contact-attempts"
     ok = client.post(
         url,

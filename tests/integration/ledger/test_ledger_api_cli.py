@@ -12,11 +12,10 @@ from pathlib import Path
 
 import ledger_builders as b
 import pytest
-from fastapi.testclient import TestClient
+from api_clients import api_client
 from sqlalchemy import Engine
 
 from arrears import db
-from arrears.api.app import create_app
 from arrears.ledger import service, statement
 
 
@@ -32,7 +31,7 @@ def test_api_payment_is_posted_once_per_idempotency_key_and_reversal_restores_ba
     engine: Engine,
 ) -> None:
     pid, aid, ref = _setup(engine)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     body = {"portfolio_id": pid, "account_ref": ref, "amount_minor": 1_300, "received_on": "2025-06-01"}
     body["reference"] = f"API-{uuid.uuid4().hex[:8]}"
     missing = client.post("/api/v1/payments", json=body)

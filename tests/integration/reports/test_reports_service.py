@@ -11,12 +11,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+from api_clients import api_client
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from arrears import db, demo
-from arrears.api.app import create_app
 from arrears.arrangements import service as arrangements_service
 from arrears.compliance.schemas import Outcome
 from arrears.contacts import service as contacts_service
@@ -201,7 +200,7 @@ def test_the_reports_api_answers_what_the_service_computes(engine: Engine, tmp_p
         pid = _portfolio(s, tmp_path, accounts=15)
         run.run_portfolio(s, portfolio=pid, as_of=JAN, now=datetime(2026, 1, 30, 2, 0, tzinfo=UTC))
         run.run_portfolio(s, portfolio=pid, as_of=FEB, now=NOW)
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     r = client.get("/api/v1/reports/aging", params={"as_of": "2026-02-27", "portfolio_id": pid})
     assert r.status_code == 200
     with db.session_scope(engine) as s:

@@ -8,12 +8,11 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+from api_clients import api_client
 from sqlalchemy import Engine
 from strategy_builders import DAY0, Portfolio, Row, committed_collectors, import_portfolio
 
 from arrears import db
-from arrears.api.app import create_app
 
 
 def test_runs_explain_work_queue_claim_and_complete_over_the_api(engine: Engine, tmp_path: Path) -> None:
@@ -26,7 +25,7 @@ def test_runs_explain_work_queue_claim_and_complete_over_the_api(engine: Engine,
 
 
 def _walk_through(engine: Engine, p: Portfolio, collector: int) -> None:
-    client = TestClient(create_app(engine))
+    client = api_client(engine)
     dry = client.post("/api/v1/runs", json={"portfolio": p.name, "as_of": DAY0.isoformat(), "dry_run": True})
     assert dry.status_code == 201 and dry.json()["id"] is None and dry.json()["status"] == "dry_run"
     started = client.post("/api/v1/runs", json={"portfolio": p.name, "as_of": DAY0.isoformat()})

@@ -5,18 +5,31 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from arrears import clock
-from arrears.api.deps import SessionDep
-from arrears.api.v1.schemas import ErrorOut
+from arrears.api.deps import (
+    LIST_RESPONSE,
+    CurrentUser,
+    PageDep,
+    SessionDep,
+    current_user,
+    require,
+    require_manager,
+)
+from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.channels import delivery, service
 from arrears.channels.templates import TemplateKind
 from arrears.enums import Channel
 from arrears.models import MessageTemplate
+from arrears.users import access, guard
 
-router = APIRouter(prefix="/api/v1", tags=["channels"])
+router = APIRouter(
+    prefix="/api/v1", tags=["channels"], dependencies=[Depends(current_user)], responses=AUTH_ERRORS
+)
+# Gateways call back without a token: their requests are signed (HMAC) instead.
+webhooks = APIRouter(prefix="/api/v1", tags=["channels"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut},
     409: {"model": ErrorOut},
@@ -115,9 +128,15 @@ class ReceiptsOut(BaseModel):
     repeated: int
 
 
-@router.get("/templates", response_model=list[TemplateOut])
+@router.get(
+    "/templates",
+    response_model=list[TemplateOut],
+    responses=LIST_RESPONSE,
+    dependencies=[require(*access.IN_HOUSE)],
+)
 def list_templates(
     session: SessionDep,
+    page: PageDep,
     portfolio_id: int | None = None,
     code: str | None = None,
     channel: Channel | None = None,
@@ -133,10 +152,16 @@ def list_templates(
         locale=locale,
         all_versions=all_versions,
     )
-    return [TemplateOut.of(r) for r in rows]
+    return [TemplateOut.of(r) for r in page.of(rows)]
 
 
-@router.post("/templates", response_model=TemplateOut, status_code=201, responses=_ERRORS)
+@router.post(
+    "/templates",
+    response_model=TemplateOut,
+    status_code=201,
+    responses=_ERRORS,
+    dependencies=[require_manager()],
+)
 def save_template(body: TemplateIn, session: SessionDep) -> TemplateOut:
     """Lint and save a template; a failing one is refused (409 for content rules, 422 for placeholders)
     with the offending phrase and rule ids in ``details``."""
@@ -155,8 +180,13 @@ def save_template(body: TemplateIn, session: SessionDep) -> TemplateOut:
 
 
 @router.post("/templates/{template_id}/preview", response_model=PreviewOut, responses=_ERRORS)
-def preview_template(template_id: int, body: PreviewIn, session: SessionDep) -> PreviewOut:
+def preview_template(template_id: int, body: PreviewIn, session: SessionDep, user: CurrentUser) -> PreviewOut:
     """Render a template with a real case's data; SMS length, encoding and segments."""
+    guard.require_role(user.user, access.IN_HOUSE)
+    if body.case_id is not None:
+        guard.require_case(session, user=user.user, case_id=body.case_id)
+    if body.account_id is not None:
+        guard.require_account(session, user=user.user, account_id=body.account_id)
     preview = service.preview_template(
         session,
         template_id=template_id,
@@ -187,7 +217,7 @@ def preview_template(template_id: int, body: PreviewIn, session: SessionDep) -> 
     )
 
 
-@router.post(
+@webhooks.post(
     "/webhooks/sms/{gateway}",
     response_model=ReceiptsOut,
     responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}},

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from arrears import clock
-from arrears.api.deps import SessionDep
-from arrears.api.v1.schemas import ErrorOut
+from arrears.api.deps import LIST_RESPONSE, CurrentUser, PageDep, SessionDep, actor_id, current_user
+from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.compliance import service as compliance_service
 from arrears.compliance.limitation import LimitationEvent, LimitationResult
 from arrears.compliance.schemas import (
@@ -26,7 +26,7 @@ from arrears.compliance.schemas import (
 )
 from arrears.compliance.whatif import CheckRequest, run_check
 from arrears.contacts import service as contacts_service
-from arrears.enums import Channel
+from arrears.enums import Channel, Role
 from arrears.errors import ComplianceBlocked, NotFound, ValidationFailed
 from arrears.models import (
     Account,
@@ -37,8 +37,11 @@ from arrears.models import (
     Portfolio,
 )
 from arrears.models import ContactPoint as ContactPointRow
+from arrears.users import guard
 
-router = APIRouter(prefix="/api/v1", tags=["compliance"])
+router = APIRouter(
+    prefix="/api/v1", tags=["compliance"], dependencies=[Depends(current_user)], responses=AUTH_ERRORS
+)
 
 
 class ReasonOut(BaseModel):
@@ -252,8 +255,11 @@ def what_if_check(body: CheckRequest) -> DecisionOut:
 @router.post(
     "/cases/{case_id}/contact-attempts", response_model=RecordedOut, status_code=201, responses=BLOCKED
 )
-def record_contact_attempt(case_id: int, body: ContactAttemptIn, session: SessionDep) -> Any:
+def record_contact_attempt(
+    case_id: int, body: ContactAttemptIn, session: SessionDep, user: CurrentUser
+) -> Any:
     """Record an attempt. A blocked outbound attempt is stored as blocked and answered 409 with the decision."""
+    guard.require_case(session, user=user.user, case_id=case_id, work=True)
     recorded = contacts_service.record_attempt(
         session,
         case_id=case_id,
@@ -261,7 +267,7 @@ def record_contact_attempt(case_id: int, body: ContactAttemptIn, session: Sessio
         channel=body.channel,
         direction=body.direction,
         collector=body.collector,
-        agent_id=body.agent_id,
+        agent_id=actor_id(user, body.agent_id),
         account_ids=body.account_ids,
         purpose=body.purpose,
         started_at=body.started_at,
@@ -294,10 +300,15 @@ def record_contact_attempt(case_id: int, body: ContactAttemptIn, session: Sessio
     return out
 
 
-@router.get("/cases/{case_id}/contact-attempts", response_model=list[ContactAttemptOut])
-def list_contact_attempts(case_id: int, session: SessionDep) -> list[ContactAttemptOut]:
+@router.get(
+    "/cases/{case_id}/contact-attempts", response_model=list[ContactAttemptOut], responses=LIST_RESPONSE
+)
+def list_contact_attempts(
+    case_id: int, session: SessionDep, user: CurrentUser, page: PageDep
+) -> list[ContactAttemptOut]:
     """The case's contact record in chain order, corrections included."""
-    return [attempt_out(a) for a in contacts_service.list_attempts(session, case_id=case_id)]
+    guard.require_case(session, user=user.user, case_id=case_id)
+    return [attempt_out(a) for a in page.of(contacts_service.list_attempts(session, case_id=case_id))]
 
 
 @router.post(
@@ -306,8 +317,18 @@ def list_contact_attempts(case_id: int, session: SessionDep) -> list[ContactAtte
     status_code=201,
     responses=BLOCKED,
 )
-def correct_contact_attempt(attempt_id: int, body: CorrectionIn, session: SessionDep) -> ContactAttemptOut:
-    """Correct an attempt by appending a new row that references it."""
+def correct_contact_attempt(
+    attempt_id: int, body: CorrectionIn, session: SessionDep, user: CurrentUser
+) -> ContactAttemptOut:
+    """Correct an attempt by appending a new row that references it (whoever may work the case, or a
+    compliance officer)."""
+    guard.require_subject(
+        session,
+        user=user.user,
+        kind="contact_attempt",
+        subject_id=attempt_id,
+        work=user.role != Role.COMPLIANCE,
+    )
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
     if "visit_staff" in changes:
         changes["visit_staff"] = "\n".join(changes["visit_staff"] or []) or None
@@ -319,11 +340,13 @@ def correct_contact_attempt(attempt_id: int, body: CorrectionIn, session: Sessio
 def get_limitation(
     account_id: int,
     session: SessionDep,
+    user: CurrentUser,
     as_of: Annotated[
         date | None, Query(description="Date to evaluate (default: today, portfolio zone)")
     ] = None,
 ) -> LimitationOut:
     """The account's limitation date and why (CN-20..CN-26, US-8)."""
+    guard.require_account(session, user=user.user, account_id=account_id)
     zone = session.scalar(
         select(Portfolio.timezone)
         .join(Account, Account.portfolio_id == Portfolio.id)

@@ -5,18 +5,29 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from arrears import clock
-from arrears.api.deps import SessionDep
-from arrears.api.v1.schemas import ErrorOut
+from arrears.api.deps import (
+    LIST_RESPONSE,
+    CurrentUser,
+    PageDep,
+    SessionDep,
+    current_user,
+    require,
+    require_manager,
+)
+from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.errors import NotFound, ValidationFailed
 from arrears.ledger import service, statement
 from arrears.ledger.schemas import AccrualRun, BalanceMismatch, PaymentOut
 from arrears.models import Payment, Portfolio
+from arrears.users import access, guard
 
-router = APIRouter(prefix="/api/v1", tags=["ledger"])
+router = APIRouter(
+    prefix="/api/v1", tags=["ledger"], dependencies=[Depends(current_user)], responses=AUTH_ERRORS
+)
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "not found"},
     409: {"model": ErrorOut, "description": "conflict"},
@@ -49,6 +60,7 @@ class ReversalIn(BaseModel):
 def post_payment(
     body: PaymentIn,
     session: SessionDep,
+    user: CurrentUser,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
 ) -> PaymentOut:
     """Post a payment once per ``Idempotency-Key``: a retry returns the stored result, changing nothing."""
@@ -60,6 +72,14 @@ def post_payment(
                 "account_id and account_ref name different accounts", code="account_mismatch"
             )
         account_id = account.id
+    # The payer's case must be one the caller may work (a portfolio-wide posting without a named account
+    # or debtor is for supervisors and administrators).
+    if account_id is not None:
+        guard.require_account(session, user=user.user, account_id=account_id, work=True)
+    elif body.debtor_id is not None:
+        guard.require_debtor(session, user=user.user, debtor_id=body.debtor_id, work=True)
+    else:
+        guard.require_role(user.user, access.MANAGE)
     return service.post_payment(
         session,
         portfolio_id=body.portfolio_id,
@@ -78,12 +98,18 @@ def post_payment(
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentOut, responses=ERRORS)
-def get_payment(payment_id: int, session: SessionDep) -> PaymentOut:
+def get_payment(payment_id: int, session: SessionDep, user: CurrentUser) -> PaymentOut:
     """A payment and how it was split, with its reversal if any."""
+    _require_payment(session, user, payment_id)
     return service.payment_view(session, payment_id=payment_id)
 
 
-@router.post("/payments/{payment_id}/reverse", response_model=PaymentOut, responses=ERRORS)
+@router.post(
+    "/payments/{payment_id}/reverse",
+    response_model=PaymentOut,
+    responses=ERRORS,
+    dependencies=[require_manager()],
+)
 def reverse_payment(payment_id: int, body: ReversalIn, session: SessionDep) -> PaymentOut:
     """Reverse a payment (bounced, posted in error); every balance it touched is restored."""
     payment = session.get(Payment, payment_id)
@@ -109,12 +135,14 @@ def reverse_payment(payment_id: int, body: ReversalIn, session: SessionDep) -> P
 def get_statement(
     account_id: int,
     session: SessionDep,
+    user: CurrentUser,
     as_of: Annotated[date, Query(description="postings effective on or before this date")],
     from_date: Annotated[date | None, Query(alias="from")] = None,
     format: Annotated[Literal["json", "csv", "pdf"], Query()] = "json",
     locale: Annotated[Literal["zh_CN", "en"], Query()] = "zh_CN",
 ) -> Any:
     """Opening balance, every posting and the closing balance by component, at any date."""
+    guard.require_account(session, user=user.user, account_id=account_id)
     st = statement.statement(session, account_id=account_id, as_of=as_of, from_date=from_date)
     name = f"statement-{st.external_ref}-{as_of.isoformat()}"
     if format == "csv":
@@ -132,7 +160,12 @@ def get_statement(
     return st
 
 
-@router.post("/portfolios/{portfolio_id}/accrue", response_model=AccrualRun, responses=ERRORS)
+@router.post(
+    "/portfolios/{portfolio_id}/accrue",
+    response_model=AccrualRun,
+    responses=ERRORS,
+    dependencies=[require_manager()],
+)
 def accrue(
     portfolio_id: int,
     session: SessionDep,
@@ -143,8 +176,22 @@ def accrue(
 
 
 @router.get(
-    "/portfolios/{portfolio_id}/ledger/verify", response_model=list[BalanceMismatch], responses=ERRORS
+    "/portfolios/{portfolio_id}/ledger/verify",
+    response_model=list[BalanceMismatch],
+    responses={**ERRORS, **LIST_RESPONSE},
+    dependencies=[require(*access.READ_ALL)],
 )
-def verify(portfolio_id: int, session: SessionDep) -> list[BalanceMismatch]:
+def verify(portfolio_id: int, session: SessionDep, page: PageDep) -> list[BalanceMismatch]:
     """Cached balances that differ from the sum of postings (an empty list: the ledger reconciles)."""
-    return service.verify_balances(session, portfolio_id=portfolio_id)
+    return page.of(service.verify_balances(session, portfolio_id=portfolio_id))
+
+
+def _require_payment(session: SessionDep, user: CurrentUser, payment_id: int) -> None:
+    """A payment is readable by whoever may read its account's case (or its debtor's, when unapplied)."""
+    payment = session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFound(f"payment {payment_id} not found", code="payment_not_found")
+    if payment.account_id is not None:
+        guard.require_account(session, user=user.user, account_id=payment.account_id)
+    else:
+        guard.require_debtor(session, user=user.user, debtor_id=payment.debtor_id)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
 
 from arrears import clock
-from arrears.api.deps import SessionDep
+from arrears.api.deps import LIST_RESPONSE, CurrentUser, PageDep, SessionDep, current_user, require
 from arrears.api.v1.schemas import (
+    AUTH_ERRORS,
     AccountOut,
     BalanceOut,
     ContactPointOut,
@@ -18,28 +19,36 @@ from arrears.api.v1.schemas import (
     FlagOut,
     InstalmentOut,
     PortfolioOut,
+    RevealIn,
+    RevealOut,
 )
-from arrears.errors import NotFound
-from arrears.models import Account, AccountFlag, ContactPoint, Debtor, Portfolio
+from arrears.errors import ValidationFailed
+from arrears.models import Account, AccountFlag, ContactPoint, Portfolio
+from arrears.users import access, guard
+from arrears.users import service as users_service
 from arrears.users.masking import mask_address, mask_contact_value, mask_national_id
 
-router = APIRouter(prefix="/api/v1", tags=["read"])
+router = APIRouter(
+    prefix="/api/v1", tags=["read"], dependencies=[Depends(current_user)], responses=AUTH_ERRORS
+)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "not found"}}
 
 
-@router.get("/portfolios", response_model=list[PortfolioOut])
-def list_portfolios(
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> list[PortfolioOut]:
+@router.get(
+    "/portfolios",
+    response_model=list[PortfolioOut],
+    responses=LIST_RESPONSE,
+    dependencies=[require(*access.IN_HOUSE)],
+)
+def list_portfolios(session: SessionDep, page: PageDep) -> list[PortfolioOut]:
     counts: dict[int, int] = {
         pid: n
         for pid, n in session.execute(
             select(Account.portfolio_id, func.count()).group_by(Account.portfolio_id)
         )
     }
-    rows = session.scalars(select(Portfolio).order_by(Portfolio.id).limit(limit).offset(offset))
+    page.total(session.scalar(select(func.count()).select_from(Portfolio)) or 0)
+    rows = session.scalars(select(Portfolio).order_by(Portfolio.id).limit(page.limit).offset(page.offset))
     return [
         PortfolioOut(
             id=p.id,
@@ -57,10 +66,8 @@ def list_portfolios(
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, responses=NOT_FOUND)
-def get_account(account_id: int, session: SessionDep, request: Request) -> AccountOut:
-    account = session.get(Account, account_id)
-    if account is None:
-        raise NotFound(f"account {account_id} not found", code="account_not_found")
+def get_account(account_id: int, session: SessionDep, request: Request, user: CurrentUser) -> AccountOut:
+    account = guard.require_account(session, user=user.user, account_id=account_id)
     portfolio = session.get(Portfolio, account.portfolio_id)
     zone = portfolio.timezone if portfolio else clock.DEFAULT_ZONE
     today = clock.today(zone)
@@ -106,10 +113,18 @@ def get_account(account_id: int, session: SessionDep, request: Request) -> Accou
 
 
 @router.get("/debtors/{debtor_id}", response_model=DebtorOut, responses=NOT_FOUND)
-def get_debtor(debtor_id: int, session: SessionDep) -> DebtorOut:
-    debtor = session.get(Debtor, debtor_id)
-    if debtor is None:
-        raise NotFound(f"debtor {debtor_id} not found", code="debtor_not_found")
+def get_debtor(debtor_id: int, session: SessionDep, request: Request, user: CurrentUser) -> DebtorOut:
+    """The debtor's record, sensitive fields masked; each read is written to the access log (PI-9)."""
+    debtor = guard.require_debtor(session, user=user.user, debtor_id=debtor_id)
+    users_service.log_access(
+        session,
+        user_id=user.id,
+        debtor_id=debtor.id,
+        case_id=None,
+        at=clock.now(),
+        action="api_view_debtor",
+        ip=request.client.host if request.client else None,
+    )
     points = session.scalars(
         select(ContactPoint).where(ContactPoint.debtor_id == debtor.id).order_by(ContactPoint.id)
     )
@@ -143,4 +158,34 @@ def get_debtor(debtor_id: int, session: SessionDep) -> DebtorOut:
             for c in points
         ],
         account_ids=account_ids,
+    )
+
+
+@router.post("/debtors/{debtor_id}/reveal", response_model=RevealOut)
+def reveal_field(
+    debtor_id: int, body: RevealIn, session: SessionDep, request: Request, user: CurrentUser
+) -> RevealOut:
+    """A masked field in clear (ID number, address or one contact point's value), for a user who may work
+    one of the debtor's cases (or a supervisor, compliance officer or administrator). The reveal is logged
+    in the access log with its reason (PI-6)."""
+    if body.field == "contact_point" and body.contact_point_id is None:
+        raise ValidationFailed(
+            "须给出 contact_point_id / give contact_point_id", code="contact_point_required"
+        )
+    shown = guard.reveal(
+        session,
+        user=user.user,
+        debtor_id=debtor_id,
+        field=body.field,
+        contact_point_id=body.contact_point_id,
+        reason=body.reason,
+        at=clock.now(),
+        ip=request.client.host if request.client else None,
+    )
+    return RevealOut(
+        debtor_id=debtor_id,
+        field=body.field,
+        contact_point_id=body.contact_point_id,
+        value=shown.value,
+        access_log_id=shown.log_id,
     )

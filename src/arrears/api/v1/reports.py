@@ -11,10 +11,18 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from arrears import clock
-from arrears.api.deps import SessionDep
+from arrears.api.deps import SessionDep, require
+from arrears.api.v1.schemas import AUTH_ERRORS
+from arrears.enums import Role
 from arrears.reports import service
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+# portfolio figures are for the people who run and oversee the collection, not for collectors or agencies
+router = APIRouter(
+    prefix="/api/v1/reports",
+    tags=["reports"],
+    dependencies=[require(Role.SUPERVISOR, Role.ADMIN, Role.COMPLIANCE, Role.READ_ONLY)],
+    responses=AUTH_ERRORS,
+)
 
 PortfolioQ = Annotated[int | None, Query(ge=1, description="one portfolio (default: all)")]
 CurrencyQ = Annotated[str, Query(min_length=3, max_length=3, pattern="^[A-Z]{3}$")]

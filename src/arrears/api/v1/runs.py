@@ -5,18 +5,31 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from arrears import clock
-from arrears.api.deps import SessionDep
-from arrears.api.v1.schemas import ErrorOut
+from arrears.api.deps import (
+    LIST_RESPONSE,
+    CurrentUser,
+    PageDep,
+    SessionDep,
+    actor_id,
+    current_user,
+    require,
+    require_manager,
+)
+from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
+from arrears.enums import Role
 from arrears.models import AllocationEvent, StrategyRun, WorkItem
 from arrears.strategy import queue_service, service
 from arrears.strategy import run as daily
 from arrears.strategy.service import Explanation
+from arrears.users import access, guard
 
-router = APIRouter(prefix="/api/v1", tags=["runs"])
+router = APIRouter(
+    prefix="/api/v1", tags=["runs"], dependencies=[Depends(current_user)], responses=AUTH_ERRORS
+)
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "not found"},
     409: {"model": ErrorOut, "description": "conflict or blocked by the compliance rules"},
@@ -124,7 +137,9 @@ def _report_out(report: daily.RunReport) -> RunOut:
     )
 
 
-@router.post("/runs", response_model=RunOut, status_code=201, responses=ERRORS)
+@router.post(
+    "/runs", response_model=RunOut, status_code=201, responses=ERRORS, dependencies=[require_manager()]
+)
 def start_run(body: RunIn, session: SessionDep) -> RunOut:
     """Run a portfolio's day in-process (``dry_run``: report what would happen, write nothing)."""
     report = daily.run_portfolio(
@@ -143,14 +158,19 @@ def start_run(body: RunIn, session: SessionDep) -> RunOut:
     return out
 
 
-@router.get("/runs/{run_id}", response_model=RunOut, responses=ERRORS)
+@router.get(
+    "/runs/{run_id}", response_model=RunOut, responses=ERRORS, dependencies=[require(*access.READ_ALL)]
+)
 def get_run(run_id: int, session: SessionDep) -> RunOut:
     return _run_out(service.get_run(session, run_id=run_id))
 
 
 @router.get("/accounts/{account_id}/explain", response_model=Explanation, responses=ERRORS)
-def explain(account_id: int, session: SessionDep, as_of: date | None = None) -> Explanation:
+def explain(
+    account_id: int, session: SessionDep, user: CurrentUser, as_of: date | None = None
+) -> Explanation:
     """Why the account has its stage and actions on a date (PI-7): recorded, or a preview."""
+    guard.require_account(session, user=user.user, account_id=account_id)
     return service.explain_account(session, account_id=account_id, as_of=as_of or clock.today())
 
 
@@ -206,12 +226,23 @@ class WorkQueueOut(BaseModel):
 @router.get("/work-queue", response_model=WorkQueueOut, responses=ERRORS)
 def work_queue(
     session: SessionDep,
-    collector: Annotated[str, Query(description="collector id or username")],
+    caller: CurrentUser,
+    collector: Annotated[
+        str | None,
+        Query(
+            description="collector id or username (default: the caller); others' queues need a supervisor's or reader's role"
+        ),
+    ] = None,
     at: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> WorkQueueOut:
     moment = clock.as_utc(at) if at is not None else clock.now()
-    user = queue_service.get_user(session, int(collector) if collector.isdigit() else collector)
+    if collector is None:
+        user = caller.user
+    else:
+        user = queue_service.get_user(session, int(collector) if collector.isdigit() else collector)
+    if user.id != caller.id:
+        guard.require_role(caller.user, access.READ_ALL)
     items = queue_service.work_queue(session, collector_id=user.id, at=moment, limit=limit)
     following = queue_service.next_case(session, collector_id=user.id, at=moment)
     return WorkQueueOut(
@@ -235,18 +266,28 @@ class CompleteIn(BaseModel):
 
 
 @router.post("/work-items/{item_id}/claim", response_model=WorkItemOut, responses=ERRORS)
-def claim(item_id: int, body: ClaimIn, session: SessionDep) -> WorkItemOut:
+def claim(item_id: int, body: ClaimIn, session: SessionDep, user: CurrentUser) -> WorkItemOut:
     """Claim a call or visit: only inside its window and when the compliance gate allows it now."""
+    guard.require_role(user.user, frozenset({Role.COLLECTOR, Role.ADMIN}))
+    guard.require_subject(session, user=user.user, kind="work_item", subject_id=item_id, work=True)
     at = clock.as_utc(body.at) if body.at else clock.now()
-    item = queue_service.claim_work_item(session, item_id=item_id, collector_id=body.collector_id, at=at)
+    item = queue_service.claim_work_item(
+        session, item_id=item_id, collector_id=actor_id(user, body.collector_id), at=at
+    )
     return _item_out(item, at)
 
 
 @router.post("/work-items/{item_id}/complete", response_model=WorkItemOut, responses=ERRORS)
-def complete(item_id: int, body: CompleteIn, session: SessionDep) -> WorkItemOut:
+def complete(item_id: int, body: CompleteIn, session: SessionDep, user: CurrentUser) -> WorkItemOut:
+    guard.require_subject(session, user=user.user, kind="work_item", subject_id=item_id, work=True)
     at = clock.as_utc(body.at) if body.at else clock.now()
     item = queue_service.complete_work_item(
-        session, item_id=item_id, collector_id=body.collector_id, outcome=body.outcome, note=body.note, at=at
+        session,
+        item_id=item_id,
+        collector_id=actor_id(user, body.collector_id),
+        outcome=body.outcome,
+        note=body.note,
+        at=at,
     )
     return _item_out(item, at)
 
@@ -287,7 +328,13 @@ def _event_out(e: AllocationEvent) -> AllocationEventOut:
     )
 
 
-@router.post("/allocations", response_model=list[AllocationEventOut], status_code=201, responses=ERRORS)
+@router.post(
+    "/allocations",
+    response_model=list[AllocationEventOut],
+    status_code=201,
+    responses=ERRORS,
+    dependencies=[require_manager()],
+)
 def allocate_by_hand(body: AllocationIn, session: SessionDep) -> list[AllocationEventOut]:
     """A supervisor's batch allocation or reassignment, with a reason; all cases or none."""
     events = queue_service.assign_cases(
@@ -301,6 +348,13 @@ def allocate_by_hand(body: AllocationIn, session: SessionDep) -> list[Allocation
     return [_event_out(e) for e in events]
 
 
-@router.get("/cases/{case_id}/allocations", response_model=list[AllocationEventOut], responses=ERRORS)
-def case_allocations(case_id: int, session: SessionDep) -> list[AllocationEventOut]:
-    return [_event_out(e) for e in queue_service.allocation_history(session, case_id=case_id)]
+@router.get(
+    "/cases/{case_id}/allocations",
+    response_model=list[AllocationEventOut],
+    responses={**ERRORS, **LIST_RESPONSE},
+)
+def case_allocations(
+    case_id: int, session: SessionDep, user: CurrentUser, page: PageDep
+) -> list[AllocationEventOut]:
+    guard.require_case(session, user=user.user, case_id=case_id)
+    return [_event_out(e) for e in page.of(queue_service.allocation_history(session, case_id=case_id))]

@@ -3,13 +3,45 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorOut(BaseModel):
+    """Every error: a machine code, a message for people (Chinese / English) and optional details."""
+
     code: str
     message: str
+    details: Any = None
+
+
+# Documented on every authenticated router (errors share the ErrorOut shape).
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no credentials, or unknown / expired / revoked ones"},
+    403: {"model": ErrorOut, "description": "the role, the case's assignment or placement does not allow it"},
+    404: {"model": ErrorOut, "description": "not found"},
+    409: {"model": ErrorOut, "description": "conflict with the current state"},
+    422: {"model": ErrorOut, "description": "invalid request"},
+}
+
+
+class RevealIn(BaseModel):
+    """Which masked field to see in clear, and why (the reason goes to the access log)."""
+
+    field: Literal["national_id", "address", "contact_point"]
+    contact_point_id: int | None = Field(default=None, description="for field=contact_point")
+    reason: str = Field(
+        min_length=3, max_length=500, examples=["debtor asked to confirm identity on the call"]
+    )
+
+
+class RevealOut(BaseModel):
+    debtor_id: int
+    field: str
+    contact_point_id: int | None
+    value: str | None
+    access_log_id: int
 
 
 class PortfolioOut(BaseModel):

@@ -1,0 +1,300 @@
+"""Who may use the API and open which case, on SQLite and PostgreSQL: tokens (401 without, revoked or
+expired), the desk's session cookie with CSRF on writes, roles, a collector's own and team cases, an agency
+user's placed cases only while placed (PI-4, pages and API alike), logged reveals with a reason (PI-6) and
+the per-agency sign-in networks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from api_clients import api_client, make_user_token
+from desk_builders import AS_OF, PASSWORD, Desk, csrf, first_account, make_desk, sign_in
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from arrears import clock, db
+from arrears.agencies import service as agencies
+from arrears.api.app import create_app
+from arrears.models import AccessLog, ApiToken, Case
+from arrears.strategy import queue_service
+from arrears.users import service as users
+
+MORNING = "2026-03-02T10:00:00+08:00"
+
+
+@pytest.fixture
+def desk(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
+    monkeypatch.setenv("ARREARS_FROZEN_NOW", MORNING)
+    with db.session_scope(engine) as s:
+        built = make_desk(s, tmp_path)
+    yield built
+
+
+def _agency_with_user(engine: Engine, desk: Desk, *, allowlist: list[str] | None = None) -> tuple[int, str]:
+    with db.session_scope(engine) as s:
+        agency = agencies.create_agency(s, name=f"机构-{desk.tag}", listed=True)
+        if allowlist is not None:
+            agencies.update_agency(s, agency_id=agency.id, login_ip_allowlist=allowlist)
+        user = users.add_user(
+            s, username=f"agency-{desk.tag}", role="agency", password=PASSWORD, agency_id=agency.id
+        )
+        return agency.id, user.username
+
+
+def test_every_api_endpoint_refuses_a_request_without_valid_credentials(engine: Engine, desk: Desk) -> None:
+    app = create_app(engine)
+    anonymous = TestClient(app)
+    schema = anonymous.get("/openapi.json").json()
+    paths = [p for p in schema["paths"] if p.startswith("/api/v1/") and "/webhooks/" not in p]
+    assert len(paths) >= 45
+    for path, ops in schema["paths"].items():
+        if path not in paths:
+            continue
+        for method in ops:
+            url = path.replace("{", "").replace("}", "")  # any placeholder: auth is checked first
+            url = "/".join(
+                "1" if part.endswith("_id") or part == "gateway" else part for part in url.split("/")
+            )
+            r = anonymous.request(method.upper(), url)
+            assert r.status_code == 401, (method, path, r.status_code)
+            assert r.json()["code"] == "unauthorized" and r.headers["WWW-Authenticate"] == "Bearer"
+    bad = TestClient(app, headers={"Authorization": "Bearer arr_not-a-token"})
+    assert bad.get("/api/v1/portfolios").status_code == 401
+    assert schema["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+
+
+def test_a_revoked_or_expired_token_stops_working_at_once(engine: Engine, desk: Desk) -> None:
+    client = api_client(engine, role="supervisor")
+    assert client.get("/api/v1/portfolios").status_code == 200
+    with db.session_scope(engine) as s:
+        row = s.scalars(select(ApiToken).where(ApiToken.user_id == client.user_id)).one()  # type: ignore[attr-defined]
+        assert row.last_used_at is not None
+        users.revoke_token(s, token_id=row.id, at=clock.now())
+    assert client.get("/api/v1/portfolios").status_code == 401
+    with db.session_scope(engine) as s:
+        made = users.create_token(
+            s,
+            username=desk.users["supervisor"].username,
+            name="short",
+            at=clock.now() - timedelta(days=2),
+            expires_at=clock.now() - timedelta(days=1) + timedelta(seconds=1),
+        )
+    expired = TestClient(create_app(engine), headers={"Authorization": f"Bearer {made.token}"})
+    assert expired.get("/api/v1/portfolios").status_code == 401
+
+
+def test_roles_limit_portfolio_wide_operations(engine: Engine, desk: Desk) -> None:
+    collector = api_client(engine, role="collector")
+    r = collector.post("/api/v1/runs", json={"portfolio": f"desk-{desk.tag}", "as_of": AS_OF.isoformat()})
+    assert r.status_code == 403 and r.json()["code"] == "role_forbidden"
+    assert (
+        collector.post(f"/api/v1/portfolios/{desk.portfolio_id}/accrue?as_of=2026-03-02").status_code == 403
+    )
+    auditor = api_client(engine, role="read_only")
+    with db.session_scope(engine) as s:
+        account = first_account(s, desk.cases[0])
+    assert auditor.get(f"/api/v1/accounts/{account.id}").status_code == 200
+    r = auditor.post(
+        "/api/v1/promises",
+        json={"account_id": account.id, "amount_minor": 10_000, "promised_on": "2026-03-05", "made_on": "2026-03-02", "channel": "call"},
+    )  # fmt: skip
+    assert r.status_code == 403 and r.json()["code"] == "not_your_case"
+
+
+def test_a_collector_reads_own_and_team_cases_works_only_own_and_never_others(
+    engine: Engine, desk: Desk
+) -> None:
+    own, teammate = desk.cases[0], desk.cases[1]
+    a, b = desk.users["a"], desk.users["b"]
+    user_id, token = make_user_token(engine, "collector")
+    client = TestClient(create_app(engine), headers={"Authorization": f"Bearer {token}"})
+    with db.session_scope(engine) as s:
+        s.get(Case, own).assignee_id = user_id  # type: ignore[union-attr]
+        account_own = first_account(s, own).id
+        account_mate = first_account(s, teammate).id
+    assert client.get(f"/api/v1/cases/{own}/contact-attempts").status_code == 200
+    r = client.get(f"/api/v1/cases/{teammate}/contact-attempts")
+    assert r.status_code == 403 and r.json()["code"] == "not_your_case"
+    assert client.get(f"/api/v1/accounts/{account_mate}").status_code == 403
+    # a team: both collectors work the same queue
+    tag = desk.tag
+    with db.session_scope(engine) as s:
+        queue_service.set_collector(s, user=user_id, queues=[f"team-{tag}"], cap=100)
+        queue_service.set_collector(s, user=b.id, queues=[f"team-{tag}", "other"], cap=100)
+    assert client.get(f"/api/v1/cases/{teammate}/contact-attempts").status_code == 200
+    assert client.get(f"/api/v1/accounts/{account_mate}").status_code == 200
+    promise = {
+        "amount_minor": 10_000,
+        "promised_on": "2026-03-05",
+        "made_on": "2026-03-02",
+        "channel": "call",
+    }
+    assert client.post("/api/v1/promises", json={**promise, "account_id": account_mate}).status_code == 403
+    assert client.post("/api/v1/promises", json={**promise, "account_id": account_own}).status_code == 201
+    # acting as someone else is for administrators' integration tokens only
+    r = client.post("/api/v1/promises", json={**promise, "account_id": account_own, "taken_by_id": a.id})
+    assert r.status_code == 403 and r.json()["code"] == "acting_as_other"
+
+
+def test_an_agency_user_opens_only_cases_placed_with_their_agency_until_recall_on_page_and_api(
+    engine: Engine, desk: Desk
+) -> None:
+    placed, other = desk.cases[0], desk.cases[1]
+    agency_id, username = _agency_with_user(engine, desk)
+    with db.session_scope(engine) as s:
+        placement = agencies.place_cases(
+            s, agency_id=agency_id, case_ids=[placed], placed_on=AS_OF, expires_on=AS_OF + timedelta(days=60)
+        )[0]
+        agency_user = users.get_user(s, username)
+        debtor_other = s.get(Case, other).debtor_id  # type: ignore[union-attr]
+        account_other = first_account(s, other).id
+        account_placed = first_account(s, placed).id
+    _uid, token = make_user_token(engine, "agency", agency_id=agency_id)
+    api = TestClient(create_app(engine), headers={"Authorization": f"Bearer {token}"})
+    page = TestClient(create_app(engine))
+    sign_in(page, username)
+    # placed: page and API open it
+    assert page.get(f"/cases/{placed}").status_code == 200
+    assert api.get(f"/api/v1/cases/{placed}/contact-attempts").status_code == 200
+    assert api.get(f"/api/v1/accounts/{account_placed}").status_code == 200
+    # not placed with them: both refuse
+    refused = page.get(f"/cases/{other}")
+    assert refused.status_code == 403
+    for url in (
+        f"/api/v1/cases/{other}/contact-attempts",
+        f"/api/v1/accounts/{account_other}",
+        f"/api/v1/debtors/{debtor_other}",
+        f"/api/v1/accounts/{account_other}/statement?as_of=2026-03-02",
+    ):
+        r = api.get(url)
+        assert r.status_code == 403 and r.json()["code"] == "not_your_case", url
+    assert api.get("/api/v1/portfolios").status_code == 403  # in-house only
+    assert api.get(f"/api/v1/agencies/{agency_id}/placements").status_code == 200
+    # recall: access ends at once, the same day
+    with db.session_scope(engine) as s:
+        agencies.recall_placement(
+            s,
+            placement_id=placement.id,
+            recalled_on=AS_OF,
+            user_id=desk.users["supervisor"].id,
+            reason="撤案",
+        )
+    assert page.get(f"/cases/{placed}").status_code == 403
+    assert api.get(f"/api/v1/cases/{placed}/contact-attempts").status_code == 403
+    assert agency_user.agency_id == agency_id
+
+
+def test_the_desk_session_cookie_works_on_the_api_and_writes_need_the_csrf_header(
+    engine: Engine, desk: Desk
+) -> None:
+    client = TestClient(create_app(engine))
+    sign_in(client, desk.users["a"].username)
+    token = csrf(client.get(f"/cases/{desk.cases[0]}").text)
+    with db.session_scope(engine) as s:
+        account = first_account(s, desk.cases[0])
+    assert client.get(f"/api/v1/accounts/{account.id}").status_code == 200
+    body = {"account_id": account.id, "amount_minor": 10_000, "promised_on": "2026-03-05", "made_on": "2026-03-02", "channel": "call"}  # fmt: skip
+    r = client.post("/api/v1/promises", json=body)
+    assert r.status_code == 403 and r.json()["code"] == "csrf_failed"
+    assert client.post("/api/v1/promises", json=body, headers={"X-CSRF-Token": token}).status_code == 201
+
+
+def test_reveal_returns_the_clear_value_and_logs_who_why_and_when(engine: Engine, desk: Desk) -> None:
+    with db.session_scope(engine) as s:
+        case = s.get(Case, desk.cases[0])
+        assert case is not None
+        debtor_id = case.debtor_id
+    collector = TestClient(create_app(engine))
+    sign_in(collector, desk.users["a"].username)
+    page = collector.get(f"/cases/{desk.cases[0]}")
+    assert 'data-testid="reveal-form"' in page.text
+    shown = collector.post(
+        f"/cases/{desk.cases[0]}/reveal",
+        data={"field": "national_id", "reason": "借款人来电核实身份", "csrf_token": csrf(page.text)},
+    )
+    assert shown.status_code == 200 and 'data-testid="revealed"' in shown.text
+    supervisor = api_client(engine, role="supervisor")
+    r = supervisor.post(
+        f"/api/v1/debtors/{debtor_id}/reveal", json={"field": "national_id", "reason": "complaint review"}
+    )
+    assert r.status_code == 200
+    value = r.json()["value"]
+    assert value and "*" not in value and value in shown.text
+    masked = supervisor.get(f"/api/v1/debtors/{debtor_id}").json()["national_id_masked"]
+    assert "*" in masked and masked != value
+    with db.session_scope(engine) as s:
+        rows = s.scalars(
+            select(AccessLog).where(
+                AccessLog.debtor_id == debtor_id, AccessLog.action == "reveal_national_id"
+            )
+        ).all()
+    assert [(r.user_id, r.reason) for r in rows] == [
+        (desk.users["a"].id, "借款人来电核实身份"),
+        (supervisor.user_id, "complaint review"),  # type: ignore[attr-defined]
+    ]
+    auditor = api_client(engine, role="read_only")
+    r = auditor.post(
+        f"/api/v1/debtors/{debtor_id}/reveal", json={"field": "national_id", "reason": "curious"}
+    )
+    assert r.status_code == 403 and r.json()["code"] == "reveal_forbidden"
+    r = supervisor.post(f"/api/v1/debtors/{debtor_id}/reveal", json={"field": "national_id", "reason": ""})
+    assert r.status_code == 422
+
+
+def test_an_agency_restricted_to_a_network_refuses_sign_in_and_tokens_from_elsewhere(
+    engine: Engine, desk: Desk
+) -> None:
+    agency_id, username = _agency_with_user(engine, desk, allowlist=["10.20.0.0/16"])
+    outside = TestClient(create_app(engine), client=("192.0.2.7", 50000))
+    r = sign_in(outside, username)
+    assert r.status_code == 403  # type: ignore[attr-defined]
+    inside = TestClient(create_app(engine), client=("10.20.3.4", 50000))
+    assert sign_in(inside, username).status_code == 303  # type: ignore[attr-defined]
+    _uid, token = make_user_token(engine, "agency", agency_id=agency_id)
+    auth = {"Authorization": f"Bearer {token}"}
+    r = TestClient(create_app(engine), client=("192.0.2.7", 50000), headers=auth).get(
+        f"/api/v1/agencies/{agency_id}/placements"
+    )
+    assert r.status_code == 403 and r.json()["code"] == "network_refused"
+    r = TestClient(create_app(engine), client=("10.20.9.9", 50000), headers=auth).get(
+        f"/api/v1/agencies/{agency_id}/placements"
+    )
+    assert r.status_code == 200
+
+
+def test_numbers_beyond_64_bits_are_refused_as_invalid_input_not_a_server_error(
+    engine: Engine, desk: Desk
+) -> None:
+    client = api_client(engine, role="supervisor")
+    huge = 2**64
+    r = client.get(f"/api/v1/accounts/{huge}")
+    assert r.status_code == 422 and r.json()["code"] == "value_out_of_range"
+    r = client.post(f"/api/v1/placements/{huge}/recall", json={"user_id": client.user_id, "reason": "x", "recalled_on": "2026-03-02"})  # type: ignore[attr-defined]  # fmt: skip
+    assert r.status_code == 422
+    with db.session_scope(engine) as s:
+        agency = agencies.create_agency(s, name=f"佣金-{desk.tag}", listed=True)
+    r = client.post(
+        f"/api/v1/agencies/{agency.id}/commission", json={"payments": [[1, "2026-03-02", 10**25]]}
+    )
+    assert r.status_code == 422 and r.json()["code"] == "validation_failed"
+
+
+def test_list_endpoints_page_with_limit_and_offset_and_tell_the_total(engine: Engine, desk: Desk) -> None:
+    client = api_client(engine, role="supervisor")
+    whole = client.get("/api/v1/portfolios", params={"limit": 1000})
+    total = int(whole.headers["X-Total-Count"])
+    assert total == len(whole.json()) >= 1
+    second = client.get("/api/v1/portfolios", params={"limit": 1, "offset": 1})
+    assert int(second.headers["X-Total-Count"]) == total
+    assert second.json() == whole.json()[1:2]
+    with db.session_scope(engine) as s:
+        for k in range(3):
+            agencies.create_agency(s, name=f"分页-{desk.tag}-{k}", listed=True)
+    listed = client.get("/api/v1/agencies", params={"limit": 2, "offset": 0})
+    assert len(listed.json()) == 2 and int(listed.headers["X-Total-Count"]) >= 3
+    assert client.get("/api/v1/agencies", params={"limit": 0}).status_code == 422
+    doc = client.get("/openapi.json").json()
+    assert "X-Total-Count" in doc["paths"]["/api/v1/agencies"]["get"]["responses"]["200"]["headers"]
