@@ -38,11 +38,18 @@ def test_navigation_follows_the_role_and_takes_new_links() -> None:
     assert [link.href for link in links_for("collector")] == ["/queue"]
     assert "/supervisor/approvals" in [link.href for link in links_for("supervisor")]
     assert "/supervisor" not in [link.href for link in links_for("read_only")]
+    assert [link.href for link in links_for("compliance")] == ["/queue", "/compliance/contacts"]
+    assert "/admin/imports" in [link.href for link in links_for("admin")]
+    assert "/admin/imports" not in [link.href for link in links_for("supervisor")]
     before = len(NAV)
-    register(NavLink("/compliance", "compliance", frozenset({"compliance"})))
-    register(NavLink("/compliance", "compliance", frozenset({"compliance"})))
+    register(NavLink("/retention", "retention", frozenset({"compliance"})))
+    register(NavLink("/retention", "retention", frozenset({"compliance"})))
     try:
         assert len(NAV) == before + 1
-        assert [link.href for link in links_for("compliance")] == ["/queue", "/compliance"]
+        assert [link.href for link in links_for("compliance")] == [
+            "/queue",
+            "/compliance/contacts",
+            "/retention",
+        ]
     finally:
         NAV.pop()
