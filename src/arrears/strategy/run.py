@@ -20,10 +20,11 @@ per partition of cases (``case_id % partitions``; in-process or one Celery task 
   8. ``evaluate``    champion / challenger arm, then `evaluate_frame` per strategy
   9. ``plan``        `planned_actions_frame`, contact points chosen, time zones derived
  10. ``gate``        the compliance rules once per group of identical planned contacts (`gate.check_planned`)
- 11. ``write``       decisions, strategy state, case stage, outbox messages and work items, in bulk
+ 11. ``write``       decisions, strategy state, action history, outbox messages and work items, in bulk
 finish (once per run) -- `finish_run`
  12. ``expire``      open work items of earlier dates expire
- 13. ``allocate``    cases to collectors by queue (`queue_service.allocate_portfolio`; placed cases are not)
+ 13. ``allocate``    each case's lead stage and its collector by queue, written together in one update per
+                     changed case (`queue_service.allocate_portfolio`; placed cases are not allocated)
  14. ``record``      the run row's counts and duration; the lock is released
 
 Idempotent per (account, as-of date): the preparation phases change nothing for a date already prepared,
@@ -894,33 +895,6 @@ def gate_planned(settings: RunSettings, planned: pl.DataFrame, *, as_of: date) -
     )
 
 
-def _lead_stages(decisions: pl.DataFrame, settings: RunSettings) -> pl.DataFrame:
-    """Each case's stage: that of its most overdue account in a stage (ties: strategy order, account id)."""
-    order: dict[str, int] = {}
-    for strategy in settings.strategies().values():
-        for index, stage in enumerate(strategy.stages):
-            order.setdefault(stage.name, index)
-    ranked = decisions.select(
-        "case_id",
-        "account_id",
-        "stage",
-        "case_stage",
-        pl.col("dpd"),
-        pl.col("stage").replace_strict(order, default=len(order)).cast(pl.Int64).alias("_order"),
-    )
-    staged = (
-        ranked.filter(pl.col("stage").is_not_null())
-        .sort(["case_id", "dpd", "_order", "account_id"], descending=[False, True, False, False])
-        .unique("case_id", keep="first", maintain_order=True)
-        .select("case_id", pl.col("stage").alias("lead_stage"))
-    )
-    return (
-        ranked.select("case_id", "case_stage")
-        .unique("case_id", maintain_order=True)
-        .join(staged, on="case_id", how="left", maintain_order="left")
-    )
-
-
 def write_partition(
     session: Session,
     settings: RunSettings,
@@ -933,7 +907,8 @@ def write_partition(
     history: pl.DataFrame,
     outcome: PartitionOutcome,
 ) -> None:
-    """Phase 8: decisions, strategy state, action history, case stage, outbox and work items, in bulk."""
+    """Phase 8: decisions, strategy state, action history, outbox and work items, in bulk (the case's
+    stage is written with its collector by the allocation, one update per changed case)."""
     if decisions.height == 0:
         return
     rows = decisions.select(
@@ -988,18 +963,6 @@ def write_partition(
             conflict=("account_id", "action_key"),
             update=("last_on", "times"),
         )
-    leads = _lead_stages(decisions, settings)
-    changed = leads.filter(
-        (pl.col("lead_stage") != pl.col("case_stage")).fill_null(
-            pl.col("lead_stage").is_null() != pl.col("case_stage").is_null()
-        )
-    ).select(
-        pl.col("case_id").alias("id"),
-        pl.col("lead_stage").alias("stage"),
-        pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
-    )
-    bulk.update_frame(session, "case", changed, key="id")
-    outcome.case_stage_changes += changed.height
     if planned.height == 0:
         return
     _write_outbox(session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome)
@@ -1244,6 +1207,15 @@ def _count_decided(
 # ---------------------------------------------------------------------------------------------- finish
 
 
+def stage_order(settings: RunSettings) -> dict[str, int]:
+    """Position of each stage in the run's strategies: a case's lead stage breaks DPD ties by it."""
+    order: dict[str, int] = {}
+    for strategy in settings.strategies().values():
+        for index, stage in enumerate(strategy.stages):
+            order.setdefault(stage.name, index)
+    return order
+
+
 def refresh_statistics(session: Session) -> None:
     """PostgreSQL plans the allocation's joins from table statistics; after a bulk write they are stale
     (a table filled this transaction still looks empty), so the written tables are analysed first."""
@@ -1306,7 +1278,9 @@ def finish_run(
         now=now,
         run_id=run.id,
         queue_set=settings.queue_set,
+        order=stage_order(settings),
     )
+    outcome.case_stage_changes += allocation.stage_changes
     phases.append({"name": "allocate", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
     if progress:
         progress("allocate", 1, 1)
