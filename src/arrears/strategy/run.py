@@ -152,6 +152,7 @@ class PartitionOutcome:
     case_stage_changes: int = 0
     rescheduled: int = 0
     dropped: int = 0
+    cancelled: int = 0  # queued messages and open work items of earlier dates that no longer apply
     stage_counts: dict[str, int] = field(default_factory=dict)
     action_counts: dict[str, int] = field(default_factory=dict)
     blocked_by_rule: dict[str, int] = field(default_factory=dict)
@@ -174,6 +175,7 @@ class PartitionOutcome:
             case_stage_changes=self.case_stage_changes + other.case_stage_changes,
             rescheduled=self.rescheduled + other.rescheduled,
             dropped=self.dropped + other.dropped,
+            cancelled=self.cancelled + other.cancelled,
             stage_counts=add(self.stage_counts, other.stage_counts),
             action_counts=add(self.action_counts, other.action_counts),
             blocked_by_rule=add(self.blocked_by_rule, other.blocked_by_rule),
@@ -223,6 +225,7 @@ class RunReport:
             + o.outbox
             + o.work_items
             + o.case_stage_changes
+            + o.cancelled
             + self.expired_work_items
             + self.allocation_changes
         )
@@ -963,12 +966,102 @@ def write_partition(
             conflict=("account_id", "action_key"),
             update=("last_on", "times"),
         )
+    cancel_superseded(session, settings, as_of=as_of, now=now, decisions=decisions, outcome=outcome)
     if planned.height == 0:
         return
     _write_outbox(session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome)
     _write_work_items(
         session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome
     )
+
+
+_PENDING_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Int64(),
+    "account_id": pl.Int64(),
+    "action_key": pl.String(),
+}
+
+
+def superseded(pending: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
+    """Pending rows (``id``, ``account_id``, ``action_key``) that today's decisions make obsolete (pure).
+
+    A queued message or open work item planned on an earlier date no longer applies when its account is
+    now on hold (an open flag), has left the strategy (an exit such as ``paid``), is in no stage (cured:
+    nothing overdue), or is in another stage than the one that planned it (``stage.action``): a promise
+    made, a plan agreed, a payment that moved it back. Returns ``id`` and ``last_reason`` (zh / en).
+    """
+    today = decisions.select(
+        "account_id",
+        pl.col("stage").alias("_stage"),
+        pl.col("exit").alias("_exit"),
+        pl.col("flags").list.join(",").alias("_flags"),
+    )
+    joined = pending.join(today, on="account_id", how="inner")
+    planned_in = pl.col("action_key").str.split(".").list.first()
+    held = pl.col("_flags").fill_null("") != ""
+    reason = (
+        pl.when(held)
+        .then(
+            pl.format(
+                "不再适用：账户有停催标记（{}） / no longer applies: the account is on hold ({})",
+                "_flags",
+                "_flags",
+            )
+        )
+        .when(pl.col("_exit").is_not_null())
+        .then(
+            pl.format(
+                "不再适用：账户已退出策略（{}） / no longer applies: the account left the strategy ({})",
+                "_exit",
+                "_exit",
+            )
+        )
+        .when(pl.col("_stage").is_null())
+        .then(
+            pl.lit(
+                "不再适用：账户已无逾期，不在任何催收阶段 / no longer applies: the account is in no collection stage"
+            )
+        )
+        .when(pl.col("_stage") != planned_in)
+        .then(
+            pl.format(
+                "不再适用：账户已进入阶段 {} / no longer applies: the account moved to stage {}",
+                "_stage",
+                "_stage",
+            )
+        )
+    )
+    return joined.select("id", reason.alias("last_reason")).filter(pl.col("last_reason").is_not_null())
+
+
+def cancel_superseded(
+    session: Session,
+    settings: RunSettings,
+    *,
+    as_of: date,
+    now: datetime,
+    decisions: pl.DataFrame,
+    outcome: PartitionOutcome,
+) -> None:
+    """Cancel the queued messages and open work items of earlier dates that today's decisions make
+    obsolete (`superseded`), with the reason; the senders and the work queue skip cancelled rows."""
+    if decisions.height == 0:
+        return
+    scope = f"portfolio_id = {int(settings.portfolio_id)} AND as_of_date < '{as_of.isoformat()}'"
+    stamp = pl.lit(now, pl.Datetime("us", "UTC"))
+    for table, status in (("outbox_message", "queued"), ("work_item", "open")):
+        pending = bulk.read_frame(
+            session,
+            f"SELECT id, account_id, action_key FROM {table} WHERE {scope} AND status = '{status}'",
+            _PENDING_SCHEMA,
+        )
+        if pending.height == 0:
+            continue
+        gone = superseded(pending, decisions).select(
+            "id", pl.lit("cancelled").alias("status"), "last_reason", stamp.alias("updated_at")
+        )
+        bulk.update_frame(session, table, gone, key="id")
+        outcome.cancelled += gone.height
 
 
 def next_history(due: pl.DataFrame, history: pl.DataFrame, as_of: date) -> pl.DataFrame:
@@ -1226,7 +1319,7 @@ def refresh_statistics(session: Session) -> None:
 
 
 def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> int:
-    """Phase 9: open work items planned for earlier dates expire (today's plan replaces them)."""
+    """Phase 12: open calls and visits planned for earlier dates expire (today's plan replaces them)."""
     from sqlalchemy import update
 
     from arrears.models import WorkItem
@@ -1237,6 +1330,8 @@ def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, n
             WorkItem.portfolio_id == settings.portfolio_id,
             WorkItem.status == "open",
             WorkItem.as_of_date < as_of,
+            # a legal referral waits for its approval; it is cancelled when it no longer applies
+            WorkItem.kind.in_(("call", "visit")),
         )
         .values(status="expired", updated_at=now)
         .execution_options(synchronize_session=False)
@@ -1260,7 +1355,10 @@ def finish_run(
     as_of = run.as_of_date
     phases = list(run.phases)
     for name, seconds in sorted(outcome.phase_seconds.items(), key=lambda kv: _PHASE_ORDER.index(kv[0])):
-        phases.append({"name": name, "status": "done", "seconds": seconds})
+        entry: dict[str, Any] = {"name": name, "status": "done", "seconds": seconds}
+        if name == "write":
+            entry["counts"] = {"cancelled": outcome.cancelled}
+        phases.append(entry)
     t = time.perf_counter()
     if progress:
         progress("expire", 0, 1)
