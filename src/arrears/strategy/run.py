@@ -1359,27 +1359,56 @@ def finish_run(
         if name == "write":
             entry["counts"] = {"cancelled": outcome.cancelled}
         phases.append(entry)
+    # Nothing decided and the date already allocated by a run that succeeded: the allocation of the same
+    # inputs would change nothing, so it is not recomputed (a run that failed before allocating is not
+    # such a run, and its successor allocates).
+    done_by = (
+        session.scalar(
+            select(func.max(StrategyRun.id)).where(
+                StrategyRun.portfolio_id == settings.portfolio_id,
+                StrategyRun.as_of_date == as_of,
+                StrategyRun.status == "succeeded",
+                StrategyRun.id != run.id,
+            )
+        )
+        if outcome.decisions == 0
+        else None
+    )
     t = time.perf_counter()
     if progress:
         progress("expire", 0, 1)
-    refresh_statistics(session)
+    if done_by is None:
+        refresh_statistics(session)
     expired = expire_work_items(session, settings, as_of=as_of, now=now)
     phases.append({"name": "expire", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
     if progress:
         progress("expire", 1, 1)
         progress("allocate", 0, 1)
     t = time.perf_counter()
-    allocation = queue_service.allocate_portfolio(
-        session,
-        portfolio_id=settings.portfolio_id,
-        as_of=as_of,
-        now=now,
-        run_id=run.id,
-        queue_set=settings.queue_set,
-        order=stage_order(settings),
-    )
-    outcome.case_stage_changes += allocation.stage_changes
-    phases.append({"name": "allocate", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
+    if done_by is None:
+        allocation = queue_service.allocate_portfolio(
+            session,
+            portfolio_id=settings.portfolio_id,
+            as_of=as_of,
+            now=now,
+            run_id=run.id,
+            queue_set=settings.queue_set,
+            order=stage_order(settings),
+        )
+        outcome.case_stage_changes += allocation.stage_changes
+        allocation_counts, allocation_changes = allocation.counts, allocation.changes
+        phases.append({"name": "allocate", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
+    else:
+        previous = session.get(StrategyRun, done_by)
+        allocation_counts = dict(previous.allocation_counts) if previous is not None else {}
+        allocation_changes = 0
+        phases.append(
+            {
+                "name": "allocate",
+                "status": "skipped",
+                "detail": f"已由批次 {done_by} 分案 / already allocated for the date by run {done_by}",
+            }
+        )
     if progress:
         progress("allocate", 1, 1)
     duration_ms = int((time.perf_counter() - started) * 1000)
@@ -1392,9 +1421,9 @@ def finish_run(
         partitions=run.partitions,
         status="succeeded",
         outcome=outcome,
-        allocation_counts=allocation.counts,
+        allocation_counts=allocation_counts,
         expired_work_items=expired,
-        allocation_changes=allocation.changes,
+        allocation_changes=allocation_changes,
         duration_ms=duration_ms,
         prepared_changes=sum(int(p.get("changes", 0)) for p in run.phases),
     )
@@ -1413,7 +1442,7 @@ def finish_run(
     run.action_counts = dict(sorted(outcome.action_counts.items()))
     run.blocked_by_rule = dict(sorted(outcome.blocked_by_rule.items()))
     run.arm_counts = dict(sorted(outcome.arm_counts.items()))
-    run.allocation_counts = dict(sorted(allocation.counts.items()))
+    run.allocation_counts = dict(sorted(allocation_counts.items()))
     run.phases = phases
     run.errors = outcome.errors
     session.execute(delete(StrategyRunLock).where(StrategyRunLock.portfolio_id == settings.portfolio_id))
