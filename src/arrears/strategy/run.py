@@ -58,7 +58,7 @@ from arrears.models import (
     StrategyRun,
     StrategyRunLock,
 )
-from arrears.strategy import bulk, gate
+from arrears.strategy import bulk, dpd, gate
 from arrears.strategy.definition import Strategy
 from arrears.strategy.evaluate import COUNT_PREFIX, LAST_ON_PREFIX, evaluate_frame, planned_actions_frame
 from arrears.strategy.experiment import Experiment, assign_arms_frame
@@ -100,6 +100,7 @@ _SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "currency": pl.String(),
     "balance_minor": pl.Int64(),
     "due_date": pl.Date(),
+    "overdue_amount_minor": pl.Int64(),
     "stage": pl.String(),
     "stage_entered_on": pl.Date(),
     "pinned_stage": pl.String(),
@@ -517,8 +518,9 @@ def load_snapshot(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Phase 4: the accounts to decide on ``as_of``, one row each, as `evaluate_frame` wants them.
 
-    Adds ``dpd`` (as-of date minus the earliest unpaid due date), ``flags`` (open flags: not cleared, not
-    expired on the date) and the ``last_on:`` / ``count:`` history columns of every action key. Returns
+    Adds ``dpd`` (from the imported due date and the ledger's payments, `with_ledger_dpd`), ``flags``
+    (open flags: not cleared, not expired on the date) and the ``last_on:`` / ``count:`` history columns
+    of every action key. Returns
     the frame and the stored action history (long: ``account_id``, ``action_key``, ``last_on``, ``times``).
     """
     seams = ", ".join(f"{sql} AS {name}" for name, (sql, _dtype) in SNAPSHOT_SEAMS.items())
@@ -536,7 +538,7 @@ def load_snapshot(
         "SELECT a.id AS account_id, a.case_id, a.debtor_id, a.product, a.currency,"
         # the ledger's cached balances (kept with the postings in the same transaction)
         " a.principal_minor + a.interest_minor + a.penalty_minor + a.fees_minor + a.costs_minor AS balance_minor,"
-        " a.due_date, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
+        " a.due_date, a.overdue_amount_minor, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
         " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address,"
         f" c.needs_renegotiation_since AS renegotiate_since, {seams}"
         ' FROM account a JOIN "case" c ON c.id = a.case_id JOIN debtor d ON d.id = a.debtor_id'
@@ -555,7 +557,7 @@ def load_snapshot(
         contacts=load_last_rpc(session, scope, as_of=as_of, zone=settings.timezone),
         as_of=as_of,
     )
-    frame = frame.with_columns((pl.lit(as_of) - pl.col("due_date")).dt.total_days().alias("dpd"))
+    frame = with_ledger_dpd(session, settings, frame, scope=scope, as_of=as_of)
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, pl.List(pl.String())).alias("flags")), _EMPTY_HISTORY
     flags = bulk.read_frame(
@@ -574,6 +576,41 @@ def load_snapshot(
         _HISTORY_SCHEMA,
     )
     return _with_history(frame, history), history
+
+
+def with_ledger_dpd(
+    session: Session, settings: RunSettings, frame: pl.DataFrame, *, scope: str, as_of: date
+) -> pl.DataFrame:
+    """``dpd`` and ``dpd_due_date`` from the imported due date and the ledger's payments (`dpd.dpd_frame`).
+
+    Only the schedules of instalment accounts that received money since the import are read; any other
+    account keeps ``as_of - due_date``.
+    """
+    from arrears.ledger.service import received_by_account
+
+    received = (
+        received_by_account(session, portfolio_id=settings.portfolio_id, through=as_of)
+        .group_by("account_id")
+        .agg(pl.col("amount_minor").sum().alias("received_minor"))
+    )
+    payers = (
+        frame.filter(pl.col("product").is_in(list(dpd.INSTALMENT_PRODUCTS)))
+        .join(received.filter(pl.col("received_minor") > 0), on="account_id", how="semi")["account_id"]
+        .to_list()
+    )
+    instalments = pl.DataFrame(schema=dpd.INSTALMENTS_SCHEMA)
+    if payers:
+        which = " AND a.id IN (" + ", ".join(str(int(i)) for i in payers) + ")" if len(payers) <= 2000 else ""
+        products = ", ".join(f"'{p}'" for p in dpd.INSTALMENT_PRODUCTS)
+        instalments = bulk.read_frame(
+            session,
+            "SELECT i.account_id, i.seq, i.due_date, i.amount_minor FROM instalment i"
+            f" JOIN account a ON a.id = i.account_id WHERE {scope} AND a.product IN ({products})"
+            f" AND i.due_date >= a.due_date{which}",
+            dpd.INSTALMENTS_SCHEMA,
+        )
+    days = dpd.dpd_frame(frame.select(list(dpd.ACCOUNTS_SCHEMA)), instalments, received, as_of=as_of)
+    return frame.with_columns(days["dpd"], days["dpd_due_date"])
 
 
 def load_promises(session: Session, scope: str) -> pl.DataFrame:
