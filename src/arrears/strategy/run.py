@@ -374,6 +374,7 @@ def prepare_portfolio(
         "limitation": lambda: _refresh_limitation(session, settings, as_of=as_of),
     }
     out: list[dict[str, Any]] = []
+    analyse_stale(session, INPUT_TABLES)
     for name in PREPARE_PHASES:
         if dry_run:
             out.append({"name": name, "status": "skipped", "detail": "dry run / 试运行"})
@@ -1346,12 +1347,52 @@ def stage_order(settings: RunSettings) -> dict[str, int]:
     return order
 
 
+# What the run reads portfolio-wide, and what it writes before the allocation reads it back.
+INPUT_TABLES = (
+    "account",
+    "case",
+    "debtor",
+    "contact_point",
+    "account_flag",
+    "instalment",
+    "account_strategy_state",
+    "account_action_state",
+    "account_limitation",
+    "promise",
+)
+OUTPUT_TABLES = ("strategy_decision", "case", "work_item", "account_strategy_state", "allocation_event")
+
+
+def analyse_stale(session: Session, tables: tuple[str, ...]) -> list[str]:
+    """PostgreSQL plans the run's whole-portfolio joins from table statistics. Right after a bulk import
+    or a bulk write they are stale (a table filled in this transaction still looks empty, and the planner
+    then probes an index once per row of a million), so the tables whose rows changed by more than a
+    tenth since they were last analysed are analysed now. Returns the tables analysed."""
+    if bulk.dialect(session) != "postgresql":
+        return []
+    names = ", ".join(f"'{t}'" for t in tables)
+    stale = session.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
+            f" WHERE n.nspname = current_schema() AND c.relname IN ({names})"
+            " AND (c.reltuples < 0 OR COALESCE(s.n_mod_since_analyze, 0) > 0.1 * GREATEST(c.reltuples, 1000)"
+            "  OR COALESCE(s.n_live_tup, 0) > 2 * GREATEST(c.reltuples, 500))"
+        )
+    ).scalars()
+    analysed = sorted(stale)
+    for table in analysed:
+        session.connection().exec_driver_sql(f'ANALYZE "{table}"')
+    return analysed
+
+
 def refresh_statistics(session: Session) -> None:
-    """PostgreSQL plans the allocation's joins from table statistics; after a bulk write they are stale
-    (a table filled this transaction still looks empty), so the written tables are analysed first."""
+    """The allocation reads back what the partitions wrote; the counters `analyse_stale` reads only move
+    when a transaction ends, and a table filled in this one still looks empty, so the written tables are
+    analysed unconditionally."""
     if bulk.dialect(session) != "postgresql":
         return
-    for table in ("strategy_decision", "case", "work_item", "account_strategy_state", "allocation_event"):
+    for table in OUTPUT_TABLES:
         session.connection().exec_driver_sql(f'ANALYZE "{table}"')
 
 
