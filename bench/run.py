@@ -147,6 +147,8 @@ def copy_floor(
         out_seconds = time.perf_counter() - start
         where = {t: f"id > {before[t]}" for t in APPENDED}
         where.update({t: w.format(day=day.isoformat(), now=now.isoformat()) for t, w in TOUCHED.items()})
+        if not outputs:
+            where = {}
         dumps: dict[str, bytes] = {}
         for table, predicate in where.items():
             buf = bytearray()
