@@ -170,11 +170,6 @@ def stage_order(session: Session, portfolio_id: int) -> dict[str, int]:
     return order
 
 
-def _order_sql(order: Mapping[str, int]) -> str:
-    whens = " ".join(f"WHEN '{name}' THEN {int(i)}" for name, i in order.items() if name.isidentifier())
-    return f"CASE sd.stage {whens} ELSE {len(order)} END" if whens else "0"
-
-
 def _allocation_frame(
     session: Session, *, portfolio_id: int, as_of: date, order: Mapping[str, int]
 ) -> pl.DataFrame:
@@ -187,7 +182,7 @@ def _allocation_frame(
     pid = int(portfolio_id)
     # A case under a placement on the date (placed, not recalled, term not ended) is the agency's (PI-4).
     sql = (
-        "SELECT c.id AS case_id, c.stage, MIN(ls.stage) AS lead_stage, c.assignee_id AS collector_id,"
+        "SELECT c.id AS case_id, c.stage, c.assignee_id AS collector_id,"
         " MAX(CASE WHEN sd.stage IS NOT NULL THEN sd.dpd END) AS dpd, MAX(sd.priority) AS priority,"
         " MIN(a.product) AS product,"
         " MAX(CASE WHEN sd.flags IS NOT NULL AND sd.flags <> '' THEN 1 ELSE 0 END) AS held,"
@@ -197,10 +192,6 @@ def _allocation_frame(
         ' FROM "case" c'
         f" JOIN strategy_decision sd ON sd.case_id = c.id AND sd.portfolio_id = {pid} AND sd.as_of_date = '{day}'"
         " JOIN account a ON a.id = sd.account_id JOIN debtor d ON d.id = c.debtor_id"
-        " LEFT JOIN (SELECT r.case_id, r.stage FROM (SELECT sd.case_id, sd.stage, ROW_NUMBER() OVER"
-        f" (PARTITION BY sd.case_id ORDER BY sd.dpd DESC, {_order_sql(order)}, sd.account_id) AS rn"
-        f" FROM strategy_decision sd WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}'"
-        "  AND sd.stage IS NOT NULL) r WHERE r.rn = 1) ls ON ls.case_id = c.id"
         " LEFT JOIN (SELECT e.case_id, MAX(e.effective_on) AS assigned_on FROM allocation_event e"
         '  JOIN "case" c2 ON c2.id = e.case_id AND e.to_collector_id = c2.assignee_id'
         f"  WHERE c2.portfolio_id = {pid} GROUP BY e.case_id) e ON e.case_id = c.id"
@@ -210,7 +201,24 @@ def _allocation_frame(
         " ON pc.case_id = c.id"
         f" WHERE c.portfolio_id = {pid} GROUP BY c.id, c.stage, c.assignee_id ORDER BY c.id"
     )
-    return bulk.read_frame(session, sql, _CASE_SCHEMA)
+    cases = bulk.read_frame(session, sql, {k: v for k, v in _CASE_SCHEMA.items() if k != "lead_stage"})
+    staged = bulk.read_frame(
+        session,
+        "SELECT sd.case_id, sd.account_id, sd.stage, sd.dpd FROM strategy_decision sd"
+        f" WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}' AND sd.stage IS NOT NULL",
+        {"case_id": pl.Int64(), "account_id": pl.Int64(), "stage": pl.String(), "dpd": pl.Int64()},
+    )
+    leads = (
+        staged.with_columns(
+            pl.col("stage")
+            .replace_strict(dict(order), default=len(order), return_dtype=pl.Int64)
+            .alias("_order")
+        )
+        .sort(["case_id", "dpd", "_order", "account_id"], descending=[False, True, False, False])
+        .unique("case_id", keep="first", maintain_order=True)
+        .select("case_id", pl.col("stage").alias("lead_stage"))
+    )
+    return cases.join(leads, on="case_id", how="left", maintain_order="left").select(list(_CASE_SCHEMA))
 
 
 def _queue_cases(frame: pl.DataFrame, *, locale: str, creditor: str | None) -> list[QueueCase]:
