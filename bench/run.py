@@ -3,38 +3,58 @@
     python -m bench run                 # 1,000,000 accounts
     BENCH_SCALE=0.05 python -m bench run   # 5% of that (or BENCH_SCALE=20000: that many accounts)
 
-A portfolio is generated and imported (not timed), 50 collectors get queue profiles, then the run for one
-as-of date is timed in a child process (so its peak memory, max RSS, is its own), and the same date is run
-again (it must change nothing). The floor is measured in the same database right after: COPY out of the
-run's inputs (accounts, cases, debtors, contact points, flags, strategy state) plus COPY in of tables as
-large as its outputs (decisions, strategy state, action history, outbox, work items, allocation events)
-into bare tables without indexes.
+A portfolio is generated and imported (not timed), 50 collectors get queue profiles, then three runs are
+timed, each in a child process (so its peak memory, max RSS, is its own): the first run after the import
+(opening postings, every case staged and allocated), the same date again (it must change nothing) and the
+next day (a day's accrual, and what changed). Each run prints its phases and its ratio to a floor measured
+in the same database right after it: COPY out of the run's inputs (accounts, cases, debtors, contact
+points, flags, instalments, strategy state, action history, limitation rows, promises, plans) plus COPY in
+of every row the run wrote (appended decisions, outbox, work items, allocation events, postings; touched
+strategy state, action history, limitation rows, cases, accounts) into bare tables without indexes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from bench.import_bench import AS_OF, PG_URL, generate
 
-INPUTS = ["account", "case", "debtor", "contact_point", "account_flag", "account_strategy_state"]
-OUTPUTS = [
-    "strategy_decision",
+# What the run reads: the portfolio's accounts, cases, debtors, contact points, flags and instalments, its
+# strategy state and action history, limitation rows, promises and plans.
+INPUTS = [
+    "account",
+    "case",
+    "debtor",
+    "contact_point",
+    "account_flag",
+    "instalment",
     "account_strategy_state",
     "account_action_state",
-    "outbox_message",
-    "work_item",
-    "allocation_event",
+    "account_limitation",
+    "promise",
+    "arrangement_account",
 ]
+# Appended by the run: rows with an id above the largest id before it.
+APPENDED = ["strategy_decision", "outbox_message", "work_item", "allocation_event", "posting"]
+# Inserted or updated by the run: the rows it touched, told by the run's date or time.
+TOUCHED = {
+    "account_strategy_state": "decided_on = '{day}'",
+    "account_action_state": "last_on = '{day}'",
+    "account_limitation": "as_of = '{day}'",
+    "case": "updated_at = '{now}'",
+    "account": "accrued_through_date = '{day}' OR ledger_opened_on = '{day}'",
+}
 
 
 def scale() -> int:
@@ -46,7 +66,7 @@ def scale() -> int:
 SETUP = """
 import sys, time
 from pathlib import Path
-from datetime import date
+from datetime import UTC, date, datetime
 from arrears.db import make_engine, upgrade, session_scope
 from arrears.models import AppUser
 from arrears.portfolios import service
@@ -56,7 +76,10 @@ with session_scope(eng) as s:
     service.create_portfolio(s, name='bench', creditor='bench')
 t = time.perf_counter()
 with session_scope(eng) as s:
-    r = service.import_accounts(s, path=Path(sys.argv[2]), portfolio_name='bench', as_of=date(2026, 11, 1))
+    r = service.import_accounts(
+        s, path=Path(sys.argv[2]), portfolio_name='bench', as_of=date(2026, 11, 1),
+        now=datetime(2026, 11, 1, 1, 0, tzinfo=UTC),
+    )
     assert r.status == 'applied', r.errors.head(5)
 with session_scope(eng) as s:
     for k in range(50):
@@ -67,85 +90,144 @@ print(time.perf_counter() - t)
 """
 
 RUN = """
-import sys, time, resource
+import json, sys, time, resource
 from datetime import date, datetime, UTC
 from arrears.db import make_engine, session_scope
+from arrears.models import StrategyRun
 from arrears.strategy import run as daily
 eng = make_engine(sys.argv[1])
 as_of = date.fromisoformat(sys.argv[2])
+now = datetime.fromisoformat(sys.argv[3])
 t = time.perf_counter()
 with session_scope(eng) as s:
-    r = daily.run_portfolio(s, portfolio='bench', as_of=as_of, now=datetime(2026, 11, 1, tzinfo=UTC))
+    r = daily.run_portfolio(s, portfolio='bench', as_of=as_of, now=now)
 dt = time.perf_counter() - t
-print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, r.changes, r.outcome.accounts_evaluated)
+with session_scope(eng) as s:
+    phases = [(p['name'], p.get('seconds')) for p in s.get(StrategyRun, r.run_id).phases if p.get('seconds') is not None]
+print(json.dumps({'seconds': dt, 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  'changes': r.changes, 'evaluated': r.outcome.accounts_evaluated, 'phases': phases}))
 """
 
 
-def child(code: str, *args: str) -> list[str]:
+def child(code: str, *args: str) -> str:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-4000:])
-    return out.stdout.split()
+    return out.stdout
 
 
-def copy_floor(url: str) -> tuple[float, float, int]:
-    """(seconds to COPY the inputs out, seconds to COPY the outputs into bare tables, output rows)."""
+def _conninfo(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def max_ids(url: str) -> dict[str, int]:
+    """The largest id of each appended table (before a run)."""
     import psycopg
 
-    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(_conninfo(url), autocommit=True) as conn:
+        return {t: conn.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{t}"').fetchone()[0] for t in APPENDED}  # type: ignore[index]
+
+
+def copy_floor(
+    url: str, *, before: dict[str, int], day: date, now: datetime, outputs: bool = True
+) -> tuple[float, float, int]:
+    """(seconds to COPY the inputs out, seconds to COPY the run's outputs into bare tables, output rows).
+
+    The outputs are the rows the run appended or touched; they are read out untimed, then COPY-ed into
+    tables of the same columns without indexes, constraints or triggers.
+    """
+    import psycopg
+
+    with psycopg.connect(_conninfo(url), autocommit=True) as conn:
         start = time.perf_counter()
         for table in INPUTS:
             with conn.cursor().copy(f'COPY "{table}" TO STDOUT') as cp:
                 for _block in cp:
                     pass
         out_seconds = time.perf_counter() - start
+        where = {t: f"id > {before[t]}" for t in APPENDED}
+        where.update({t: w.format(day=day.isoformat(), now=now.isoformat()) for t, w in TOUCHED.items()})
+        if not outputs:
+            where = {}
         dumps: dict[str, bytes] = {}
-        for table in OUTPUTS:
+        for table, predicate in where.items():
             buf = bytearray()
-            with conn.cursor().copy(f'COPY "{table}" TO STDOUT') as cp:
+            with conn.cursor().copy(f'COPY (SELECT * FROM "{table}" WHERE {predicate}) TO STDOUT') as cp:
                 for block in cp:
                     buf += block
             dumps[table] = bytes(buf)
-            conn.execute(f'CREATE TABLE floor_{table} (LIKE "{table}")')
+            conn.execute(f'DROP TABLE IF EXISTS "floor_{table}"')
+            conn.execute(f'CREATE TABLE "floor_{table}" (LIKE "{table}")')
         rows = sum(d.count(b"\n") for d in dumps.values())
         start = time.perf_counter()
-        for table in OUTPUTS:
-            with conn.cursor().copy(f"COPY floor_{table} FROM STDIN") as cp:
-                cp.write(dumps[table])
-        return out_seconds, time.perf_counter() - start, rows
+        for table, dump in dumps.items():
+            with conn.cursor().copy(f'COPY "floor_{table}" FROM STDIN') as cp:
+                cp.write(dump)
+        in_seconds = time.perf_counter() - start
+        for table in dumps:
+            conn.execute(f'DROP TABLE "floor_{table}"')
+        return out_seconds, in_seconds, rows
+
+
+def timed_run(url: str, label: str, day: date) -> float:
+    """Run ``day`` in a child process, print its time, memory, changes, phases and (PostgreSQL) its ratio
+    to the floor."""
+    now = datetime.combine(day, dt_time(16), tzinfo=UTC)
+    postgres = url.startswith("postgresql")
+    before = max_ids(url) if postgres else {}
+    result = json.loads(child(RUN, url, day.isoformat(), now.isoformat()))
+    run_s = float(result["seconds"])
+    evaluated = int(result["evaluated"])
+    print(
+        f"{label} ({day}): run {run_s:.1f}s, {evaluated:,} accounts evaluated, peak {result['peak_mb']:,.0f} MB,"
+        f" {int(result['changes']):,} rows changed",
+        flush=True,
+    )
+    print(
+        "  phases: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result["phases"]), flush=True
+    )
+    if postgres:
+        # a run that changed nothing wrote nothing: its floor is the COPY out of its inputs alone
+        written = int(result["changes"]) > 0
+        copy_out, copy_in, out_rows = copy_floor(url, before=before, day=day, now=now, outputs=written)
+        floor = copy_out + copy_in
+        print(
+            f"  floor: COPY out of inputs {copy_out:.1f}s + COPY in of {out_rows:,} output rows {copy_in:.1f}s"
+            f" = {floor:.1f}s; ratio {run_s / floor:.2f}x",
+            flush=True,
+        )
+    return run_s
+
+
+def _runs(url: str, accounts: int, path: Path) -> None:
+    setup = child(SETUP, url, str(path)).split()[-1]
+    print(f"imported {accounts:,} accounts in {float(setup):.1f}s (not part of the run)", flush=True)
+    day: date = AS_OF
+    timed_run(url, "first run after the import", day)
+    timed_run(url, "same date again (must change nothing)", day)
+    timed_run(url, "next day", day + timedelta(days=1))
 
 
 def main() -> None:
+    """PostgreSQL by default; ``BENCH_DATABASE=sqlite`` runs the same on a SQLite file (no floor)."""
     accounts = scale()
-    admin = create_engine(
-        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    name = f"arrears_bench_run_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.csv"
         generate(path, accounts)
+        if os.environ.get("BENCH_DATABASE", "postgresql") == "sqlite":
+            print("sqlite:", flush=True)
+            _runs(f"sqlite:///{Path(tmp) / 'bench.db'}", accounts, path)
+            return
+        admin = create_engine(
+            PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+        )
+        name = f"arrears_bench_run_{uuid.uuid4().hex[:8]}"
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         url = PG_URL.rsplit("/", 1)[0] + "/" + name
         try:
-            (setup,) = child(SETUP, url, str(path))
-            print(f"imported {accounts:,} accounts in {float(setup):.1f}s (not part of the run)")
-            day: date = AS_OF
-            seconds, peak, changes, evaluated = child(RUN, url, day.isoformat())
-            again, _peak, changes_again, _ = child(RUN, url, day.isoformat())
-            copy_out, copy_in, out_rows = copy_floor(url)
-            floor = copy_out + copy_in
-            run_s = float(seconds)
-            print(
-                f"postgresql: run {run_s:.1f}s for {int(evaluated):,} accounts = {int(evaluated) / run_s:,.0f} "
-                f"accounts/s, peak {float(peak):,.0f} MB, {int(changes):,} rows changed"
-            )
-            print(
-                f"floor: COPY out of inputs {copy_out:.1f}s + COPY in of {out_rows:,} output rows {copy_in:.1f}s "
-                f"= {floor:.1f}s; ratio {run_s / floor:.2f}x"
-            )
-            print(f"same date again: {float(again):.1f}s, {int(changes_again)} changes (must be 0)")
+            print("postgresql:", flush=True)
+            _runs(url, accounts, path)
         finally:
             with admin.connect() as c:
                 c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
+import polars as pl
 from sqlalchemy import (
     JSON,
     LABEL_STYLE_NONE,
@@ -36,7 +37,6 @@ from sqlalchemy import (
     cast,
     delete,
     func,
-    insert,
     literal,
     literal_column,
     null,
@@ -48,6 +48,7 @@ from sqlalchemy import case as case_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from arrears.clock import as_utc
+from arrears.clock import now as clock_now
 from arrears.compliance.limitation import LimitationEvent, LimitationResult, limitation_date
 from arrears.compliance.pack import PACK_DIR_ENV, RulePack, load_pack
 from arrears.compliance.rules import decide, history_since, lookback
@@ -1020,6 +1021,23 @@ def account_limitation(session: Session, *, account_id: int, as_of: date) -> Lim
     return result[account_id]
 
 
+_LIMITATION_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "portfolio_id": pl.Int64(),
+    "as_of": pl.Date(),
+    "limitation_on": pl.Date(),
+    "time_barred": pl.Boolean(),
+    "starts_on": pl.Date(),
+    "rule_id": pl.String(),
+    "set_by_kind": pl.String(),
+    "set_by_on": pl.Date(),
+    "set_by_ref": pl.String(),
+    "waived_by_ref": pl.String(),
+    "explanation_zh": pl.String(),
+    "explanation_en": pl.String(),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class LimitationRefresh:
     """What `refresh_limitations` did for a portfolio."""
@@ -1072,7 +1090,16 @@ def refresh_limitations(
         for account_id, r in sorted(results.items())
     ]
     if rows:
-        session.execute(insert(AccountLimitation), rows)
+        # one COPY (PostgreSQL) / executemany (SQLite) instead of an ORM insert per row: the daily run
+        # refreshes every account of a portfolio each day
+        from arrears.strategy import bulk
+
+        now = clock_now()
+        frame = pl.DataFrame(rows, schema=_LIMITATION_SCHEMA, orient="row").with_columns(
+            pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
+            pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
+        )
+        bulk.insert_frame(session, "account_limitation", frame)
     session.flush()
     barred = sorted(a for a, r in results.items() if r.time_barred)
     return LimitationRefresh(

@@ -110,8 +110,9 @@ class AccountLimitation(Timestamped, Base):
 
     __tablename__ = "account_limitation"
 
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"), index=True)
+    # no foreign keys: the daily run replaces a portfolio's rows in bulk (migration 20261201_run)
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    portfolio_id: Mapped[int] = mapped_column(Integer, index=True)
     as_of: Mapped[date] = mapped_column(Date)
     limitation_on: Mapped[date | None] = mapped_column(Date)
     time_barred: Mapped[bool] = mapped_column(Boolean)

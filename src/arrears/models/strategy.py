@@ -102,8 +102,9 @@ class AccountStrategyState(Base):
         Index("ix_account_strategy_state_portfolio_id_decided_on", "portfolio_id", "decided_on"),
     )
 
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True, autoincrement=False)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
+    # no foreign keys: written in bulk by the daily run from rows it read (migration 20261201_run)
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    portfolio_id: Mapped[int] = mapped_column(Integer)
     strategy: Mapped[str | None] = mapped_column(String(64))
     stage: Mapped[str | None] = mapped_column(String(32))
     stage_entered_on: Mapped[date | None] = mapped_column(Date)
@@ -117,7 +118,7 @@ class AccountActionState(Base):
 
     __tablename__ = "account_action_state"
 
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # no FK: bulk
     action_key: Mapped[str] = mapped_column(String(80), primary_key=True)
     last_on: Mapped[date] = mapped_column(Date)
     times: Mapped[int] = mapped_column(Integer)
@@ -208,7 +209,7 @@ class WorkItem(Timestamped, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
+    portfolio_id: Mapped[int] = mapped_column(Integer)  # no foreign keys: written in bulk by the daily run
     case_id: Mapped[int] = mapped_column(Integer)
     account_id: Mapped[int] = mapped_column(Integer)
     contact_point_id: Mapped[int | None] = mapped_column(Integer)
@@ -220,7 +221,7 @@ class WorkItem(Timestamped, Base):
     audience: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(BigInteger, default=0)
     queue: Mapped[str | None] = mapped_column(String(32))
-    collector_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    collector_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))  # open, claimed, done, blocked, expired
     window_start_at: Mapped[datetime | None] = mapped_column()
     window_end_at: Mapped[datetime | None] = mapped_column()
@@ -255,7 +256,7 @@ class AllocationEvent(Base):
     __table_args__ = (Index("ix_allocation_event_case_id", "case_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolio.id"))
+    portfolio_id: Mapped[int] = mapped_column(Integer)  # no foreign key: written in bulk by the daily run
     case_id: Mapped[int] = mapped_column(Integer)
     run_id: Mapped[int | None] = mapped_column(Integer)
     from_collector_id: Mapped[int | None] = mapped_column(Integer)

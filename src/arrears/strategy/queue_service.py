@@ -13,6 +13,7 @@ Services flush and never commit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -55,6 +56,7 @@ class AllocationSummary:
     counts: dict[str, int]
     changes: int
     allocation: Allocation
+    stage_changes: int = 0  # cases whose stage changed
 
 
 # ---------------------------------------------------------------------------------------------- collectors
@@ -137,6 +139,7 @@ def portfolio_queue_set(session: Session, portfolio_id: int) -> QueueSet:
 _CASE_SCHEMA: dict[str, pl.DataType] = {
     "case_id": pl.Int64(),
     "stage": pl.String(),
+    "lead_stage": pl.String(),
     "collector_id": pl.Int64(),
     "dpd": pl.Int64(),
     "priority": pl.Int64(),
@@ -149,7 +152,32 @@ _CASE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _allocation_cases(session: Session, *, portfolio_id: int, as_of: date, locale: str) -> list[QueueCase]:
+def stage_order(session: Session, portfolio_id: int) -> dict[str, int]:
+    """Position of each stage in the portfolio's strategies (champion first, then the challenger)."""
+    from arrears.strategy.loader import load_strategy
+
+    portfolio = session.get(Portfolio, portfolio_id)
+    if portfolio is None:
+        raise NotFound(f"portfolio {portfolio_id} does not exist", code="portfolio_not_found")
+    names = [portfolio.strategy]
+    config = session.get(PortfolioStrategy, portfolio_id)
+    if config is not None and config.challenger and config.experiment:
+        names.append(config.challenger)
+    order: dict[str, int] = {}
+    for name in names:
+        for index, stage in enumerate(load_strategy(name).stages):
+            order.setdefault(stage.name, index)
+    return order
+
+
+def _allocation_frame(
+    session: Session, *, portfolio_id: int, as_of: date, order: Mapping[str, int]
+) -> pl.DataFrame:
+    """One row per case decided on ``as_of``: its stored and its lead stage, and what allocation reads.
+
+    The lead stage is that of the case's most overdue account in a stage (ties: strategy order, account
+    id); the run writes it together with the collector, so a case row is written once a day at most.
+    """
     day = as_of.isoformat()
     pid = int(portfolio_id)
     # A case under a placement on the date (placed, not recalled, term not ended) is the agency's (PI-4).
@@ -173,23 +201,57 @@ def _allocation_cases(session: Session, *, portfolio_id: int, as_of: date, local
         " ON pc.case_id = c.id"
         f" WHERE c.portfolio_id = {pid} GROUP BY c.id, c.stage, c.assignee_id ORDER BY c.id"
     )
-    frame = bulk.read_frame(session, sql, _CASE_SCHEMA)
+    cases = bulk.read_frame(session, sql, {k: v for k, v in _CASE_SCHEMA.items() if k != "lead_stage"})
+    staged = bulk.read_frame(
+        session,
+        "SELECT sd.case_id, sd.account_id, sd.stage, sd.dpd FROM strategy_decision sd"
+        f" WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}' AND sd.stage IS NOT NULL",
+        {"case_id": pl.Int64(), "account_id": pl.Int64(), "stage": pl.String(), "dpd": pl.Int64()},
+    )
+    leads = (
+        staged.with_columns(
+            pl.col("stage")
+            .replace_strict(dict(order), default=len(order), return_dtype=pl.Int64)
+            .alias("_order")
+        )
+        .sort(["case_id", "dpd", "_order", "account_id"], descending=[False, True, False, False])
+        .unique("case_id", keep="first", maintain_order=True)
+        .select("case_id", pl.col("stage").alias("lead_stage"))
+    )
+    return cases.join(leads, on="case_id", how="left", maintain_order="left").select(list(_CASE_SCHEMA))
+
+
+def _queue_cases(frame: pl.DataFrame, *, locale: str, creditor: str | None) -> list[QueueCase]:
     return [
         QueueCase(
-            case_id=row["case_id"],
-            stage=row["stage"],
-            dpd=row["dpd"] if row["dpd"] is not None else 0,
-            priority=row["priority"] or 0,
-            product=row["product"],
-            region=row["region"],
-            language=row["language"] or locale,
-            creditor=None,
-            held=bool(row["held"]),
-            placed=bool(row["placed"]),
-            collector_id=row["collector_id"],
-            assigned_on=row["assigned_on"],
+            case_id=case_id,
+            stage=lead_stage,
+            dpd=dpd if dpd is not None else 0,
+            priority=priority or 0,
+            product=product,
+            region=region,
+            language=language or locale,
+            creditor=creditor,
+            held=bool(held),
+            placed=bool(placed),
+            collector_id=collector_id,
+            assigned_on=assigned_on,
         )
-        for row in frame.iter_rows(named=True)
+        for case_id, lead_stage, collector_id, dpd, priority, product, held, language, region, assigned_on, placed in (
+            frame.select(
+                "case_id",
+                "lead_stage",
+                "collector_id",
+                "dpd",
+                "priority",
+                "product",
+                "held",
+                "language",
+                "region",
+                "assigned_on",
+                "placed",
+            ).iter_rows()
+        )
     ]
 
 
@@ -201,10 +263,13 @@ def allocate_portfolio(
     now: datetime | None = None,
     run_id: int | None = None,
     queue_set: QueueSet | None = None,
+    order: Mapping[str, int] | None = None,
 ) -> AllocationSummary:
-    """Allocate the portfolio's cases decided on ``as_of`` to collectors; write only what changes.
+    """Bring the portfolio's cases decided on ``as_of`` to their lead stage and allocate them to
+    collectors; write only what changes (one update per changed case: stage and collector together).
 
     A case that is not allocated (held, placed, in no queue, nobody with room) loses its collector.
+    ``order`` is the strategies' stage order (`stage_order`), looked up when not given.
     """
     now = now or clock.now()
     portfolio = session.get(Portfolio, portfolio_id)
@@ -212,40 +277,50 @@ def allocate_portfolio(
         raise NotFound(f"portfolio {portfolio_id} does not exist", code="portfolio_not_found")
     creditor = session.get(Creditor, portfolio.creditor_id)
     queue_set = queue_set or portfolio_queue_set(session, portfolio_id)
-    cases = _allocation_cases(session, portfolio_id=portfolio_id, as_of=as_of, locale=portfolio.locale)
-    if creditor is not None:
-        cases = [_with_creditor(c, creditor.name) for c in cases]
+    if order is None:
+        order = stage_order(session, portfolio_id)
+    frame = _allocation_frame(session, portfolio_id=portfolio_id, as_of=as_of, order=order)
+    cases = _queue_cases(
+        frame, locale=portfolio.locale, creditor=creditor.name if creditor is not None else None
+    )
     result = allocate(cases, load_collectors(session), queue_set, as_of)
     counts: dict[str, int] = {}
     for a in result.assignments:
         counts[a.outcome.value] = counts.get(a.outcome.value, 0) + 1
-    moved = [a for a in result.assignments if a.collector_id != a.previous_collector_id]
+    assigned = pl.DataFrame(
+        {
+            "assignee_id": [a.collector_id for a in result.assignments],
+            "queue": [a.queue for a in result.assignments],
+            "outcome": [a.outcome.value for a in result.assignments],
+        },
+        schema={"assignee_id": pl.Int64(), "queue": pl.String(), "outcome": pl.String()},
+    )
+    both = pl.concat(
+        [frame.select("case_id", "stage", "lead_stage", "collector_id"), assigned], how="horizontal"
+    )
+    moved_now = (pl.col("assignee_id") != pl.col("collector_id")).fill_null(
+        pl.col("assignee_id").is_null() != pl.col("collector_id").is_null()
+    )
+    restaged = (pl.col("lead_stage") != pl.col("stage")).fill_null(
+        pl.col("lead_stage").is_null() != pl.col("stage").is_null()
+    )
+    both = both.with_columns(moved_now.alias("_moved"), restaged.alias("_restaged"))
     stamp = pl.lit(now, pl.Datetime("us", "UTC"))
-    if moved:
-        frame = pl.DataFrame(
-            {
-                "id": [a.case_id for a in moved],
-                "assignee_id": [a.collector_id for a in moved],
-            },
-            schema={"id": pl.Int64(), "assignee_id": pl.Int64()},
-        ).with_columns(stamp.alias("updated_at"))
-        bulk.update_frame(session, "case", frame, key="id")
-        events = pl.DataFrame(
-            {
-                "case_id": [a.case_id for a in moved],
-                "from_collector_id": [a.previous_collector_id for a in moved],
-                "to_collector_id": [a.collector_id for a in moved],
-                "queue": [a.queue for a in moved],
-                "outcome": [a.outcome.value for a in moved],
-            },
-            schema={
-                "case_id": pl.Int64(),
-                "from_collector_id": pl.Int64(),
-                "to_collector_id": pl.Int64(),
-                "queue": pl.String(),
-                "outcome": pl.String(),
-            },
-        ).with_columns(
+    changed = both.filter(pl.col("_moved") | pl.col("_restaged")).select(
+        pl.col("case_id").alias("id"),
+        pl.col("lead_stage").alias("stage"),
+        "assignee_id",
+        stamp.alias("updated_at"),
+    )
+    bulk.update_frame(session, "case", changed, key="id")
+    moved = both.filter(pl.col("_moved"))
+    if moved.height:
+        events = moved.select(
+            "case_id",
+            pl.col("collector_id").alias("from_collector_id"),
+            pl.col("assignee_id").alias("to_collector_id"),
+            "queue",
+            "outcome",
             pl.lit(portfolio_id, pl.Int64()).alias("portfolio_id"),
             pl.lit(run_id, pl.Int64()).alias("run_id"),
             pl.lit("daily run allocation / 每日分案").alias("reason"),
@@ -255,13 +330,12 @@ def allocate_portfolio(
         bulk.insert_frame(session, "allocation_event", events)
     synced = sync_work_items(session, portfolio_id=portfolio_id, now=now)
     session.flush()
-    return AllocationSummary(counts=counts, changes=len(moved) * 2 + synced, allocation=result)
-
-
-def _with_creditor(case: QueueCase, creditor: str) -> QueueCase:
-    from dataclasses import replace
-
-    return replace(case, creditor=creditor)
+    return AllocationSummary(
+        counts=counts,
+        changes=moved.height * 2 + synced,
+        allocation=result,
+        stage_changes=int(both["_restaged"].sum()),
+    )
 
 
 def sync_work_items(

@@ -20,10 +20,11 @@ per partition of cases (``case_id % partitions``; in-process or one Celery task 
   8. ``evaluate``    champion / challenger arm, then `evaluate_frame` per strategy
   9. ``plan``        `planned_actions_frame`, contact points chosen, time zones derived
  10. ``gate``        the compliance rules once per group of identical planned contacts (`gate.check_planned`)
- 11. ``write``       decisions, strategy state, case stage, outbox messages and work items, in bulk
+ 11. ``write``       decisions, strategy state, action history, outbox messages and work items, in bulk
 finish (once per run) -- `finish_run`
  12. ``expire``      open work items of earlier dates expire
- 13. ``allocate``    cases to collectors by queue (`queue_service.allocate_portfolio`; placed cases are not)
+ 13. ``allocate``    each case's lead stage and its collector by queue, written together in one update per
+                     changed case (`queue_service.allocate_portfolio`; placed cases are not allocated)
  14. ``record``      the run row's counts and duration; the lock is released
 
 Idempotent per (account, as-of date): the preparation phases change nothing for a date already prepared,
@@ -57,7 +58,7 @@ from arrears.models import (
     StrategyRun,
     StrategyRunLock,
 )
-from arrears.strategy import bulk, gate
+from arrears.strategy import bulk, dpd, gate
 from arrears.strategy.definition import Strategy
 from arrears.strategy.evaluate import COUNT_PREFIX, LAST_ON_PREFIX, evaluate_frame, planned_actions_frame
 from arrears.strategy.experiment import Experiment, assign_arms_frame
@@ -99,6 +100,7 @@ _SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "currency": pl.String(),
     "balance_minor": pl.Int64(),
     "due_date": pl.Date(),
+    "overdue_amount_minor": pl.Int64(),
     "stage": pl.String(),
     "stage_entered_on": pl.Date(),
     "pinned_stage": pl.String(),
@@ -151,6 +153,7 @@ class PartitionOutcome:
     case_stage_changes: int = 0
     rescheduled: int = 0
     dropped: int = 0
+    cancelled: int = 0  # queued messages and open work items of earlier dates that no longer apply
     stage_counts: dict[str, int] = field(default_factory=dict)
     action_counts: dict[str, int] = field(default_factory=dict)
     blocked_by_rule: dict[str, int] = field(default_factory=dict)
@@ -173,6 +176,7 @@ class PartitionOutcome:
             case_stage_changes=self.case_stage_changes + other.case_stage_changes,
             rescheduled=self.rescheduled + other.rescheduled,
             dropped=self.dropped + other.dropped,
+            cancelled=self.cancelled + other.cancelled,
             stage_counts=add(self.stage_counts, other.stage_counts),
             action_counts=add(self.action_counts, other.action_counts),
             blocked_by_rule=add(self.blocked_by_rule, other.blocked_by_rule),
@@ -222,6 +226,7 @@ class RunReport:
             + o.outbox
             + o.work_items
             + o.case_stage_changes
+            + o.cancelled
             + self.expired_work_items
             + self.allocation_changes
         )
@@ -369,6 +374,7 @@ def prepare_portfolio(
         "limitation": lambda: _refresh_limitation(session, settings, as_of=as_of),
     }
     out: list[dict[str, Any]] = []
+    analyse_stale(session, INPUT_TABLES)
     for name in PREPARE_PHASES:
         if dry_run:
             out.append({"name": name, "status": "skipped", "detail": "dry run / 试运行"})
@@ -525,8 +531,9 @@ def load_snapshot(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Phase 4: the accounts to decide on ``as_of``, one row each, as `evaluate_frame` wants them.
 
-    Adds ``dpd`` (as-of date minus the earliest unpaid due date), ``flags`` (open flags: not cleared, not
-    expired on the date) and the ``last_on:`` / ``count:`` history columns of every action key. Returns
+    Adds ``dpd`` (from the imported due date and the ledger's payments, `with_ledger_dpd`), ``flags``
+    (open flags: not cleared, not expired on the date) and the ``last_on:`` / ``count:`` history columns
+    of every action key. Returns
     the frame and the stored action history (long: ``account_id``, ``action_key``, ``last_on``, ``times``).
     """
     seams = ", ".join(f"{sql} AS {name}" for name, (sql, _dtype) in SNAPSHOT_SEAMS.items())
@@ -544,7 +551,7 @@ def load_snapshot(
         "SELECT a.id AS account_id, a.case_id, a.debtor_id, a.product, a.currency,"
         # the ledger's cached balances (kept with the postings in the same transaction)
         " a.principal_minor + a.interest_minor + a.penalty_minor + a.fees_minor + a.costs_minor AS balance_minor,"
-        " a.due_date, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
+        " a.due_date, a.overdue_amount_minor, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
         " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address,"
         f" c.needs_renegotiation_since AS renegotiate_since, {seams}"
         ' FROM account a JOIN "case" c ON c.id = a.case_id JOIN debtor d ON d.id = a.debtor_id'
@@ -563,7 +570,7 @@ def load_snapshot(
         contacts=load_last_rpc(session, scope, as_of=as_of, zone=settings.timezone),
         as_of=as_of,
     )
-    frame = frame.with_columns((pl.lit(as_of) - pl.col("due_date")).dt.total_days().alias("dpd"))
+    frame = with_ledger_dpd(session, settings, frame, scope=scope, as_of=as_of)
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, pl.List(pl.String())).alias("flags")), _EMPTY_HISTORY
     flags = bulk.read_frame(
@@ -582,6 +589,41 @@ def load_snapshot(
         _HISTORY_SCHEMA,
     )
     return _with_history(frame, history), history
+
+
+def with_ledger_dpd(
+    session: Session, settings: RunSettings, frame: pl.DataFrame, *, scope: str, as_of: date
+) -> pl.DataFrame:
+    """``dpd`` and ``dpd_due_date`` from the imported due date and the ledger's payments (`dpd.dpd_frame`).
+
+    Only the schedules of instalment accounts that received money since the import are read; any other
+    account keeps ``as_of - due_date``.
+    """
+    from arrears.ledger.service import received_by_account
+
+    received = (
+        received_by_account(session, portfolio_id=settings.portfolio_id, through=as_of)
+        .group_by("account_id")
+        .agg(pl.col("amount_minor").sum().alias("received_minor"))
+    )
+    payers = (
+        frame.filter(pl.col("product").is_in(list(dpd.INSTALMENT_PRODUCTS)))
+        .join(received.filter(pl.col("received_minor") > 0), on="account_id", how="semi")["account_id"]
+        .to_list()
+    )
+    instalments = pl.DataFrame(schema=dpd.INSTALMENTS_SCHEMA)
+    if payers:
+        which = " AND a.id IN (" + ", ".join(str(int(i)) for i in payers) + ")" if len(payers) <= 2000 else ""
+        products = ", ".join(f"'{p}'" for p in dpd.INSTALMENT_PRODUCTS)
+        instalments = bulk.read_frame(
+            session,
+            "SELECT i.account_id, i.seq, i.due_date, i.amount_minor FROM instalment i"
+            f" JOIN account a ON a.id = i.account_id WHERE {scope} AND a.product IN ({products})"
+            f" AND i.due_date >= a.due_date{which}",
+            dpd.INSTALMENTS_SCHEMA,
+        )
+    days = dpd.dpd_frame(frame.select(list(dpd.ACCOUNTS_SCHEMA)), instalments, received, as_of=as_of)
+    return frame.with_columns(days["dpd"], days["dpd_due_date"])
 
 
 def load_promises(session: Session, scope: str) -> pl.DataFrame:
@@ -906,33 +948,6 @@ def gate_planned(settings: RunSettings, planned: pl.DataFrame, *, as_of: date) -
     )
 
 
-def _lead_stages(decisions: pl.DataFrame, settings: RunSettings) -> pl.DataFrame:
-    """Each case's stage: that of its most overdue account in a stage (ties: strategy order, account id)."""
-    order: dict[str, int] = {}
-    for strategy in settings.strategies().values():
-        for index, stage in enumerate(strategy.stages):
-            order.setdefault(stage.name, index)
-    ranked = decisions.select(
-        "case_id",
-        "account_id",
-        "stage",
-        "case_stage",
-        pl.col("dpd"),
-        pl.col("stage").replace_strict(order, default=len(order)).cast(pl.Int64).alias("_order"),
-    )
-    staged = (
-        ranked.filter(pl.col("stage").is_not_null())
-        .sort(["case_id", "dpd", "_order", "account_id"], descending=[False, True, False, False])
-        .unique("case_id", keep="first", maintain_order=True)
-        .select("case_id", pl.col("stage").alias("lead_stage"))
-    )
-    return (
-        ranked.select("case_id", "case_stage")
-        .unique("case_id", maintain_order=True)
-        .join(staged, on="case_id", how="left", maintain_order="left")
-    )
-
-
 def write_partition(
     session: Session,
     settings: RunSettings,
@@ -945,7 +960,8 @@ def write_partition(
     history: pl.DataFrame,
     outcome: PartitionOutcome,
 ) -> None:
-    """Phase 8: decisions, strategy state, action history, case stage, outbox and work items, in bulk."""
+    """Phase 8: decisions, strategy state, action history, outbox and work items, in bulk (the case's
+    stage is written with its collector by the allocation, one update per changed case)."""
     if decisions.height == 0:
         return
     rows = decisions.select(
@@ -1000,24 +1016,102 @@ def write_partition(
             conflict=("account_id", "action_key"),
             update=("last_on", "times"),
         )
-    leads = _lead_stages(decisions, settings)
-    changed = leads.filter(
-        (pl.col("lead_stage") != pl.col("case_stage")).fill_null(
-            pl.col("lead_stage").is_null() != pl.col("case_stage").is_null()
-        )
-    ).select(
-        pl.col("case_id").alias("id"),
-        pl.col("lead_stage").alias("stage"),
-        pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
-    )
-    bulk.update_frame(session, "case", changed, key="id")
-    outcome.case_stage_changes += changed.height
+    cancel_superseded(session, settings, as_of=as_of, now=now, decisions=decisions, outcome=outcome)
     if planned.height == 0:
         return
     _write_outbox(session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome)
     _write_work_items(
         session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome
     )
+
+
+_PENDING_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Int64(),
+    "account_id": pl.Int64(),
+    "action_key": pl.String(),
+}
+
+
+def superseded(pending: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
+    """Pending rows (``id``, ``account_id``, ``action_key``) that today's decisions make obsolete (pure).
+
+    A queued message or open work item planned on an earlier date no longer applies when its account is
+    now on hold (an open flag), has left the strategy (an exit such as ``paid``), is in no stage (cured:
+    nothing overdue), or is in another stage than the one that planned it (``stage.action``): a promise
+    made, a plan agreed, a payment that moved it back. Returns ``id`` and ``last_reason`` (zh / en).
+    """
+    today = decisions.select(
+        "account_id",
+        pl.col("stage").alias("_stage"),
+        pl.col("exit").alias("_exit"),
+        pl.col("flags").list.join(",").alias("_flags"),
+    )
+    joined = pending.join(today, on="account_id", how="inner")
+    planned_in = pl.col("action_key").str.split(".").list.first()
+    held = pl.col("_flags").fill_null("") != ""
+    reason = (
+        pl.when(held)
+        .then(
+            pl.format(
+                "不再适用：账户有停催标记（{}） / no longer applies: the account is on hold ({})",
+                "_flags",
+                "_flags",
+            )
+        )
+        .when(pl.col("_exit").is_not_null())
+        .then(
+            pl.format(
+                "不再适用：账户已退出策略（{}） / no longer applies: the account left the strategy ({})",
+                "_exit",
+                "_exit",
+            )
+        )
+        .when(pl.col("_stage").is_null())
+        .then(
+            pl.lit(
+                "不再适用：账户已无逾期，不在任何催收阶段 / no longer applies: the account is in no collection stage"
+            )
+        )
+        .when(pl.col("_stage") != planned_in)
+        .then(
+            pl.format(
+                "不再适用：账户已进入阶段 {} / no longer applies: the account moved to stage {}",
+                "_stage",
+                "_stage",
+            )
+        )
+    )
+    return joined.select("id", reason.alias("last_reason")).filter(pl.col("last_reason").is_not_null())
+
+
+def cancel_superseded(
+    session: Session,
+    settings: RunSettings,
+    *,
+    as_of: date,
+    now: datetime,
+    decisions: pl.DataFrame,
+    outcome: PartitionOutcome,
+) -> None:
+    """Cancel the queued messages and open work items of earlier dates that today's decisions make
+    obsolete (`superseded`), with the reason; the senders and the work queue skip cancelled rows."""
+    if decisions.height == 0:
+        return
+    scope = f"portfolio_id = {int(settings.portfolio_id)} AND as_of_date < '{as_of.isoformat()}'"
+    stamp = pl.lit(now, pl.Datetime("us", "UTC"))
+    for table, status in (("outbox_message", "queued"), ("work_item", "open")):
+        pending = bulk.read_frame(
+            session,
+            f"SELECT id, account_id, action_key FROM {table} WHERE {scope} AND status = '{status}'",
+            _PENDING_SCHEMA,
+        )
+        if pending.height == 0:
+            continue
+        gone = superseded(pending, decisions).select(
+            "id", pl.lit("cancelled").alias("status"), "last_reason", stamp.alias("updated_at")
+        )
+        bulk.update_frame(session, table, gone, key="id")
+        outcome.cancelled += gone.height
 
 
 def next_history(due: pl.DataFrame, history: pl.DataFrame, as_of: date) -> pl.DataFrame:
@@ -1256,17 +1350,66 @@ def _count_decided(
 # ---------------------------------------------------------------------------------------------- finish
 
 
+def stage_order(settings: RunSettings) -> dict[str, int]:
+    """Position of each stage in the run's strategies: a case's lead stage breaks DPD ties by it."""
+    order: dict[str, int] = {}
+    for strategy in settings.strategies().values():
+        for index, stage in enumerate(strategy.stages):
+            order.setdefault(stage.name, index)
+    return order
+
+
+# What the run reads portfolio-wide, and what it writes before the allocation reads it back.
+INPUT_TABLES = (
+    "account",
+    "case",
+    "debtor",
+    "contact_point",
+    "account_flag",
+    "instalment",
+    "account_strategy_state",
+    "account_action_state",
+    "account_limitation",
+    "promise",
+)
+OUTPUT_TABLES = ("strategy_decision", "case", "work_item", "account_strategy_state", "allocation_event")
+
+
+def analyse_stale(session: Session, tables: tuple[str, ...]) -> list[str]:
+    """PostgreSQL plans the run's whole-portfolio joins from table statistics. Right after a bulk import
+    or a bulk write they are stale (a table filled in this transaction still looks empty, and the planner
+    then probes an index once per row of a million), so the tables whose rows changed by more than a
+    tenth since they were last analysed are analysed now. Returns the tables analysed."""
+    if bulk.dialect(session) != "postgresql":
+        return []
+    names = ", ".join(f"'{t}'" for t in tables)
+    stale = session.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
+            f" WHERE n.nspname = current_schema() AND c.relname IN ({names})"
+            " AND (c.reltuples < 0 OR COALESCE(s.n_mod_since_analyze, 0) > 0.1 * GREATEST(c.reltuples, 1000)"
+            "  OR COALESCE(s.n_live_tup, 0) > 2 * GREATEST(c.reltuples, 500))"
+        )
+    ).scalars()
+    analysed = sorted(stale)
+    for table in analysed:
+        session.connection().exec_driver_sql(f'ANALYZE "{table}"')
+    return analysed
+
+
 def refresh_statistics(session: Session) -> None:
-    """PostgreSQL plans the allocation's joins from table statistics; after a bulk write they are stale
-    (a table filled this transaction still looks empty), so the written tables are analysed first."""
+    """The allocation reads back what the partitions wrote; the counters `analyse_stale` reads only move
+    when a transaction ends, and a table filled in this one still looks empty, so the written tables are
+    analysed unconditionally."""
     if bulk.dialect(session) != "postgresql":
         return
-    for table in ("strategy_decision", "case", "work_item", "account_strategy_state", "allocation_event"):
+    for table in OUTPUT_TABLES:
         session.connection().exec_driver_sql(f'ANALYZE "{table}"')
 
 
 def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> int:
-    """Phase 9: open work items planned for earlier dates expire (today's plan replaces them)."""
+    """Phase 12: open calls and visits planned for earlier dates expire (today's plan replaces them)."""
     from sqlalchemy import update
 
     from arrears.models import WorkItem
@@ -1277,6 +1420,8 @@ def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, n
             WorkItem.portfolio_id == settings.portfolio_id,
             WorkItem.status == "open",
             WorkItem.as_of_date < as_of,
+            # a legal referral waits for its approval; it is cancelled when it no longer applies
+            WorkItem.kind.in_(("call", "visit")),
         )
         .values(status="expired", updated_at=now)
         .execution_options(synchronize_session=False)
@@ -1300,26 +1445,60 @@ def finish_run(
     as_of = run.as_of_date
     phases = list(run.phases)
     for name, seconds in sorted(outcome.phase_seconds.items(), key=lambda kv: _PHASE_ORDER.index(kv[0])):
-        phases.append({"name": name, "status": "done", "seconds": seconds})
+        entry: dict[str, Any] = {"name": name, "status": "done", "seconds": seconds}
+        if name == "write":
+            entry["counts"] = {"cancelled": outcome.cancelled}
+        phases.append(entry)
+    # Nothing decided and the date already allocated by a run that succeeded: the allocation of the same
+    # inputs would change nothing, so it is not recomputed (a run that failed before allocating is not
+    # such a run, and its successor allocates).
+    done_by = (
+        session.scalar(
+            select(func.max(StrategyRun.id)).where(
+                StrategyRun.portfolio_id == settings.portfolio_id,
+                StrategyRun.as_of_date == as_of,
+                StrategyRun.status == "succeeded",
+                StrategyRun.id != run.id,
+            )
+        )
+        if outcome.decisions == 0
+        else None
+    )
     t = time.perf_counter()
     if progress:
         progress("expire", 0, 1)
-    refresh_statistics(session)
+    if done_by is None:
+        refresh_statistics(session)
     expired = expire_work_items(session, settings, as_of=as_of, now=now)
     phases.append({"name": "expire", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
     if progress:
         progress("expire", 1, 1)
         progress("allocate", 0, 1)
     t = time.perf_counter()
-    allocation = queue_service.allocate_portfolio(
-        session,
-        portfolio_id=settings.portfolio_id,
-        as_of=as_of,
-        now=now,
-        run_id=run.id,
-        queue_set=settings.queue_set,
-    )
-    phases.append({"name": "allocate", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
+    if done_by is None:
+        allocation = queue_service.allocate_portfolio(
+            session,
+            portfolio_id=settings.portfolio_id,
+            as_of=as_of,
+            now=now,
+            run_id=run.id,
+            queue_set=settings.queue_set,
+            order=stage_order(settings),
+        )
+        outcome.case_stage_changes += allocation.stage_changes
+        allocation_counts, allocation_changes = allocation.counts, allocation.changes
+        phases.append({"name": "allocate", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
+    else:
+        previous = session.get(StrategyRun, done_by)
+        allocation_counts = dict(previous.allocation_counts) if previous is not None else {}
+        allocation_changes = 0
+        phases.append(
+            {
+                "name": "allocate",
+                "status": "skipped",
+                "detail": f"已由批次 {done_by} 分案 / already allocated for the date by run {done_by}",
+            }
+        )
     if progress:
         progress("allocate", 1, 1)
     duration_ms = int((time.perf_counter() - started) * 1000)
@@ -1332,9 +1511,9 @@ def finish_run(
         partitions=run.partitions,
         status="succeeded",
         outcome=outcome,
-        allocation_counts=allocation.counts,
+        allocation_counts=allocation_counts,
         expired_work_items=expired,
-        allocation_changes=allocation.changes,
+        allocation_changes=allocation_changes,
         duration_ms=duration_ms,
         prepared_changes=sum(int(p.get("changes", 0)) for p in run.phases),
     )
@@ -1353,7 +1532,7 @@ def finish_run(
     run.action_counts = dict(sorted(outcome.action_counts.items()))
     run.blocked_by_rule = dict(sorted(outcome.blocked_by_rule.items()))
     run.arm_counts = dict(sorted(outcome.arm_counts.items()))
-    run.allocation_counts = dict(sorted(allocation.counts.items()))
+    run.allocation_counts = dict(sorted(allocation_counts.items()))
     run.phases = phases
     run.errors = outcome.errors
     session.execute(delete(StrategyRunLock).where(StrategyRunLock.portfolio_id == settings.portfolio_id))

@@ -112,7 +112,10 @@ def test_ten_days_each_account_follows_the_default_strategy(session: Session, tm
             OutboxMessage.account_id == ids["pre"], OutboxMessage.action_key == "pre_due.reminder_sms"
         )
     ).one()
-    assert sms.status == "queued" and sms.channel == "sms" and sms.locale == "zh_CN"
+    assert sms.channel == "sms" and sms.locale == "zh_CN"
+    # never sent (no dispatcher here), and cancelled by the run of day 3, when the account left pre-due
+    assert sms.status == "cancelled"
+    assert sms.last_reason is not None and "no collection stage" in sms.last_reason
     assert sms.planned_for == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     assert sms.window_end == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     assert sms.idempotency_key == f"{ids['pre']}:default:pre_due.reminder_sms:2026-03-02"
@@ -121,7 +124,8 @@ def test_ten_days_each_account_follows_the_default_strategy(session: Session, tm
             OutboxMessage.account_id == ids["early"], OutboxMessage.action_key == "firm.formal_notice"
         )
     ).one()
-    assert letter.channel == "letter" and letter.status == "queued"
+    assert letter.channel == "letter" and letter.status == "cancelled"
+    assert letter.last_reason is not None and "moved to stage intensive" in letter.last_reason
     # third-party calls are planned but the gate refuses them while the debtor is reachable (CN-3)
     third = session.scalars(
         select(WorkItem).where(
@@ -212,7 +216,13 @@ def test_a_dispute_stops_everything_until_it_is_cleared(session: Session, tmp_pa
     session.refresh(case)
     session.refresh(open_call)
     assert case.stage == "held" and case.assignee_id is None  # held cases are taken out of queues
-    assert open_call.status == "expired"
+    # the dispute cancels what was still pending for the account, and says why
+    assert open_call.status == "cancelled"
+    assert open_call.last_reason is not None and "on hold (dispute)" in open_call.last_reason
+    pending = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.account_id == account_id, OutboxMessage.status == "queued")
+    ).all()
+    assert pending == []
     flag.cleared_at = NOW + timedelta(days=4)
     flag.clear_reason = "verified"
     session.flush()

@@ -231,13 +231,26 @@ def test_a_payment_in_full_exits_the_account_paid_and_ends_its_actions(
         )
         == 0
     )
-    # the day-0 tasks expired with the next day's run
+    # the day-0 tasks were cancelled by the next day's run, saying the account was paid
     open_items = (
         select(func.count())
         .select_from(WorkItem)
         .where(WorkItem.account_id == account_id, WorkItem.status == "open")
     )
     assert session.scalar(open_items) == 0
+    calls = session.scalars(
+        select(WorkItem).where(WorkItem.account_id == account_id, WorkItem.kind.in_(("call", "visit")))
+    ).all()
+    opened = [w for w in calls if w.rule_ids == []]  # the third-party call was blocked (CN-3)
+    assert opened and all(w.status == "cancelled" for w in opened)
+    assert all("left the strategy (paid)" in (w.last_reason or "") for w in opened)
+    # the other account's day-0 call, still in its stage, simply expired
+    other_calls = session.scalars(
+        select(WorkItem.status).where(
+            WorkItem.account_id == p.ids["other"], WorkItem.as_of_date == DAY0, WorkItem.kind == "call"
+        )
+    ).all()
+    assert sorted(other_calls) == ["blocked", "expired"]  # its third-party call was blocked (CN-3)
 
 
 def test_a_time_barred_account_gets_no_legal_referral_cn_22(session: Session, tmp_path: Path) -> None:
