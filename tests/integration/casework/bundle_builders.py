@@ -21,7 +21,7 @@ from arrears.contacts import service as contacts
 from arrears.enums import Channel
 from arrears.ledger import service as ledger
 from arrears.legal import service as legal
-from arrears.models import ContactPoint, OutboxMessage
+from arrears.models import ContactPoint, Creditor, OutboxMessage
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -44,6 +44,11 @@ class Demo:
 def demo_case(session: Session, book: Book, docs: Path) -> Demo:
     """张三's case: a call with a promise, a payment, a plan, a letter delivered by post, a legal case."""
     a1, a2 = book.account("1"), book.account("2")
+    creditor = session.get(Creditor, book.portfolio.creditor_id)
+    assert creditor is not None
+    # CN-8: a written notice states the institution's contact details, or it is not sent
+    creditor.phone = creditor.phone or "400-800-1234"
+    creditor.address = creditor.address or "上海市浦东新区世纪大道100号"
     start = clock.to_local(a1.created_at, book.portfolio.timezone).date()
     mobile = session.scalars(
         select(ContactPoint).where(ContactPoint.debtor_id == a1.debtor_id, ContactPoint.kind == "mobile")
