@@ -8,6 +8,7 @@ and a rule pack or strategy is validated exactly as the gate and the daily run l
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +45,15 @@ def _admin(d: Desk) -> None:
 def _today(d: Desk) -> date:
     """Today where the desk works (the server's default time zone), from the request's clock."""
     return clock.to_local(d.now, get_settings().default_timezone).date()
+
+
+def _refused(d: Desk, exc: ArrearsError, again: Callable[..., HTMLResponse]) -> HTMLResponse:
+    """A refused form: the error page when the person may not do it at all, otherwise the same page again
+    with the message (nothing the form did is kept)."""
+    if exc.status == 403:
+        return d.error(exc)
+    d.db.rollback()
+    return again(d, error=exc.message, status=exc.status)
 
 
 def _checkbox(value: str | None) -> bool:
@@ -100,10 +110,7 @@ async def start_import(
         if job.filename.lower().endswith(".csv"):
             job.rows_total = max(content.count(b"\n") - 1, 0) + (0 if content.endswith(b"\n") else 1)
     except ArrearsError as exc:
-        if exc.status == 403:
-            return d.error(exc)
-        d.db.rollback()
-        return _imports_page(d, error=exc.message, status=exc.status)
+        return _refused(d, exc, _imports_page)
     background.add_task(jobs.run_job, d.request.app.state.engine, job.id)
     return d.redirect(f"/admin/imports/{job.id}")
 
@@ -212,10 +219,7 @@ def add_user(
             d.db, username=username, role=role, password=password, display_name=display_name.strip() or None
         )
     except ArrearsError as exc:
-        if exc.status == 403:
-            return d.error(exc)
-        d.db.rollback()
-        return _users_page(d, error=exc.message, status=exc.status)
+        return _refused(d, exc, _users_page)
     return _users_page(d, notice=d.t("user_added", name=user.username))
 
 
@@ -242,10 +246,7 @@ def update_user(
         if password:
             users_service.set_password(d.db, username=user.username, password=password)
     except ArrearsError as exc:
-        if exc.status == 403:
-            return d.error(exc)
-        d.db.rollback()
-        return _users_page(d, error=exc.message, status=exc.status)
+        return _refused(d, exc, _users_page)
     return _users_page(d, notice=d.t("user_saved", name=user.username))
 
 
@@ -326,10 +327,7 @@ def add_agency(
             contact=contact.strip() or None,
         )
     except ArrearsError as exc:
-        if exc.status == 403:
-            return d.error(exc)
-        d.db.rollback()
-        return _agencies_page(d, error=exc.message, status=exc.status)
+        return _refused(d, exc, _agencies_page)
     return _agencies_page(d, notice=d.t("agency_saved", name=agency.name))
 
 
@@ -353,10 +351,7 @@ def update_agency(
             commission_bps=_bps(commission_percent, d) if commission_percent.strip() else None,
         )
     except ArrearsError as exc:
-        if exc.status == 403:
-            return d.error(exc)
-        d.db.rollback()
-        return _agencies_page(d, error=exc.message, status=exc.status)
+        return _refused(d, exc, _agencies_page)
     return _agencies_page(d, notice=d.t("agency_saved", name=agency.name))
 
 
@@ -379,10 +374,7 @@ def recall_placement(
             reason=reason,
         )
     except ArrearsError as exc:
-        if exc.status == 403 and exc.code == "role_required":
-            return d.error(exc)
-        d.db.rollback()
-        return _agencies_page(d, error=exc.message, status=exc.status)
+        return _refused(d, exc, _agencies_page)
     return _agencies_page(d, notice=d.t("placement_recalled", id=placement_id))
 
 

@@ -343,7 +343,7 @@ def build_bundle(d: DeskDep, case_id: int, csrf_token: Annotated[str, Form()] = 
         _allowed(d)
         d.check_csrf(csrf_token)
         if d.user.role not in ("compliance", "admin"):
-            raise Forbidden(d.t("page_not_for_role"), code="role_required")
+            raise Forbidden(d.t("page_not_for_role"), code="role_refused")
         case = d.db.get(Case, case_id)
         if case is None:
             raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")

@@ -94,6 +94,11 @@ def test_back_office_pages_are_refused_to_roles_that_do_not_need_them(
         r = collector.get(path)
         assert r.status_code == 403, path
         assert "你的角色不能打开此页面" in r.text
+    token = csrf(collector.get("/queue").text)
+    for path in ("/admin/placements/1/recall", "/admin/agencies/1", "/admin/users", "/admin/rule-packs"):
+        r = collector.post(path, data={"csrf_token": token, "reason": "x", "text": "x"})
+        assert r.status_code == 403, path
+        assert 'data-testid="placements"' not in r.text and 'data-testid="users"' not in r.text, path
     officer = _client(engine, extra["compliance"].username)
     assert officer.get("/admin/users").status_code == 403
     assert officer.get("/compliance/contacts").status_code == 200
