@@ -288,6 +288,7 @@ def _history_stmt(session: Session, group: list[int], until: datetime) -> Any:
             cp.owner_name,
             cp.debt_related,
             cp.timezone,
+            literal(False).label("opted_out"),  # as the one-contact gate reads history
         )
         .outerjoin(cp, cp.id == ContactAttempt.contact_point_id)
         .where(id_in(session, ContactAttempt.case_id, group), ContactAttempt.started_at <= until)
