@@ -164,9 +164,11 @@ SNAPSHOT = {
     "case": 'SELECT p.name, d.dedup_key, c.status, c.stage, c.assignee_id, c.created_at, c.updated_at FROM "case" c'
     " JOIN debtor d ON d.id = c.debtor_id JOIN portfolio p ON p.id = c.portfolio_id",
     "account": "SELECT a.*, d.dedup_key AS debtor_key, cd.dedup_key AS case_debtor_key FROM account a"
-    ' JOIN debtor d ON d.id = a.debtor_id JOIN "case" c ON c.id = a.case_id JOIN debtor cd ON cd.id = c.debtor_id',
+    ' JOIN debtor d ON d.id = a.debtor_id JOIN "case" c ON c.id = a.case_id JOIN debtor cd ON cd.id = c.debtor_id'
+    " JOIN portfolio p ON p.id = a.portfolio_id WHERE p.name = 'p-direct'",
+    # rows of the test's own portfolio: the session's database also holds what other tests committed
     "instalment": "SELECT a.external_ref, i.seq, i.due_date, i.amount_minor, i.created_at FROM instalment i"
-    " JOIN account a ON a.id = i.account_id",
+    " JOIN account a ON a.id = i.account_id JOIN portfolio p ON p.id = a.portfolio_id WHERE p.name = 'p-direct'",
     "contact_point": "SELECT d.dedup_key, cp.* FROM contact_point cp JOIN debtor d ON d.id = cp.debtor_id",
     "account_flag": "SELECT a.external_ref, f.kind, f.reason, f.source, f.cleared_at, f.created_at,"
     ' c.id = a.case_id AS same_case FROM account_flag f JOIN account a ON a.id = f.account_id JOIN "case" c'
