@@ -172,7 +172,7 @@ SNAPSHOT = {
     "contact_point": "SELECT d.dedup_key, cp.* FROM contact_point cp JOIN debtor d ON d.id = cp.debtor_id",
     "account_flag": "SELECT a.external_ref, f.kind, f.reason, f.source, f.cleared_at, f.created_at,"
     ' c.id = a.case_id AS same_case FROM account_flag f JOIN account a ON a.id = f.account_id JOIN "case" c'
-    " ON c.id = f.case_id",
+    " ON c.id = f.case_id JOIN portfolio p ON p.id = a.portfolio_id WHERE p.name = 'p-direct'",
     "import_change": "SELECT entity, field, old_value, new_value FROM import_change",
 }
 IDS = {"id", "debtor_id", "case_id", "account_id", "portfolio_id", "import_batch_id"}
