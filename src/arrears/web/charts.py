@@ -49,9 +49,11 @@ def bar_chart(
     test_id: str = "chart",
 ) -> Markup:
     """Grouped vertical bars: one group per label, one bar per series; ``show`` formats a value."""
-    inner_w = WIDTH - PAD_LEFT - PAD_RIGHT
-    inner_h = HEIGHT - PAD_TOP - PAD_BOTTOM
     top = _nice_top(max((v for s in series for v in s.values), default=0))
+    # room for the longest axis label (about 7 units a character at the axis font size)
+    pad_left = max(PAD_LEFT, 12 + 7 * max(len(show(top * k // 4)) for k in range(5)))
+    inner_w = WIDTH - pad_left - PAD_RIGHT
+    inner_h = HEIGHT - PAD_TOP - PAD_BOTTOM
     groups = max(len(labels), 1)
     group_w = inner_w / groups
     bar_w = max(group_w * 0.8 / max(len(series), 1), 1.0)
@@ -70,13 +72,13 @@ def bar_chart(
         value = top * k // 4
         y = PAD_TOP + inner_h - inner_h * k / 4
         parts.append(
-            f'<line class="grid" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<line class="grid" x1="{pad_left}" x2="{WIDTH - PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
         parts.append(
-            f'<text class="axis" x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(show(value))}</text>'
+            f'<text class="axis" x="{pad_left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(show(value))}</text>'
         )
     for i, label in enumerate(labels):
-        x0 = PAD_LEFT + group_w * i + group_w * 0.1
+        x0 = pad_left + group_w * i + group_w * 0.1
         for j, s in enumerate(series):
             value = s.values[i]
             h = inner_h * value / top
@@ -88,14 +90,14 @@ def bar_chart(
                 f"<title>{escape(label)} · {escape(s.name)}: {escape(show(value))}</title></rect>"
             )
         if (len(labels) - 1 - i) % label_every == 0:  # counted from the last, so the latest is labelled
-            cx = PAD_LEFT + group_w * (i + 0.5)
+            cx = pad_left + group_w * (i + 0.5)
             parts.append(
                 f'<text class="label" x="{cx:.1f}" y="{HEIGHT - PAD_BOTTOM + 16}" text-anchor="middle">'
                 f"{escape(label)}</text>"
             )
     if len(series) > 1:  # legend
         for j, s in enumerate(series):
-            x = PAD_LEFT + j * 130
+            x = pad_left + j * 130
             y = HEIGHT - 12
             colour = COLOURS[j % len(COLOURS)]
             parts.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{colour}"/>')
