@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Add the desk's pages, its stylesheet under ``/static`` and the sign-in redirect to an app."""
-    from arrears.web import admin, navigation, oversight, plans, supervisor
+    from arrears.web import admin, guard, navigation, oversight, plans, supervisor
     from arrears.web.routes import SignInRequired, router, sign_in_redirect, templates
 
     templates.globals["nav_links"] = navigation.links_for
@@ -19,3 +19,4 @@ def install(app: FastAPI) -> None:
     app.include_router(supervisor.router)
     app.mount("/static", StaticFiles(packages=[("arrears.web", "static")]), name="static")
     app.add_exception_handler(SignInRequired, sign_in_redirect)
+    app.add_exception_handler(guard.PageRefused, guard.page_refused)

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy import func, select
 
@@ -29,17 +29,15 @@ from arrears.models import AppUser, ImportJob, MessageTemplate, Placement, Portf
 from arrears.portfolios import jobs
 from arrears.portfolios import service as portfolios_service
 from arrears.users import service as users_service
-from arrears.web.guard import ADMIN, require_role
-from arrears.web.routes import Desk, DeskDep
+from arrears.web.guard import ADMIN, desk_for
+from arrears.web.routes import Desk
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+# every page here is for administrators only; anyone else gets the 403 page before the handler runs
+AdminDesk = Annotated[Desk, Depends(desk_for(ADMIN))]
 
 TEMPLATE_CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.LETTER, Channel.LAWYER_LETTER)
 REPORT_ROWS_SHOWN = 200
-
-
-def _admin(d: Desk) -> None:
-    require_role(d, ADMIN)
 
 
 def _today(d: Desk) -> date:
@@ -76,17 +74,13 @@ def _imports_page(d: Desk, *, error: str | None = None, status: int = 200) -> HT
 
 
 @router.get("/imports")
-def imports_page(d: DeskDep) -> HTMLResponse:
-    try:
-        _admin(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def imports_page(d: AdminDesk) -> HTMLResponse:
     return _imports_page(d)
 
 
 @router.post("/imports")
 async def start_import(
-    d: DeskDep,
+    d: AdminDesk,
     background: BackgroundTasks,
     file: Annotated[UploadFile, File()],
     portfolio_id: Annotated[str, Form()] = "",
@@ -94,7 +88,6 @@ async def start_import(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        _admin(d)
         d.check_csrf(csrf_token)
         if not portfolio_id.isdigit():
             raise ValidationFailed(d.t("choose_portfolio"), code="portfolio_required")
@@ -140,9 +133,8 @@ def _report_rows(job: ImportJob, locale: str) -> tuple[list[dict[str, str]], int
 
 
 @router.get("/imports/{job_id}")
-def import_job_page(d: DeskDep, job_id: int) -> HTMLResponse:
+def import_job_page(d: AdminDesk, job_id: int) -> HTMLResponse:
     try:
-        _admin(d)
         job = jobs.get_job(d.db, job_id=job_id)
     except ArrearsError as exc:
         return d.error(exc)
@@ -161,9 +153,8 @@ def import_job_page(d: DeskDep, job_id: int) -> HTMLResponse:
 
 
 @router.get("/imports/{job_id}/report")
-def import_job_report(d: DeskDep, job_id: int) -> Response:
+def import_job_report(d: AdminDesk, job_id: int) -> Response:
     try:
-        _admin(d)
         job = jobs.get_job(d.db, job_id=job_id)
         if not job.report_path or not Path(job.report_path).is_file():
             raise ValidationFailed(d.t("no_report"), code="no_report")
@@ -195,17 +186,13 @@ def _users_page(
 
 
 @router.get("/users")
-def users_page(d: DeskDep) -> HTMLResponse:
-    try:
-        _admin(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def users_page(d: AdminDesk) -> HTMLResponse:
     return _users_page(d)
 
 
 @router.post("/users")
 def add_user(
-    d: DeskDep,
+    d: AdminDesk,
     username: Annotated[str, Form()] = "",
     display_name: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "",
@@ -213,7 +200,6 @@ def add_user(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        _admin(d)
         d.check_csrf(csrf_token)
         user = users_service.add_user(
             d.db, username=username, role=role, password=password, display_name=display_name.strip() or None
@@ -225,7 +211,7 @@ def add_user(
 
 @router.post("/users/{user_id}")
 def update_user(
-    d: DeskDep,
+    d: AdminDesk,
     user_id: int,
     role: Annotated[str, Form()] = "",
     active: Annotated[str | None, Form()] = None,
@@ -233,7 +219,6 @@ def update_user(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        _admin(d)
         d.check_csrf(csrf_token)
         user = users_service.update_user(
             d.db,
@@ -287,11 +272,7 @@ def _agencies_page(
 
 
 @router.get("/agencies")
-def agencies_page(d: DeskDep) -> HTMLResponse:
-    try:
-        _admin(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def agencies_page(d: AdminDesk) -> HTMLResponse:
     return _agencies_page(d)
 
 
@@ -309,7 +290,7 @@ def _bps(text: str, d: Desk) -> int:
 
 @router.post("/agencies")
 def add_agency(
-    d: DeskDep,
+    d: AdminDesk,
     name: Annotated[str, Form()] = "",
     listed: Annotated[str | None, Form()] = None,
     commission_percent: Annotated[str, Form()] = "0",
@@ -317,7 +298,6 @@ def add_agency(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        _admin(d)
         d.check_csrf(csrf_token)
         agency = agencies_service.create_agency(
             d.db,
@@ -333,7 +313,7 @@ def add_agency(
 
 @router.post("/agencies/{agency_id}")
 def update_agency(
-    d: DeskDep,
+    d: AdminDesk,
     agency_id: int,
     listed: Annotated[str | None, Form()] = None,
     active: Annotated[str | None, Form()] = None,
@@ -341,7 +321,6 @@ def update_agency(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        _admin(d)
         d.check_csrf(csrf_token)
         agency = agencies_service.update_agency(
             d.db,
@@ -357,13 +336,12 @@ def update_agency(
 
 @router.post("/placements/{placement_id}/recall")
 def recall_placement(
-    d: DeskDep,
+    d: AdminDesk,
     placement_id: int,
     reason: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        _admin(d)
         d.check_csrf(csrf_token)
         placement = agencies_service.get_placement(d.db, placement_id=placement_id)
         agencies_service.recall_placement(
@@ -413,11 +391,7 @@ def _template_form(
 
 
 @router.get("/templates")
-def templates_page(d: DeskDep) -> HTMLResponse:
-    try:
-        _admin(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def templates_page(d: AdminDesk) -> HTMLResponse:
     rows = channels_service.list_templates(d.db)
     names = {p.id: p.name for p in portfolios_service.list_portfolios(d.db)}
     return d.page(
@@ -430,9 +404,8 @@ def templates_page(d: DeskDep) -> HTMLResponse:
 
 
 @router.get("/templates/new")
-def new_template(d: DeskDep, channel: str = "sms", default: str | None = None) -> HTMLResponse:
+def new_template(d: AdminDesk, channel: str = "sms", default: str | None = None) -> HTMLResponse:
     try:
-        _admin(d)
         chosen = Channel(channel) if channel in {c.value for c in TEMPLATE_CHANNELS} else Channel.SMS
         values: dict[str, Any] = {"channel": chosen.value, "kind": "debtor", "locale": d.t.locale, "code": ""}
         if default:
@@ -450,9 +423,8 @@ def new_template(d: DeskDep, channel: str = "sms", default: str | None = None) -
 
 
 @router.get("/templates/{template_id}")
-def edit_template(d: DeskDep, template_id: int, case_id: str = "") -> HTMLResponse:
+def edit_template(d: AdminDesk, template_id: int, case_id: str = "") -> HTMLResponse:
     try:
-        _admin(d)
         row = channels_service.get_template(d.db, template_id=template_id)
         values = _template_values(row)
         preview = None
@@ -486,11 +458,10 @@ def _template_values(row: MessageTemplate) -> dict[str, Any]:
 
 
 @router.post("/templates")
-async def save_template(d: DeskDep) -> Response:
+async def save_template(d: AdminDesk) -> Response:
     form = await d.request.form()
     values: dict[str, Any] = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     try:
-        _admin(d)
         d.check_csrf(values.get("csrf_token"))
         channel = Channel(values.get("channel", "sms"))
         parts = {p: values.get(f"part_{p}", "") for p in tpl.channel_parts(channel)}
@@ -537,9 +508,8 @@ def _kind_of(segment: str) -> str:
 
 
 @router.get("/{segment}")
-def definitions_page(d: DeskDep, segment: str) -> HTMLResponse:
+def definitions_page(d: AdminDesk, segment: str) -> HTMLResponse:
     try:
-        _admin(d)
         kind = _kind_of(segment)
         rows = admin_service.list_definitions(kind)
     except ArrearsError as exc:
@@ -575,9 +545,8 @@ def _definition_page(
 
 
 @router.get("/{segment}/{name}")
-def definition_page(d: DeskDep, segment: str, name: str, version: int | None = None) -> HTMLResponse:
+def definition_page(d: AdminDesk, segment: str, name: str, version: int | None = None) -> HTMLResponse:
     try:
-        _admin(d)
         kind = _kind_of(segment)
         found = admin_service.get_definition(kind, name)
         text = found.text
@@ -592,13 +561,12 @@ def definition_page(d: DeskDep, segment: str, name: str, version: int | None = N
 
 @router.post("/{segment}")
 def save_definition(
-    d: DeskDep,
+    d: AdminDesk,
     segment: str,
     text: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        _admin(d)
         kind = _kind_of(segment)
         d.check_csrf(csrf_token)
     except ArrearsError as exc:

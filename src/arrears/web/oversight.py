@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Depends, Form
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Select, func, select
 
@@ -31,16 +31,14 @@ from arrears.models import (
     Dispute,
 )
 from arrears.users import service as users_service
-from arrears.web.guard import COMPLIANCE, require_role
-from arrears.web.routes import Desk, DeskDep
+from arrears.web.guard import COMPLIANCE, desk_for
+from arrears.web.routes import Desk
 
 router = APIRouter(prefix="/compliance", include_in_schema=False)
+# compliance officers, administrators and read-only auditors; anyone else gets the 403 page first
+OversightDesk = Annotated[Desk, Depends(desk_for(COMPLIANCE))]
 
 PAGE_SIZE = 100
-
-
-def _allowed(d: Desk) -> None:
-    require_role(d, COMPLIANCE)
 
 
 def _zone() -> str:
@@ -108,7 +106,7 @@ def _reason(attempt: ContactAttempt, locale: str) -> str:
 
 @router.get("/contacts")
 def contacts_page(
-    d: DeskDep,
+    d: OversightDesk,
     decision: str = "",
     rule: str = "",
     channel: str = "",
@@ -117,10 +115,6 @@ def contacts_page(
     end: str = "",
     page: str = "1",
 ) -> HTMLResponse:
-    try:
-        _allowed(d)
-    except ArrearsError as exc:
-        return d.error(exc)
     query: Select[Any] | None = None
     error: str | None = None
     try:
@@ -189,11 +183,7 @@ def contacts_page(
 
 
 @router.get("/holds")
-def holds_page(d: DeskDep, kind: str = "") -> HTMLResponse:
-    try:
-        _allowed(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def holds_page(d: OversightDesk, kind: str = "") -> HTMLResponse:
     today = clock.to_local(d.now, _zone()).date()
     query = (
         select(AccountFlag, Debtor.name)
@@ -232,9 +222,8 @@ def holds_page(d: DeskDep, kind: str = "") -> HTMLResponse:
 
 
 @router.get("/access-log")
-def access_log_page(d: DeskDep, user: str = "", debtor_id: str = "", page: str = "1") -> HTMLResponse:
+def access_log_page(d: OversightDesk, user: str = "", debtor_id: str = "", page: str = "1") -> HTMLResponse:
     try:
-        _allowed(d)
         query = select(AccessLog, AppUser.username).join(
             AppUser, AppUser.id == AccessLog.user_id, isouter=True
         )
@@ -247,8 +236,6 @@ def access_log_page(d: DeskDep, user: str = "", debtor_id: str = "", page: str =
                 )
             query = query.where(AccessLog.debtor_id == int(debtor_id))
     except ArrearsError as exc:
-        if exc.status == 403:
-            return d.error(exc)
         return d.page(
             "oversight/access_log.html",
             error=exc.message,
@@ -286,9 +273,8 @@ def access_log_page(d: DeskDep, user: str = "", debtor_id: str = "", page: str =
 
 
 @router.get("/cases/{case_id}")
-def case_record_page(d: DeskDep, case_id: int) -> HTMLResponse:
+def case_record_page(d: OversightDesk, case_id: int) -> HTMLResponse:
     try:
-        _allowed(d)
         case = d.db.get(Case, case_id)
         if case is None:
             raise NotFound(f"案件不存在：{case_id} / case {case_id} not found", code="case_not_found")
@@ -337,10 +323,9 @@ def case_record_page(d: DeskDep, case_id: int) -> HTMLResponse:
 
 
 @router.post("/cases/{case_id}/bundle")
-def build_bundle(d: DeskDep, case_id: int, csrf_token: Annotated[str, Form()] = "") -> Response:
+def build_bundle(d: OversightDesk, case_id: int, csrf_token: Annotated[str, Form()] = "") -> Response:
     """Build, record and download the case's evidence bundle (compliance officers and administrators)."""
     try:
-        _allowed(d)
         d.check_csrf(csrf_token)
         if d.user.role not in ("compliance", "admin"):
             raise Forbidden(d.t("page_not_for_role"), code="role_refused")
@@ -362,10 +347,9 @@ def build_bundle(d: DeskDep, case_id: int, csrf_token: Annotated[str, Form()] = 
 
 
 @router.get("/bundles/{bundle_id}")
-def download_bundle(d: DeskDep, bundle_id: int) -> Response:
+def download_bundle(d: OversightDesk, bundle_id: int) -> Response:
     """A stored bundle as it was generated (checked against its recorded hash); the download is logged."""
     try:
-        _allowed(d)
         row, content = bundle_service.read_bundle(d.db, bundle_id=bundle_id, user_id=d.user.id, at=d.now)
     except ArrearsError as exc:
         return d.error(exc)
