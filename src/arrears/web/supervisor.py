@@ -1,6 +1,6 @@
 """The supervisor's pages: the portfolio's health (dashboard with charts), the team's queues and
 reassignment, approvals (discounts and other plans beyond a collector's authority, legal referrals) and the
-daily run's history. Supervisors and administrators only (`guard.require_role`).
+daily run's history. Supervisors and administrators only (`guard.desk_for`).
 
 Thin: the numbers come from `reports.service`, reassignment from `strategy.queue_service.assign_cases`,
 decisions from `arrangements.service` and `legal.service`.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Depends, Form
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
@@ -38,10 +38,13 @@ from arrears.reports.buckets import BUCKET_NAMES, LEFT
 from arrears.strategy import queue_service
 from arrears.web import views
 from arrears.web.charts import Series, bar_chart
-from arrears.web.guard import require_role
-from arrears.web.routes import Desk, DeskDep
+from arrears.web.guard import desk_for
+from arrears.web.navigation import SUPERVISING
+from arrears.web.routes import Desk
 
 router = APIRouter(include_in_schema=False)
+# every page here is for supervisors and administrators; anyone else gets the 403 page before the handler runs
+SupervisorDesk = Annotated[Desk, Depends(desk_for(SUPERVISING))]
 
 
 def _percent(bps: int) -> str:
@@ -62,11 +65,7 @@ def _portfolio_choice(d: Desk, text: str | None) -> tuple[int | None, list[tuple
 
 
 @router.get("/supervisor")
-def dashboard(d: DeskDep, portfolio: str | None = None) -> HTMLResponse:
-    try:
-        require_role(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def dashboard(d: SupervisorDesk, portfolio: str | None = None) -> HTMLResponse:
     t = d.t
     today = _local_today(d)
     portfolio_id, choices = _portfolio_choice(d, portfolio)
@@ -202,11 +201,7 @@ def _team_page(
 
 
 @router.get("/supervisor/team")
-def team_page(d: DeskDep, done: str | None = None) -> HTMLResponse:
-    try:
-        require_role(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def team_page(d: SupervisorDesk, done: str | None = None) -> HTMLResponse:
     return _team_page(d, notice=d.t("reassigned", count=done) if done and done.isdigit() else None)
 
 
@@ -223,7 +218,7 @@ def parse_case_ids(text: str) -> list[int]:
 
 @router.post("/supervisor/team/reassign")
 def reassign(
-    d: DeskDep,
+    d: SupervisorDesk,
     case_ids: Annotated[str, Form()] = "",
     collector: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
@@ -231,7 +226,6 @@ def reassign(
 ) -> Response:
     try:
         d.check_csrf(csrf_token)
-        require_role(d)
     except ArrearsError as exc:
         return d.error(exc)
     form = {"case_ids": case_ids, "collector": collector, "reason": reason}
@@ -356,11 +350,7 @@ DECIDED = {"approved": "decision_approved", "rejected": "decision_rejected"}
 
 
 @router.get("/supervisor/approvals")
-def approvals_page(d: DeskDep, done: str | None = None) -> HTMLResponse:
-    try:
-        require_role(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def approvals_page(d: SupervisorDesk, done: str | None = None) -> HTMLResponse:
     return _approvals_page(d, notice=d.t(DECIDED[done]) if done in DECIDED else None)
 
 
@@ -372,7 +362,7 @@ def _decision(text: str) -> bool:
 
 @router.post("/supervisor/approvals/arrangements/{arrangement_id}")
 def decide_plan(
-    d: DeskDep,
+    d: SupervisorDesk,
     arrangement_id: int,
     decision: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
@@ -380,7 +370,6 @@ def decide_plan(
 ) -> Response:
     try:
         d.check_csrf(csrf_token)
-        require_role(d)
     except ArrearsError as exc:
         return d.error(exc)
     try:
@@ -407,7 +396,7 @@ def decide_plan(
 
 @router.post("/supervisor/approvals/legal/{legal_case_id}")
 def decide_legal(
-    d: DeskDep,
+    d: SupervisorDesk,
     legal_case_id: int,
     decision: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
@@ -415,7 +404,6 @@ def decide_legal(
 ) -> Response:
     try:
         d.check_csrf(csrf_token)
-        require_role(d)
     except ArrearsError as exc:
         return d.error(exc)
     try:
@@ -463,11 +451,7 @@ def _run_row(run: StrategyRun, names: dict[int, str]) -> RunRow:
 
 
 @router.get("/supervisor/runs")
-def runs_page(d: DeskDep) -> HTMLResponse:
-    try:
-        require_role(d)
-    except ArrearsError as exc:
-        return d.error(exc)
+def runs_page(d: SupervisorDesk) -> HTMLResponse:
     names: dict[int, str] = dict(d.db.execute(select(Portfolio.id, Portfolio.name)).all())
     rows = [_run_row(r, names) for r in reports.runs(d.db, limit=100)]
     running = any(r.run.status == "running" for r in rows)
@@ -495,9 +479,8 @@ def phase_line(phase: dict[str, Any]) -> tuple[str, str, str]:
 
 
 @router.get("/supervisor/runs/{run_id}")
-def run_page(d: DeskDep, run_id: int) -> HTMLResponse:
+def run_page(d: SupervisorDesk, run_id: int) -> HTMLResponse:
     try:
-        require_role(d)
         run = d.db.get(StrategyRun, run_id)
         if run is None:
             raise NotFound(f"批次不存在：{run_id} / run {run_id} not found", code="run_not_found")
