@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from arrears import db
 from arrears.api.app import create_app
 from arrears.ledger import service as ledger_service
-from arrears.models import AllocationEvent, Case
+from arrears.models import AllocationEvent, Case, StrategyRun
 from arrears.money import format_minor
 from arrears.reports import service as reports
 from arrears.strategy import queue_service, run
@@ -89,21 +89,26 @@ def test_the_dashboard_counts_todays_run_and_the_rules_it_blocked(engine: Engine
             s, portfolio=desk.portfolio_id, as_of=AS_OF, now=datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
         )
         run_id = report.run_id
-        blocked = report.outcome.blocked_by_rule
+        stored_run = s.get(StrategyRun, run_id)
+        assert stored_run is not None
+        # a message the run could not address counts beside the rule ids, under its own words
+        stored_run.blocked_by_rule = {**report.outcome.blocked_by_rule, "no_contact_point": 2}
+        blocked = dict(stored_run.blocked_by_rule)
     client = _boss(engine, desk)
     page = client.get(f"/supervisor?portfolio={desk.portfolio_id}")
     todays = re.search(r'data-testid="todays-run">(.*?)</section>', page.text, re.S)
     assert todays and f"/supervisor/runs/{run_id}" in todays.group(1)
     for rule, n in blocked.items():
-        assert re.search(rf"<td>{re.escape(rule)}</td><td class=\"num\">{n}</td>", page.text)
+        shown = "无可用联系方式（非规则拦截）" if rule == "no_contact_point" else rule
+        assert re.search(rf"<td>{re.escape(shown)}</td><td class=\"num\">{n}</td>", page.text)
+    assert "<td>no_contact_point</td>" not in page.text
 
     history = client.get("/supervisor/runs")
     assert history.status_code == 200 and f'href="/supervisor/runs/{run_id}"' in history.text
     detail = client.get(f"/supervisor/runs/{run_id}")
     assert detail.status_code == 200 and "各阶段账户数" in detail.text
+    assert '<td>无可用联系方式（非规则拦截）</td><td class="num">2</td>' in detail.text
     with db.session_scope(engine) as s:
-        from arrears.models import StrategyRun
-
         stored = s.get(StrategyRun, run_id)
         assert stored is not None
         for stage, n in stored.stage_counts.items():
