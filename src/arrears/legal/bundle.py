@@ -76,6 +76,7 @@ from arrears.models import (
 )
 from arrears.money import format_minor
 from arrears.users.masking import mask_national_id, mask_phone
+from arrears.web.i18n import Translator
 
 FORMAT = "arrears-evidence-bundle/1"
 GENERATOR_VERSION = f"{arrears.__version__}+bundle.1"
@@ -841,6 +842,7 @@ def summary_pdf(
     """The summary page(s): debtor, accounts and contract facts, balances, the chain result and the rest in
     brief. Chinese text is set in the letters' embedded CJK font."""
     lab = _labels(locale)
+    words = Translator("en" if locale.lower().startswith("en") else "zh_CN")  # codes in words
     font = letters.cjk_font()
     family = letters.FONT_FAMILY
     pdf = FPDF(orientation="P", unit="mm", format="A4")
@@ -919,12 +921,12 @@ def summary_pdf(
         for a in facts.accounts:
             row = table.row()
             row.cell(a.external_ref)
-            row.cell(a.product)
+            row.cell(words.label("products", a.product))
             row.cell(a.origination_date.isoformat() if a.origination_date else "—")
             row.cell(a.due_date.isoformat())
             row.cell(amount(a.original_principal_minor) if a.original_principal_minor is not None else "—")
             row.cell(f"{_rate(a.interest_rate_annual_ppm)} / {_rate(a.penalty_rate_annual_ppm)}")
-            row.cell(a.status)
+            row.cell(words.label("account_statuses", a.status))
 
     heading(lab["balances"].format(as_of=as_of.isoformat()))
     pdf.set_font(family, size=8)
@@ -970,7 +972,7 @@ def summary_pdf(
     heading(lab["promises"])
     for p in facts.promises:
         line(
-            f"#{p.id}  {p.made_on.isoformat()} → {p.promised_on.isoformat()}  {amount(p.amount_minor)}  {p.status}"
+            f"#{p.id}  {p.made_on.isoformat()} → {p.promised_on.isoformat()}  {amount(p.amount_minor)}  {words.label('statuses', p.status)}"
         )
     if not facts.promises:
         line(lab["none"])
@@ -978,15 +980,17 @@ def summary_pdf(
     heading(lab["arrangements"])
     for plan in facts.plans:
         line(
-            f"#{plan.id}  {plan.kind}  {plan.agreed_on.isoformat()}  {amount(plan.payable_minor)}"
-            f"  {len(plan.instalments)}  {plan.status}"
+            f"#{plan.id}  {words.label('plan_kinds', plan.kind)}  {plan.agreed_on.isoformat()}  {amount(plan.payable_minor)}"
+            f"  {len(plan.instalments)}  {words.label('plan_statuses', plan.status)}"
         )
     if not facts.plans:
         line(lab["none"])
 
     heading(lab["payments"])
     for pay in facts.payments:
-        line(f"{pay.received_on.isoformat()}  {pay.reference}  {amount(pay.amount_minor)}  {pay.status}")
+        line(
+            f"{pay.received_on.isoformat()}  {pay.reference}  {amount(pay.amount_minor)}  {words.label('statuses', pay.status)}"
+        )
     if not facts.payments:
         line(lab["none"])
 
@@ -998,14 +1002,16 @@ def summary_pdf(
             if r.latest.delivered_at is not None
             else lab["not_delivered"]
         )
-        line(f"{clock.as_utc(r.attempt.started_at).date().isoformat()}  {r.attempt.channel}  {state}")
+        line(
+            f"{clock.as_utc(r.attempt.started_at).date().isoformat()}  {words.label('channels', r.attempt.channel)}  {state}"
+        )
     if not sent:
         line(lab["none"])
 
     heading(lab["legal"])
     for lc in facts.legal_cases:
         line(
-            f"LC-{lc.id}  {lc.kind}  {lc.status}  {lc.law_firm_name}  {lc.body or ''}  {lc.case_number or ''}".rstrip()
+            f"LC-{lc.id}  {words.label('legal_kinds', lc.kind)}  {lc.status}  {lc.law_firm_name}  {lc.body or ''}  {lc.case_number or ''}".rstrip()
         )
         for m in lc.milestones:
             line(f"    {m.occurred_on.isoformat()}  {m.milestone}  {m.note or ''}".rstrip())

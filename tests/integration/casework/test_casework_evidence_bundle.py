@@ -201,6 +201,8 @@ def test_the_summary_pdf_prints_the_debtor_in_chinese_with_balances_and_renders(
     # balances on the as-of date: account 1 is 10,000.00 - 500.00 paid + 800.00 lawyer's fee
     assert "¥10,300.00" in compact and "¥5,000.00" in compact and "¥15,300.00" in compact
     assert "110105********002X" in compact  # the ID number is masked
+    assert "信用卡" in compact and "在催" in compact  # products and statuses in words, not their codes
+    assert "credit_card" not in compact and "active" not in compact
     poppler = shutil.which("pdftoppm") is not None and shutil.which("pdftotext") is not None
     if not poppler:
         if os.environ.get("CI") == "true":
