@@ -151,6 +151,32 @@ def actor_id(principal: Principal, given: int | None) -> int:
     return given
 
 
+def acting_collector(principal: Principal, given: str | None) -> str:
+    """The collector (legal sense, US-3) a recorded contact counts under: the caller's own
+    (``users.access.collecting_party``), or, for administrators only (an integration's token), the one
+    named in the request. Nobody else can spread calls over invented collectors."""
+    own = access.collecting_party(principal.user.agency_id)
+    if given is None or given == own:
+        return own
+    if principal.role != Role.ADMIN:
+        raise Forbidden(
+            f"只能以本机构身份联系 / contacts count under your own collector ({own})",
+            code="acting_as_other_collector",
+        )
+    return given
+
+
+def credited_to(principal: Principal, given: str | None) -> str:
+    """Whom a payment is credited to: the caller, or anyone a supervisor or administrator names."""
+    if given is None or given == principal.user.username:
+        return principal.user.username
+    if principal.role not in access.MANAGE:
+        raise Forbidden(
+            "只能记入本人名下 / a payment can be credited only to yourself", code="crediting_other"
+        )
+    return given
+
+
 # ---------------------------------------------------------------------------------------------- list pages
 
 TOTAL_HEADER = "X-Total-Count"

@@ -27,6 +27,16 @@ MANAGE = frozenset({Role.SUPERVISOR, Role.ADMIN})
 IN_HOUSE = frozenset({Role.COLLECTOR, Role.SUPERVISOR, Role.COMPLIANCE, Role.ADMIN, Role.READ_ONLY})
 
 
+# The collector (in the legal sense, US-3) the lender's own staff contact debtors as.
+IN_HOUSE_COLLECTOR = "in_house"
+
+
+def collecting_party(agency_id: int | None) -> str:
+    """The collector, in the legal sense, a person's contacts are made and counted as (US-3 counts calls per
+    person, debt and collector): the lender itself for its own staff, their agency for an agency's people."""
+    return IN_HOUSE_COLLECTOR if agency_id is None else f"agency:{agency_id}"
+
+
 def _role(role: str) -> Role | None:
     try:
         return Role(role)

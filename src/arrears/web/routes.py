@@ -367,7 +367,9 @@ def _case_page(
 ) -> HTMLResponse:
     moment = at or d.now
     allowed = guard.case_access(d.db, user=d.user, case=case)
-    view = views.case_view(d.db, case=case, at=moment, t=d.t)
+    view = views.case_view(
+        d.db, case=case, at=moment, t=d.t, collector=access.collecting_party(d.user.agency_id)
+    )
     users_service.log_access(
         d.db, user_id=d.user.id, debtor_id=case.debtor_id, case_id=case.id, at=d.now, ip=_client_ip(d.request)
     )
@@ -443,7 +445,7 @@ def log_attempt(
             channel=Channel.CALL,
             started_at=moment,
             outcome=Outcome(outcome),
-            collector=views.IN_HOUSE,
+            collector=access.collecting_party(d.user.agency_id),
             agent_id=d.user.id,
             notes=notes.strip() or None,
         )

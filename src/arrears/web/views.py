@@ -30,11 +30,11 @@ from arrears.models import (
     WorkItem,
 )
 from arrears.money import format_minor
+from arrears.users import access
 from arrears.users.masking import mask_address, mask_national_id, mask_phone
 from arrears.web.i18n import Translator
 
 PHONE_KINDS = ("mobile", "landline")
-IN_HOUSE = "in_house"  # the collector string the gate sees for the creditor's own staff
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +174,7 @@ def _accounts(session: Session, case_id: int, t: Translator) -> list[AccountView
 
 
 def _phones(
-    session: Session, case: Case, at: datetime, zone: str, t: Translator
+    session: Session, case: Case, at: datetime, zone: str, t: Translator, collector: str
 ) -> tuple[list[PhoneCheck], list[tuple[int, str]]]:
     points = session.scalars(
         select(ContactPoint)
@@ -184,7 +184,7 @@ def _phones(
     checks = []
     for p in points:
         decision = compliance_service.check_contact(
-            session, case_id=case.id, contact_point_id=p.id, channel=Channel.CALL, at=at, collector=IN_HOUSE
+            session, case_id=case.id, contact_point_id=p.id, channel=Channel.CALL, at=at, collector=collector
         )
         reasons = tuple(
             ReasonView(r.rule_id, r.zh if t.locale == "zh_CN" else r.en) for r in decision.reasons
@@ -306,15 +306,18 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
     return entries
 
 
-def case_view(session: Session, *, case: Case, at: datetime, t: Translator) -> CaseView:
-    """Everything the case page shows; the call panel is checked at ``at``."""
+def case_view(
+    session: Session, *, case: Case, at: datetime, t: Translator, collector: str = access.IN_HOUSE_COLLECTOR
+) -> CaseView:
+    """Everything the case page shows; the call panel is checked at ``at``, for calls made as ``collector``
+    (``users.access.collecting_party``)."""
     portfolio = session.get(Portfolio, case.portfolio_id)
     debtor = session.get(Debtor, case.debtor_id)
     assert portfolio is not None and debtor is not None  # foreign keys
     zone = portfolio.timezone
     assignee = session.get(AppUser, case.assignee_id) if case.assignee_id else None
     accounts = _accounts(session, case.id, t)
-    phones, labels = _phones(session, case, at, zone, t)
+    phones, labels = _phones(session, case, at, zone, t, collector)
     currency = accounts[0].currency if accounts else portfolio.currency
     return CaseView(
         case=case,

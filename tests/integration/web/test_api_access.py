@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from arrears import clock, db
 from arrears.agencies import service as agencies
 from arrears.api.app import create_app
-from arrears.models import AccessLog, ApiToken, Case
+from arrears.models import AccessLog, ApiToken, Case, ContactPoint
 from arrears.strategy import queue_service
 from arrears.users import service as users
 
@@ -298,3 +298,60 @@ def test_list_endpoints_page_with_limit_and_offset_and_tell_the_total(engine: En
     assert client.get("/api/v1/agencies", params={"limit": 0}).status_code == 422
     doc = client.get("/openapi.json").json()
     assert "X-Total-Count" in doc["paths"]["/api/v1/agencies"]["get"]["responses"]["200"]["headers"]
+
+
+def test_who_did_it_comes_from_the_caller_not_from_free_text_in_the_request(
+    engine: Engine, desk: Desk
+) -> None:
+    own = desk.cases[0]
+    user_id, token = make_user_token(engine, "collector")
+    collector = TestClient(create_app(engine), headers={"Authorization": f"Bearer {token}"})
+    agency_id, _username = _agency_with_user(engine, desk)
+    _aid, agency_token = make_user_token(engine, "agency", agency_id=agency_id)
+    agency = TestClient(create_app(engine), headers={"Authorization": f"Bearer {agency_token}"})
+    with db.session_scope(engine) as s:
+        case = s.get(Case, own)
+        assert case is not None
+        case.assignee_id = user_id
+        debtor_id = case.debtor_id
+        phone = s.scalars(
+            select(ContactPoint.id).where(
+                ContactPoint.debtor_id == debtor_id,
+                ContactPoint.kind == "mobile",
+                ContactPoint.owner_relation == "self",
+            )
+        ).first()
+        account = first_account(s, own)
+        portfolio_id, account_id = account.portfolio_id, account.id
+        agencies.place_cases(
+            s, agency_id=agency_id, case_ids=[own], placed_on=AS_OF, expires_on=AS_OF + timedelta(days=60)
+        )
+    call = {"contact_point_id": phone, "channel": "call", "started_at": MORNING, "outcome": "no_answer"}
+    url = f"/api/v1/cases/{own}/contact-attempts"
+    # a collector cannot spread calls over invented collectors (US-3 counts per collector)
+    r = collector.post(url, json={**call, "collector": "someone-else"})
+    assert r.status_code == 403 and r.json()["code"] == "acting_as_other_collector"
+    mine = collector.post(url, json=call)
+    assert mine.status_code == 201, mine.text
+    assert mine.json()["attempt"]["collector"] == "in_house"
+    assert mine.json()["attempt"]["agent_id"] == user_id
+    # an agency's people contact as their agency
+    theirs = agency.post(url, json={**call, "started_at": "2026-03-02T10:05:00+08:00"})
+    assert theirs.status_code == 201, theirs.text
+    assert theirs.json()["attempt"]["collector"] == f"agency:{agency_id}"
+    # a payment is credited to the caller unless a supervisor names someone
+    payment = {"portfolio_id": portfolio_id, "amount_minor": 100, "received_on": "2026-03-02"}
+    paid = {**payment, "account_id": account_id, "reference": f"WHO-{desk.tag}-1", "collector": "a-colleague"}
+    r = collector.post("/api/v1/payments", json=paid, headers={"Idempotency-Key": f"who-{desk.tag}-1"})
+    assert r.status_code == 403 and r.json()["code"] == "crediting_other"
+    # an allocation is recorded as the supervisor who made it
+    _sid, boss_token = make_user_token(engine, "supervisor", username=f"boss-{desk.tag}")
+    boss = TestClient(create_app(engine), headers={"Authorization": f"Bearer {boss_token}"})
+    with db.session_scope(engine) as s:
+        queue_service.set_collector(s, user=user_id, queues=[f"team-{desk.tag}"], cap=100)
+    move = {"case_ids": [desk.cases[1]], "collector": str(user_id), "reason": "休假"}
+    r = boss.post("/api/v1/allocations", json={**move, "actor": "the-director"})
+    assert r.status_code == 403 and r.json()["code"] == "acting_as_other"
+    moved = boss.post("/api/v1/allocations", json=move)
+    assert moved.status_code == 201, moved.text
+    assert [e["actor"] for e in moved.json()] == [f"boss-{desk.tag}"]

@@ -11,7 +11,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from arrears import clock
-from arrears.api.deps import LIST_RESPONSE, CurrentUser, PageDep, SessionDep, actor_id, current_user
+from arrears.api.deps import (
+    LIST_RESPONSE,
+    CurrentUser,
+    PageDep,
+    SessionDep,
+    acting_collector,
+    actor_id,
+    current_user,
+)
 from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.compliance import service as compliance_service
 from arrears.compliance.limitation import LimitationEvent, LimitationResult
@@ -72,7 +80,12 @@ class ContactAttemptIn(BaseModel):
     contact_point_id: int | None = None
     channel: Channel
     direction: Direction = Direction.OUTBOUND
-    collector: str = Field("in_house", max_length=100)
+    collector: str | None = Field(
+        None,
+        max_length=100,
+        description="the collector (legal sense) the contact counts under; default and, except for "
+        "administrators, only value: the caller's own (in_house, or agency:<id> for an agency's people)",
+    )
     agent_id: int | None = None
     account_ids: list[int] = []
     purpose: Purpose = Purpose.DEBT_COLLECTION
@@ -266,7 +279,7 @@ def record_contact_attempt(
         contact_point_id=body.contact_point_id,
         channel=body.channel,
         direction=body.direction,
-        collector=body.collector,
+        collector=acting_collector(user, body.collector),
         agent_id=actor_id(user, body.agent_id),
         account_ids=body.account_ids,
         purpose=body.purpose,

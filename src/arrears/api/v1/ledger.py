@@ -14,6 +14,7 @@ from arrears.api.deps import (
     CurrentUser,
     PageDep,
     SessionDep,
+    credited_to,
     current_user,
     require,
     require_manager,
@@ -48,7 +49,11 @@ class PaymentIn(BaseModel):
     designation: list[int] | None = Field(
         default=None, description="account ids the debtor pays first (CN-27)"
     )
-    collector: str | None = Field(default=None, max_length=64)
+    collector: str | None = Field(
+        default=None,
+        max_length=64,
+        description="username the payment is credited to; default the caller, others only for supervisors",
+    )
 
 
 class ReversalIn(BaseModel):
@@ -92,7 +97,7 @@ def post_payment(
         idempotency_key=idempotency_key,
         request_sha256=service.request_fingerprint(body.model_dump(mode="json")),
         source="api",
-        collector=body.collector,
+        collector=credited_to(user, body.collector),
         now=clock.now(),
     )
 

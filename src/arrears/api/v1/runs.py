@@ -21,6 +21,7 @@ from arrears.api.deps import (
 )
 from arrears.api.v1.schemas import AUTH_ERRORS, ErrorOut
 from arrears.enums import Role
+from arrears.errors import Forbidden
 from arrears.models import AllocationEvent, StrategyRun, WorkItem
 from arrears.strategy import queue_service, service
 from arrears.strategy import run as daily
@@ -296,7 +297,11 @@ class AllocationIn(BaseModel):
     case_ids: list[int] = Field(min_length=1)
     collector: str
     reason: str = Field(min_length=1)
-    actor: str
+    actor: str | None = Field(
+        None,
+        description="recorded as the one who moved the cases; default and, except for administrators, "
+        "only value: the caller's username",
+    )
     as_of: date | None = None
 
 
@@ -335,13 +340,19 @@ def _event_out(e: AllocationEvent) -> AllocationEventOut:
     responses=ERRORS,
     dependencies=[require_manager()],
 )
-def allocate_by_hand(body: AllocationIn, session: SessionDep) -> list[AllocationEventOut]:
+def allocate_by_hand(body: AllocationIn, session: SessionDep, user: CurrentUser) -> list[AllocationEventOut]:
     """A supervisor's batch allocation or reassignment, with a reason; all cases or none."""
+    own = user.user.username
+    if body.actor not in (None, own) and user.role != Role.ADMIN:
+        raise Forbidden(
+            "只能以本人身份分配 / allocations are recorded as yourself (actor must be your username)",
+            code="acting_as_other",
+        )
     events = queue_service.assign_cases(
         session,
         case_ids=body.case_ids,
         collector=int(body.collector) if body.collector.isdigit() else body.collector,
-        actor=body.actor,
+        actor=body.actor or own,
         reason=body.reason,
         as_of=body.as_of or clock.today(),
     )
