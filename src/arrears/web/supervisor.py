@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form
+from fastapi import APIRouter, BackgroundTasks, Depends, Form
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
@@ -35,6 +35,7 @@ from arrears.models import (
 from arrears.money import format_minor
 from arrears.reports import service as reports
 from arrears.reports.buckets import BUCKET_NAMES, LEFT
+from arrears.strategy import jobs as run_jobs
 from arrears.strategy import queue_service
 from arrears.web import views
 from arrears.web.charts import Series, bar_chart
@@ -450,12 +451,81 @@ def _run_row(run: StrategyRun, names: dict[int, str]) -> RunRow:
     )
 
 
-@router.get("/supervisor/runs")
-def runs_page(d: SupervisorDesk) -> HTMLResponse:
+@dataclass(frozen=True)
+class DeskRunRow:
+    job: run_jobs.RunJob
+    started_local: str
+    finished_local: str
+
+
+def _runs_page(
+    d: Desk, *, error: ArrearsError | None = None, form: dict[str, str] | None = None
+) -> HTMLResponse:
     names: dict[int, str] = dict(d.db.execute(select(Portfolio.id, Portfolio.name)).all())
     rows = [_run_row(r, names) for r in reports.runs(d.db, limit=100)]
-    running = any(r.run.status == "running" for r in rows)
-    return d.page("runs.html", rows=rows, refresh=5 if running else None)
+    started = [
+        DeskRunRow(
+            job=j,
+            started_local=views.local_text(j.started_at, clock.DEFAULT_ZONE),
+            finished_local=views.local_text(j.finished_at, clock.DEFAULT_ZONE),
+        )
+        for j in run_jobs.recent()
+    ]
+    running = any(r.run.status == "running" for r in rows) or any(j.job.running for j in started)
+    return d.page(
+        "runs.html",
+        rows=rows,
+        started=started,
+        portfolios=sorted(names.items(), key=lambda kv: kv[1]),
+        today=_local_today(d).isoformat(),
+        form=form or {},
+        error=error.message if error else None,
+        refresh=5 if running else None,
+        status=error.status if error else 200,
+    )
+
+
+@router.get("/supervisor/runs")
+def runs_page(d: SupervisorDesk) -> HTMLResponse:
+    return _runs_page(d)
+
+
+@router.post("/supervisor/runs")
+def start_run(
+    d: SupervisorDesk,
+    background: BackgroundTasks,
+    portfolio_id: Annotated[str, Form()] = "",
+    as_of: Annotated[str, Form()] = "",
+    dry_run: Annotated[str | None, Form()] = None,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Start the day's run of a portfolio in the background; the page follows its phases."""
+    form = {"portfolio_id": portfolio_id, "as_of": as_of, "dry_run": "on" if dry_run else ""}
+    try:
+        d.check_csrf(csrf_token)
+    except ArrearsError as exc:
+        return d.error(exc)
+    try:
+        portfolio = d.db.get(Portfolio, int(portfolio_id)) if portfolio_id.isdigit() else None
+        if portfolio is None:
+            raise ValidationFailed(d.t("choose_portfolio"), code="portfolio_required")
+        try:
+            day = date.fromisoformat(as_of.strip())
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"{d.t('as_of')}：{as_of!r} 不是日期 / {as_of!r} is not a date (YYYY-MM-DD)", code="bad_date"
+            ) from exc
+        job = run_jobs.start(
+            portfolio=portfolio.name,
+            as_of=day,
+            dry_run=bool(dry_run),
+            requested_by=d.user.username,
+            now=d.now,
+        )
+    except ArrearsError as exc:
+        return _runs_page(d, error=exc, form=form)
+    background.add_task(run_jobs.execute, d.request.app.state.engine, job.id)
+    return d.redirect("/supervisor/runs")
 
 
 def _sorted_counts(counts: dict[str, Any] | None) -> list[tuple[str, int]]:

@@ -229,3 +229,37 @@ def test_a_run_in_progress_shows_its_phases_and_the_page_refreshes_itself(engine
         assert stored is not None
         stored.status = "succeeded"
     assert "http-equiv" not in client.get(f"/supervisor/runs/{run_id}").text
+
+
+def test_a_supervisor_starts_the_days_run_from_the_page_and_follows_it(engine: Engine, desk: Desk) -> None:
+    client = _boss(engine, desk)
+    page = client.get("/supervisor/runs")
+    assert 'data-testid="start-run-form"' in page.text and 'value="2026-03-02"' in page.text
+    form = {"portfolio_id": str(desk.portfolio_id), "as_of": "2026-03-02", "csrf_token": csrf(page.text)}
+
+    bad = client.post("/supervisor/runs", data={**form, "as_of": "2026-02-30"})
+    assert bad.status_code == 422 and "2026-02-30" in bad.text
+
+    dry = client.post("/supervisor/runs", data={**form, "dry_run": "on"}, follow_redirects=False)
+    assert dry.status_code == 303
+    with db.session_scope(engine) as s:
+        assert not s.scalars(select(StrategyRun).where(StrategyRun.portfolio_id == desk.portfolio_id)).all()
+
+    started = client.post("/supervisor/runs", data=form, follow_redirects=False)
+    assert started.status_code == 303 and started.headers["location"] == "/supervisor/runs"
+    with db.session_scope(engine) as s:
+        [stored] = s.scalars(select(StrategyRun).where(StrategyRun.portfolio_id == desk.portfolio_id)).all()
+        assert stored.status == "succeeded" and stored.as_of_date == AS_OF
+        assert stored.requested_by == desk.users["supervisor"].username
+        run_id = stored.id
+    history = client.get("/supervisor/runs")
+    rows = re.findall(r'<tr data-testid="desk-run">(.*?)</tr>', history.text, re.S)
+    mine = [r for r in rows if f'href="/supervisor/runs/{run_id}"' in r]
+    assert mine and "成功" in _text(mine[0])
+    assert any("试运行" in _text(r) for r in rows)  # the dry run, with what it would have changed
+
+    collector = TestClient(create_app(engine))
+    sign_in(collector, desk.users["a"].username)
+    token = csrf(collector.get("/queue").text)
+    refused = collector.post("/supervisor/runs", data={**form, "csrf_token": token})
+    assert refused.status_code == 403

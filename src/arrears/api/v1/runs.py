@@ -141,7 +141,7 @@ def _report_out(report: daily.RunReport) -> RunOut:
 @router.post(
     "/runs", response_model=RunOut, status_code=201, responses=ERRORS, dependencies=[require_manager()]
 )
-def start_run(body: RunIn, session: SessionDep) -> RunOut:
+def start_run(body: RunIn, session: SessionDep, user: CurrentUser) -> RunOut:
     """Run a portfolio's day in-process (``dry_run``: report what would happen, write nothing)."""
     report = daily.run_portfolio(
         session,
@@ -150,7 +150,7 @@ def start_run(body: RunIn, session: SessionDep) -> RunOut:
         now=clock.now(),
         dry_run=body.dry_run,
         partitions=body.partitions,
-        requested_by="api",
+        requested_by=user.user.username,
     )
     if report.run_id is None:
         return _report_out(report)
