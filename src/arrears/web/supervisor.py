@@ -68,8 +68,11 @@ def _portfolio_choice(d: Desk, text: str | None) -> tuple[int | None, list[tuple
 @router.get("/supervisor")
 def dashboard(d: SupervisorDesk, portfolio: str | None = None) -> HTMLResponse:
     t = d.t
-    today = _local_today(d)
     portfolio_id, choices = _portfolio_choice(d, portfolio)
+    # one portfolio's day is its own time zone's; all of them together are the desk's
+    chosen = d.db.get(Portfolio, portfolio_id) if portfolio_id else None
+    zone = chosen.timezone if chosen else clock.DEFAULT_ZONE
+    today = clock.to_local(d.now, zone).date()
     currency = reports.currencies(d.db, [portfolio_id] if portfolio_id else None)[0]
 
     def money(minor: int) -> str:
@@ -116,7 +119,7 @@ def dashboard(d: SupervisorDesk, portfolio: str | None = None) -> HTMLResponse:
         test_id="chart-collected",
     )
     promises = reports.promises_summary(d.db, today=today, portfolio_id=portfolio_id, currency=currency)
-    blocked = reports.blocked_by_rule(d.db, day=today, portfolio_id=portfolio_id)
+    blocked = reports.blocked_by_rule(d.db, day=today, zone=zone, portfolio_id=portfolio_id)
     todays_runs = [r for r in reports.runs_on(d.db, day=today) if portfolio_id in (None, r.portfolio_id)]
     names = dict(choices)
     return d.page(

@@ -263,3 +263,17 @@ def test_a_supervisor_starts_the_days_run_from_the_page_and_follows_it(engine: E
     token = csrf(collector.get("/queue").text)
     refused = collector.post("/supervisor/runs", data={**form, "csrf_token": token})
     assert refused.status_code == 403
+
+
+def test_one_portfolios_dashboard_counts_its_own_time_zones_day(engine: Engine, desk: Desk) -> None:
+    from arrears.portfolios import service as portfolios
+
+    with db.session_scope(engine) as s:
+        ny = portfolios.create_portfolio(
+            s, name=f"ny-{desk.tag}", creditor=f"ny-{desk.tag}", currency="USD", timezone="America/New_York"
+        ).id
+    client = _boss(engine, desk)
+    # 10:00 on 2 March in Shanghai is still the evening of 1 March in New York
+    assert "2026-03-01 各账龄段余额" in client.get(f"/supervisor?portfolio={ny}").text
+    assert "2026-03-02 各账龄段余额" in client.get(f"/supervisor?portfolio={desk.portfolio_id}").text
+    assert "2026-03-02 各账龄段余额" in client.get("/supervisor").text
