@@ -23,7 +23,7 @@ from arrears.arrangements.service import PAYMENT_SCHEMA
 from arrears.enums import Product
 from arrears.errors import ComplianceBlocked, Conflict, NotFound, ValidationFailed
 from arrears.holds.authority import APPROVING_ROLES, get_user, require_role
-from arrears.models import Account, AccountFlag, Agency, Case, Placement
+from arrears.models import Account, AccountFlag, Agency, Case, Debtor, Placement
 from arrears.money import round_half_up
 
 LISTED_RULE = "CN-7"
@@ -145,15 +145,20 @@ def _open_placement(as_of: date) -> ColumnElement[bool]:
     return and_(Placement.recalled_on.is_(None), Placement.placed_on <= as_of, Placement.expires_on > as_of)
 
 
-def select_cases(session: Session, *, portfolio_id: int, rule: PlacementRule, as_of: date) -> list[int]:
-    """Case ids matching ``rule`` on ``as_of``: open, not placed now, no hold in force on any account."""
-    balance = func.sum(
+def _case_balance() -> ColumnElement[int]:
+    """A case's balance, summed over its accounts (in a query grouped by case)."""
+    return func.sum(
         Account.principal_minor
         + Account.interest_minor
         + Account.penalty_minor
         + Account.fees_minor
         + Account.costs_minor
     )
+
+
+def select_cases(session: Session, *, portfolio_id: int, rule: PlacementRule, as_of: date) -> list[int]:
+    """Case ids matching ``rule`` on ``as_of``: open, not placed now, no hold in force on any account."""
+    balance = _case_balance()
     earliest_due = func.min(Account.due_date)
     held = exists().where(
         AccountFlag.case_id == Case.id,
@@ -324,6 +329,43 @@ def list_placements(
     if case_id is not None:
         query = query.where(Placement.case_id == case_id)
     return list(session.scalars(query.order_by(Placement.id)))
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedCase:
+    """A case placed with an agency today, as the agency's people see it in their list."""
+
+    placement_id: int
+    case_id: int
+    debtor_name: str
+    placed_on: date
+    expires_on: date
+    balance_minor: int
+    currency: str
+
+
+def placed_now(session: Session, *, agency_id: int, as_of: date, limit: int = 500) -> list[PlacedCase]:
+    """The cases placed with an agency on ``as_of`` (PI-4: what its people may open), soonest to expire
+    first; one grouped query."""
+    rows = session.execute(
+        select(
+            Placement.id,
+            Placement.case_id,
+            Debtor.name,
+            Placement.placed_on,
+            Placement.expires_on,
+            func.coalesce(_case_balance(), 0),
+            func.min(Account.currency),
+        )
+        .join(Case, Case.id == Placement.case_id)
+        .join(Debtor, Debtor.id == Case.debtor_id)
+        .outerjoin(Account, Account.case_id == Case.id)
+        .where(Placement.agency_id == agency_id, _open_placement(as_of))
+        .group_by(Placement.id, Placement.case_id, Debtor.name, Placement.placed_on, Placement.expires_on)
+        .order_by(Placement.expires_on, Placement.case_id)
+        .limit(limit)
+    ).all()
+    return [PlacedCase(r[0], r[1], r[2], r[3], r[4], int(r[5] or 0), r[6] or "CNY") for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

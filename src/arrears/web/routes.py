@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arrears import clock
+from arrears.agencies import service as agencies_service
 from arrears.api.deps import SessionDep
 from arrears.arrangements import service as arrangements_service
 from arrears.compliance.schemas import Outcome
@@ -32,7 +33,7 @@ from arrears.enums import Channel, Role
 from arrears.errors import ArrearsError, Forbidden, NotFound, ValidationFailed
 from arrears.ledger import service as ledger_service
 from arrears.models import Account, AppUser, Case, UserSession, WorkItem
-from arrears.money import parse_minor
+from arrears.money import format_minor, parse_minor
 from arrears.strategy import queue_service
 from arrears.users import access, guard
 from arrears.users import service as users_service
@@ -297,10 +298,17 @@ def _queue_page(d: Desk, *, notice: str | None = None, status: int = 200) -> HTM
         )
     else:
         items = []
+    placed = (
+        agencies_service.placed_now(d.db, agency_id=d.user.agency_id, as_of=guard.today())
+        if d.user.role == Role.AGENCY and d.user.agency_id is not None
+        else None
+    )
     return d.page(
         "queue.html",
         status=status,
         rows=views.queue_rows(d.db, items, d.t),
+        placed=placed,
+        money=lambda minor, currency: format_minor(minor, currency, d.t.locale),
         own=own,
         notice=notice,
     )

@@ -5,6 +5,7 @@ the per-agency sign-in networks."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -156,7 +157,10 @@ def test_an_agency_user_opens_only_cases_placed_with_their_agency_until_recall_o
     api = TestClient(create_app(engine), headers={"Authorization": f"Bearer {token}"})
     page = TestClient(create_app(engine))
     sign_in(page, username)
-    # placed: page and API open it
+    # placed: their list shows it (and nothing else), page and API open it
+    listed = page.get("/queue")
+    assert re.findall(r'<tr data-testid="placed-case"><td>(\d+)</td>', listed.text) == [str(placed)]
+    assert f'href="/cases/{placed}"' in listed.text and f'href="/cases/{other}"' not in listed.text
     assert page.get(f"/cases/{placed}").status_code == 200
     assert api.get(f"/api/v1/cases/{placed}/contact-attempts").status_code == 200
     assert api.get(f"/api/v1/accounts/{account_placed}").status_code == 200
@@ -184,6 +188,7 @@ def test_an_agency_user_opens_only_cases_placed_with_their_agency_until_recall_o
         )
     assert page.get(f"/cases/{placed}").status_code == 403
     assert api.get(f"/api/v1/cases/{placed}/contact-attempts").status_code == 403
+    assert 'data-testid="placed-case"' not in page.get("/queue").text
     assert agency_user.agency_id == agency_id
 
 
