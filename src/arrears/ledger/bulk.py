@@ -81,7 +81,12 @@ def insert_frame(session: Session, table: str, df: pl.DataFrame) -> None:
 
 
 def temp_table(session: Session, name: str, schema: Mapping[str, pl.DataType], df: pl.DataFrame) -> None:
-    """(Re)create a temporary table of ``schema`` holding ``df`` (dropped at commit on PostgreSQL)."""
+    """(Re)create a temporary table of ``schema`` holding ``df`` (dropped at commit on PostgreSQL).
+
+    An ``UPDATE ... FROM`` the table changes rows in the table's order (PostgreSQL hashes the target and
+    probes it with these rows): callers pass the rows sorted by the target's key, so a million-row update
+    walks the target table page by page instead of jumping about a table larger than the buffer cache.
+    """
     types = _PG_TYPES if is_postgres(session) else _SQLITE_TYPES
     cols = ", ".join(f'"{c}" {_sql_type(t, types)}' for c, t in schema.items())
     conn = session.connection()

@@ -139,7 +139,7 @@ def _amounts(values: pl.Series, exponent: int) -> pl.DataFrame:
     parts = pl.col("v").str.split_exact(".", 1)
     frac = parts.struct.field("field_1")
     frac_value = (
-        frac.fill_null("").str.pad_end(exponent, "0").str.slice(0, exponent).cast(pl.Int64)
+        frac.fill_null("").str.pad_end(exponent, "0").str.slice(0, exponent).cast(pl.Int64, strict=False)
         if exponent
         else pl.lit(0, dtype=pl.Int64)
     )
@@ -229,6 +229,8 @@ _RESOLVED: dict[str, pl.DataType] = {
 
 def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.DataFrame:
     """Account and debtor of each row, and whether its reference is stored already (one join each)."""
+    if rows.height > 10_000:
+        bulk.roomy_joins(session)  # the portfolio's accounts hashed in memory, not in batches on disk
     bulk.temp_table(
         session,
         "ledger_tmp_payment",
