@@ -158,6 +158,14 @@ def _designations(payments: pl.DataFrame, policy: AllocationPolicy) -> pl.DataFr
     schema = {"payment_id": pl.Int64(), "account_id": pl.Int64(), "_dpos": pl.Int64()}
     if not policy.honour_designation:
         return pl.DataFrame(schema=schema)
+    # Most payments name one account and list nothing: that account is their whole designation.
+    plain = payments.filter(pl.col("designation").is_null())
+    named_only = plain.filter(pl.col("account_id").is_not_null()).select(
+        "payment_id", "account_id", _dpos=pl.lit(0, dtype=pl.Int64)
+    )
+    payments = payments.filter(pl.col("designation").is_not_null())
+    if payments.height == 0:
+        return named_only.cast(pl.Schema(schema))
     listed = (
         payments.select(
             "payment_id",
@@ -182,12 +190,13 @@ def _designations(payments: pl.DataFrame, policy: AllocationPolicy) -> pl.DataFr
     listed = listed.join(
         named_also_listed.with_columns(_drop_first=pl.lit(True)), on="payment_id", how="left"
     ).filter(~((pl.col("_pos") == 0) & pl.col("_drop_first").fill_null(False)))
-    return (
+    listed = (
         listed.with_columns(account_id=pl.col("ids").cast(pl.Int64))
         .sort("payment_id", "_pos")
         .unique(["payment_id", "account_id"], keep="first", maintain_order=True)
         .select("payment_id", "account_id", _dpos=pl.int_range(pl.len()).over("payment_id").cast(pl.Int64))
     )
+    return pl.concat([named_only.cast(pl.Schema(schema)), listed.cast(pl.Schema(schema))])
 
 
 def _rounds(payments: pl.DataFrame) -> int:
@@ -209,6 +218,17 @@ def _subtract(state: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
         )
         .select(state.columns)
     )
+
+
+def _set_aside(state: pl.DataFrame, payments: pl.DataFrame, r: int, done: list[pl.DataFrame]) -> pl.DataFrame:
+    """The accounts of ``state`` whose debtors still pay in round ``r`` or later; the others are final.
+
+    Each round then joins and subtracts against the debtors it concerns, not the whole batch's accounts
+    (with a million payments most debtors pay once and later rounds are small).
+    """
+    later = payments.filter(pl.col("_round") >= r).select("debtor_id").unique()
+    done.append(state.join(later, on="debtor_id", how="anti"))
+    return state.join(later, on="debtor_id", how="semi")
 
 
 def allocate_frame(
@@ -260,7 +280,11 @@ def allocate_frame(
     ordered = ordered.join(single_debtors, on="debtor_id", how="anti", maintain_order="left")
     only = state.join(single_debtors, on="debtor_id", how="semi")
     state = state.join(single_debtors, on="debtor_id", how="anti")
+    # payments of debtors with several accounts, with their designations
+    designated = designated.join(ordered.select("payment_id"), on="payment_id", how="semi")
+    done: list[pl.DataFrame] = []
     for r in range(_rounds(single)):
+        only = _set_aside(only, single, r, done)
         batch = (
             single.filter(pl.col("_round") == r)
             .select("payment_id", "debtor_id", "amount_minor", "received_on")
@@ -295,6 +319,7 @@ def allocate_frame(
     # Debtors with several accounts: CN-27 orders them (designation, criteria, pro rata), then CN-28.
     rounds = _rounds(ordered)
     for r in range(rounds):
+        state = _set_aside(state, ordered, r, done)
         batch = ordered.filter(pl.col("_round") == r).drop("account_id", "designation", "_round")
         named = ordered.filter(pl.col("_round") == r).select("payment_id", named_id="account_id")
         rows = (
@@ -329,11 +354,12 @@ def allocate_frame(
             )
             .sort("payment_id", "_g")
         )
-        rest = groups.filter(pl.col("_rest"))
+        rest = groups.filter(pl.col("_rest"))  # sorted by payment and group
         n_rest = rest.group_by("payment_id").agg(_n_rest=pl.len())
-        nxt = [pl.col(k).shift(-1).over("payment_id") for k in keys]
-        prv = [pl.col(k).shift(1).over("payment_id") for k in keys]
-        is_last = pl.col("_g") == pl.col("_g").max().over("payment_id")
+        pay = pl.col("payment_id")
+        nxt = [pl.when(pay.shift(-1) == pay).then(pl.col(k).shift(-1)) for k in keys]
+        prv = [pl.when(pay.shift(1) == pay).then(pl.col(k).shift(1)) for k in keys]
+        is_last = (pay.shift(-1) != pay).fill_null(True)
         neighbour = [pl.when(is_last).then(p).otherwise(n) for n, p in zip(nxt, prv, strict=True)]
         deciding = pl.lit(None, dtype=pl.String)
         for i in reversed(range(len(keys))):
@@ -342,10 +368,14 @@ def allocate_frame(
                 .then(pl.lit(str(policy.account_order[i])))
                 .otherwise(deciding)
             )
-        rest = rest.join(n_rest, on="payment_id").with_columns(
-            _label=pl.when(pl.col("_n_rest") == 1)
-            .then(pl.when(pl.col("_members") > 1).then(pl.lit(PRO_RATA)).otherwise(pl.lit(REMAINING)))
-            .otherwise(deciding)
+        rest = (
+            rest.with_columns(_deciding=deciding)
+            .join(n_rest, on="payment_id")
+            .with_columns(
+                _label=pl.when(pl.col("_n_rest") == 1)
+                .then(pl.when(pl.col("_members") > 1).then(pl.lit(PRO_RATA)).otherwise(pl.lit(REMAINING)))
+                .otherwise(pl.col("_deciding"))
+            )
         )
         groups = (
             groups.join(rest.select("payment_id", "_g", "_label"), on=["payment_id", "_g"], how="left")
@@ -428,7 +458,7 @@ def allocate_frame(
             )
         )
         state = _subtract(state, splits)
-    state = pl.concat([only, state])
+    state = pl.concat([*done, only, state])
     if split_parts:
         splits = pl.concat(split_parts).sort("payment_id", "_pos", "_cstep").drop("_pos", "_cstep")
     else:

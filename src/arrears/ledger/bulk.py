@@ -81,7 +81,12 @@ def insert_frame(session: Session, table: str, df: pl.DataFrame) -> None:
 
 
 def temp_table(session: Session, name: str, schema: Mapping[str, pl.DataType], df: pl.DataFrame) -> None:
-    """(Re)create a temporary table of ``schema`` holding ``df`` (dropped at commit on PostgreSQL)."""
+    """(Re)create a temporary table of ``schema`` holding ``df`` (dropped at commit on PostgreSQL).
+
+    An ``UPDATE ... FROM`` the table changes rows in the table's order (PostgreSQL hashes the target and
+    probes it with these rows): callers pass the rows sorted by the target's key, so a million-row update
+    walks the target table page by page instead of jumping about a table larger than the buffer cache.
+    """
     types = _PG_TYPES if is_postgres(session) else _SQLITE_TYPES
     cols = ", ".join(f'"{c}" {_sql_type(t, types)}' for c, t in schema.items())
     conn = session.connection()
@@ -146,24 +151,14 @@ def next_ids(session: Session, table: str, count: int) -> list[int]:
         return []
     if is_postgres(session):
         # Drawn on the server; when nobody else drew in between (the usual case) they are one run and only
-        # its ends cross the wire.
+        # its ends cross the wire. Otherwise they are left as a gap and a fresh set is drawn row by row.
         conn = session.connection()
-        conn.exec_driver_sql("DROP TABLE IF EXISTS ledger_tmp_ids")
-        conn.exec_driver_sql(
-            "CREATE TEMPORARY TABLE ledger_tmp_ids ON COMMIT DROP AS"
-            f" SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, {int(count)})"
-        )
-        low, high = conn.exec_driver_sql("SELECT MIN(id), MAX(id) FROM ledger_tmp_ids").one()
+        seq = conn.exec_driver_sql(f"SELECT pg_get_serial_sequence('{table}', 'id')").scalar_one()
+        draw = f"SELECT nextval('{seq}') FROM generate_series(1, {int(count)})"
+        low, high = conn.exec_driver_sql(f"SELECT MIN(v), MAX(v) FROM ({draw}) AS drawn(v)").one()
         if int(high) - int(low) + 1 == count:
-            ids = list(range(int(low), int(high) + 1))
-        else:
-            ids = (
-                read_frame(session, "SELECT id FROM ledger_tmp_ids", {"id": pl.Int64()})["id"]
-                .sort()
-                .to_list()
-            )
-        drop_temp(session, "ledger_tmp_ids")
-        return ids
+            return list(range(int(low), int(high) + 1))
+        return read_frame(session, draw, {"id": pl.Int64()})["id"].sort().to_list()
     start = int(session.execute(text(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')).scalar_one()) + 1
     return list(range(start, start + count))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -108,6 +109,62 @@ def _issues(frame: pl.DataFrame, cond: pl.Expr, code: pl.Expr | str, fld: str, c
     ).cast(pl.Schema(ISSUE_SCHEMA))
 
 
+def _by_value(values: pl.Series, parse: Callable[[pl.Expr], tuple[pl.Expr, pl.Expr]]) -> pl.DataFrame:
+    """``parse`` (value and problem code of a column) run once per distinct value, aligned with ``values``.
+
+    A bank file repeats a handful of dates a million times; the import's regular expressions then run a
+    handful of times.
+    """
+    distinct = values.unique().to_frame("v")
+    value, code = parse(pl.col("v"))
+    table = distinct.with_columns(value=value, code=code)
+    return (
+        values.to_frame("v")
+        .join(table, on="v", how="left", nulls_equal=True, maintain_order="left")
+        .select("value", "code")
+    )
+
+
+_PLAIN_AMOUNT = r"^\d{1,15}(?:\.\d+)?$"
+
+
+def _amounts(values: pl.Series, exponent: int) -> pl.DataFrame:
+    """Minor units and problem code of each amount, as `validate._amount` gives them.
+
+    Plain decimals (``1234.5``, most of a bank file) are read with string splits; anything else (currency
+    signs, thousands separators, signs, bad input) goes through `validate._amount` once per distinct value.
+    """
+    frame = values.to_frame("v")
+    plain = frame.select(pl.col("v").str.contains(_PLAIN_AMOUNT).fill_null(False)).to_series()
+    parts = pl.col("v").str.split_exact(".", 1)
+    frac = parts.struct.field("field_1")
+    frac_value = (
+        frac.fill_null("").str.pad_end(exponent, "0").str.slice(0, exponent).cast(pl.Int64, strict=False)
+        if exponent
+        else pl.lit(0, dtype=pl.Int64)
+    )
+    too_long = frac.str.len_chars().fill_null(0) > exponent
+    fast = frame.select(
+        value=pl.when(too_long)
+        .then(None)
+        .otherwise(parts.struct.field("field_0").cast(pl.Int64, strict=False) * (10**exponent) + frac_value),
+        code=pl.when(too_long).then(pl.lit("too_many_decimals")).otherwise(None),
+    )
+    if bool(plain.all()):
+        return fast
+    slow = _by_value(values.filter(~plain), lambda e: _amount(e, exponent)).with_columns(
+        v=values.filter(~plain)
+    )
+    table = slow.unique("v")
+    other = frame.join(table, on="v", how="left", nulls_equal=True, maintain_order="left")
+    return pl.DataFrame(
+        {
+            "value": fast["value"].zip_with(plain, other["value"]),
+            "code": fast["code"].zip_with(plain, other["code"]),
+        }
+    )
+
+
 def _parse(chunk: pl.DataFrame, columns: dict[str, str], exponent: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     def raw(name: str) -> pl.Expr:
         if name not in columns:
@@ -116,15 +173,18 @@ def _parse(chunk: pl.DataFrame, columns: dict[str, str], exponent: int) -> tuple
         return pl.when(e == "").then(None).otherwise(e)
 
     src = chunk.select(pl.col(ROW).alias("row"), *[raw(f).alias(f"{f}_raw") for f in FIELDS])
-    amount, amount_code = _amount(pl.col("amount_raw"), exponent)
-    day, day_code = _date(pl.col("received_on_raw"))
+    amounts = _amounts(src["amount_raw"], exponent)
+    days = _by_value(src["received_on_raw"], _date)
+    amount, amount_code = pl.lit(amounts["value"]), pl.lit(amounts["code"])
     parsed = src.with_columns(
         amount_minor=amount,
         amount_code=pl.when(pl.col("amount_raw").is_null())
         .then(pl.lit("required"))
         .otherwise(pl.when(amount == 0).then(pl.lit("zero_amount")).otherwise(amount_code)),
-        received_on=day,
-        day_code=pl.when(pl.col("received_on_raw").is_null()).then(pl.lit("required")).otherwise(day_code),
+        received_on=pl.lit(days["value"]),
+        day_code=pl.when(pl.col("received_on_raw").is_null())
+        .then(pl.lit("required"))
+        .otherwise(pl.lit(days["code"])),
         account_ref=pl.col("account_ref_raw"),
         national_id=pl.col("national_id_raw").str.to_uppercase(),
         reference=pl.col("reference_raw"),
@@ -169,6 +229,8 @@ _RESOLVED: dict[str, pl.DataType] = {
 
 def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.DataFrame:
     """Account and debtor of each row, and whether its reference is stored already (one join each)."""
+    if rows.height > 10_000:
+        bulk.roomy_joins(session)  # the portfolio's accounts hashed in memory, not in batches on disk
     bulk.temp_table(
         session,
         "ledger_tmp_payment",

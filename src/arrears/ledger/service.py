@@ -247,7 +247,10 @@ def ensure_opening_postings(
         charged=pl.col("interest_minor") + pl.col("penalty_minor") + pl.col("fees_minor"),
     )
     bulk.temp_table(
-        session, "ledger_tmp_open", {"id": pl.Int64(), "opened_on": pl.Date(), "charged": pl.Int64()}, marks
+        session,
+        "ledger_tmp_open",
+        {"id": pl.Int64(), "opened_on": pl.Date(), "charged": pl.Int64()},
+        marks.sort("id"),
     )
     session.execute(
         text(
@@ -550,7 +553,8 @@ def _apply_deltas(session: Session, posting_rows: pl.DataFrame) -> None:
         "credit": pl.Int64(),
         "owed": pl.Int64(),
     }
-    bulk.temp_table(session, "ledger_tmp_delta", schema, deltas)
+    # in account order: the update then walks the account table page by page (see `bulk.temp_table`)
+    bulk.temp_table(session, "ledger_tmp_delta", schema, deltas.sort("account_id"))
     sets = ", ".join(f"{COLUMN[c]} = {COLUMN[c]} + d.{c.value}" for c in COMPONENTS)
     total = " + ".join(COLUMN[c] for c in COMPONENTS)  # before the update: SET sees the old row
     # settled when a payment takes the debt to zero; active again when a reversal brings debt back
@@ -1238,7 +1242,7 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
             "di": pl.Int64(),
             "dp": pl.Int64(),
         }
-        bulk.temp_table(session, "ledger_tmp_accrual", schema, final)
+        bulk.temp_table(session, "ledger_tmp_accrual", schema, final.sort("account_id"))
         session.execute(
             text(
                 "UPDATE account SET interest_minor = interest_minor + t.di,"
