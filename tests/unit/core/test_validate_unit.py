@@ -137,3 +137,51 @@ def test_rates_percent_and_fraction() -> None:
     stage, issues = run(rows)
     assert issues.height == 0
     assert stage["interest_rate_annual_ppm"].to_list() == [240000, 240000, 154000]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["010", "021", "0755", "0571"]),
+            st.text(alphabet="0123456789", min_size=7, max_size=8),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_vectorised_landline_validity_agrees_with_phonenumbers(numbers: list[tuple[str, str]]) -> None:
+    written = [f"{area}-{local}" for area, local in numbers]
+    rows = base(len(written))
+    rows["固定电话"] = list(written)
+    stage, _issues = run(rows)
+    for n, value in zip(written, stage["landline"].to_list(), strict=True):
+        parsed = phonenumbers.parse(n, "CN")
+        expected = phonenumbers.is_valid_number(parsed) and phonenumbers.number_type(parsed) in (
+            phonenumbers.PhoneNumberType.FIXED_LINE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        )
+        assert (value is not None) == expected, n
+
+
+def test_a_landline_outside_the_allocated_ranges_is_refused_as_phonenumbers_refuses_it() -> None:
+    rows = base(2)
+    rows["固定电话"] = ["021-80078612", "021-60078612"]
+    stage, issues = run(rows)
+    assert not phonenumbers.is_valid_number(phonenumbers.parse("021-80078612", "CN"))
+    assert stage["landline"].to_list() == [None, "+862160078612"]
+    assert issues.select("row", "code").rows() == [(2, "bad_landline")]
+
+
+def test_demo_landlines_are_all_accepted_by_the_import() -> None:
+    from arrears import demo
+
+    generated = demo.generate_rows(accounts=3000, seed=11, as_of=date(2025, 7, 1))
+    landlines = [r[demo.HEADERS.index("固定电话")] for r in generated]
+    landlines = [n for n in landlines if n]
+    assert len(landlines) > 500
+    rows = base(len(landlines))
+    rows["固定电话"] = landlines
+    stage, issues = run(rows)
+    assert issues.filter(pl.col("field") == "landline").height == 0
+    assert stage["landline"].null_count() == 0
