@@ -7,8 +7,9 @@ session's connection and so joins the caller's transaction; nothing here commits
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,8 +121,17 @@ def reserve_ids(session: Session, table: str, n: int) -> pl.Series:
 DEFER_INDEXES_MIN_ROWS = 50_000
 
 
-def _secondary_indexes(session: Session, table: str) -> list[tuple[str, str]]:
-    """(drop statement, create statement) for each index of ``table`` other than its primary key.
+@dataclass(frozen=True)
+class Index:
+    """A secondary index as the database reports it, with the statements that drop and recreate it."""
+
+    columns: tuple[str, ...]
+    drop: str
+    create: str
+
+
+def _secondary_indexes(session: Session, table: str) -> list[Index]:
+    """Each index of ``table`` other than its primary key.
 
     PostgreSQL: plain indexes and unique constraints that no foreign key depends on. SQLite: the indexes
     created by name (a UNIQUE constraint's automatic index belongs to the table and cannot be dropped).
@@ -130,7 +140,9 @@ def _secondary_indexes(session: Session, table: str) -> list[tuple[str, str]]:
     if is_postgres(session):
         rows = conn.exec_driver_sql(
             "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname,"
-            " pg_get_constraintdef(c.oid)"
+            " pg_get_constraintdef(c.oid),"
+            " ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)"
+            "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)"
             " FROM pg_index i LEFT JOIN pg_constraint c"
             "  ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype = 'u'"
             " WHERE i.indrelid = %(t)s::regclass AND NOT i.indisprimary"
@@ -141,23 +153,31 @@ def _secondary_indexes(session: Session, table: str) -> list[tuple[str, str]]:
             {"t": f'"{table}"'},
         ).all()
         out = []
-        for index, index_def, constraint, constraint_def in rows:
+        for index, index_def, constraint, constraint_def, columns in rows:
             if constraint is not None:
                 out.append(
-                    (
+                    Index(
+                        tuple(columns),
                         f'ALTER TABLE "{table}" DROP CONSTRAINT "{constraint}"',
                         f'ALTER TABLE "{table}" ADD CONSTRAINT "{constraint}" {constraint_def}',
                     )
                 )
             else:
-                out.append((f"DROP INDEX {index}", index_def))
+                out.append(Index(tuple(columns), f"DROP INDEX {index}", index_def))
         return out
     rows = conn.exec_driver_sql(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
         " ORDER BY name",
         (table,),
     ).all()
-    return [(f'DROP INDEX "{name}"', sql) for name, sql in rows]
+    return [
+        Index(
+            tuple(r[2] for r in conn.exec_driver_sql(f'PRAGMA index_info("{name}")').all()),
+            f'DROP INDEX "{name}"',
+            sql,
+        )
+        for name, sql in rows
+    ]
 
 
 def _has_rows(session: Session, table: str, at_least: int) -> bool:
@@ -171,7 +191,14 @@ def _has_rows(session: Session, table: str, at_least: int) -> bool:
 
 
 @contextmanager
-def indexes_deferred(session: Session, tables: Sequence[str], *, rows: int) -> Iterator[list[str]]:
+def indexes_deferred(
+    session: Session,
+    tables: Sequence[str],
+    *,
+    rows: int,
+    ascending: Collection[str] = (),
+    constant: Collection[str] = (),
+) -> Iterator[list[str]]:
     """Load into ``tables`` without their secondary indexes, then build them once; yields the tables.
 
     Filling a B-tree one random key at a time costs far more than one sorted build, so a load of at least
@@ -186,27 +213,35 @@ def indexes_deferred(session: Session, tables: Sequence[str], *, rows: int) -> I
     a load into a large table keeps its indexes and the other users keep working. The tables are locked
     in one statement, in the order given, so two such imports queue rather than deadlock. The builds get
     a larger ``maintenance_work_mem`` for this transaction only.
+
+    An index whose keys arrive in ascending order is cheap to keep: each key lands at the right edge of
+    the B-tree. The caller names the columns the load writes in ascending order (``ascending``, such as ids
+    it assigned) and those with one value for the whole load (``constant``); an index whose first column
+    not in ``constant`` is in ``ascending`` stays.
     """
     chosen = [t for t in tables if not _has_rows(session, t, rows)] if rows >= DEFER_INDEXES_MIN_ROWS else []
     conn = session.connection()
-    dropped: list[tuple[str, str]] = []
+    dropped: list[Index] = []
     if chosen and is_postgres(session):
         conn.exec_driver_sql(
             "LOCK TABLE " + ", ".join(f'"{t}"' for t in chosen) + " IN ACCESS EXCLUSIVE MODE"
         )
     for table in chosen:
-        for drop, create in _secondary_indexes(session, table):
-            conn.exec_driver_sql(drop)
-            dropped.append((drop, create))
+        for index in _secondary_indexes(session, table):
+            leading = next((c for c in index.columns if c not in constant), None)
+            if leading in ascending:
+                continue
+            conn.exec_driver_sql(index.drop)
+            dropped.append(index)
     yield chosen
     if not dropped:
         return
     if is_postgres(session):
         previous = conn.exec_driver_sql("SHOW maintenance_work_mem").scalar_one()
         conn.exec_driver_sql("SELECT set_config('maintenance_work_mem', '512MB', true)")
-        for _drop, create in dropped:
-            conn.exec_driver_sql(create)
+        for index in dropped:
+            conn.exec_driver_sql(index.create)
         conn.exec_driver_sql("SELECT set_config('maintenance_work_mem', %(v)s, true)", {"v": previous})
     else:
-        for _drop, create in dropped:
-            conn.exec_driver_sql(create)
+        for index in dropped:
+            conn.exec_driver_sql(index.create)

@@ -222,7 +222,14 @@ def write(
     contacts: list[pl.DataFrame] = []
     # the file has been checked for duplicate references and the ids are new, so rebuilding the unique
     # indexes after the load finds nothing (and would fail the import if it did)
-    with bulk.indexes_deferred(session, WRITTEN_TABLES, rows=the_plan.rows.height):
+    # ids are assigned in ascending order and written so (debtors too when their key's index is deferred)
+    with bulk.indexes_deferred(
+        session,
+        WRITTEN_TABLES,
+        rows=the_plan.rows.height,
+        ascending={"debtor_id", "case_id", "account_id"},
+        constant={"portfolio_id"},
+    ) as deferred:
         for path in parts:
             stage = pl.read_ipc(path).drop("debtor_key")  # the plan's key is the resolved one
             if stage.height == 0:
@@ -249,7 +256,8 @@ def write(
                     declared_monthly_income_minor="monthly_income_minor",
                     declared_assets="declared_assets",
                     preferred_language="preferred_language",
-                ).sort("dedup_key"),  # in key order the unique key's index is filled page by page
+                    # in key order the unique key's index is filled page by page; without it, in id order
+                ).sort("id" if "debtor" in deferred else "dedup_key"),
                 constants=stamps,
                 skip_null_columns=True,
             )
