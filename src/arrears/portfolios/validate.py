@@ -529,6 +529,7 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         out[f"_first{i}"] = rule.code
     st = src.lazy().select(**out).collect()
     issues = [_collect_issues(st, [replace(r, code=pl.col(f"_first{i}")) for i, r in enumerate(first)], src)]
+    st = st.drop([f"_first{i}" for i in range(len(first))])
 
     # International numbers (rare): phonenumbers per distinct value, replacing the CN-only verdict.
     intl_mask = (
