@@ -7,7 +7,9 @@ session's connection and so joins the caller's transaction; nothing here commits
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,3 +115,133 @@ def reserve_ids(session: Session, table: str, n: int) -> pl.Series:
         return ids["id"]
     top = conn.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').scalar_one()
     return pl.int_range(int(top) + 1, int(top) + 1 + n, dtype=pl.Int64, eager=True).alias("id")
+
+
+# A load smaller than this is written through the indexes whatever the table's size.
+DEFER_INDEXES_MIN_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Index:
+    """A secondary index as the database reports it, with the statements that drop and recreate it."""
+
+    columns: tuple[str, ...]
+    drop: str
+    create: str
+
+
+def _secondary_indexes(session: Session, table: str) -> list[Index]:
+    """Each index of ``table`` other than its primary key.
+
+    PostgreSQL: plain indexes and unique constraints that no foreign key depends on. SQLite: the indexes
+    created by name (a UNIQUE constraint's automatic index belongs to the table and cannot be dropped).
+    """
+    conn = session.connection()
+    if is_postgres(session):
+        rows = conn.exec_driver_sql(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname,"
+            " pg_get_constraintdef(c.oid),"
+            " ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)"
+            "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)"
+            " FROM pg_index i LEFT JOIN pg_constraint c"
+            "  ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype = 'u'"
+            " WHERE i.indrelid = %(t)s::regclass AND NOT i.indisprimary"
+            "  AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)"
+            "  AND NOT EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid"
+            "   AND x.conrelid = i.indrelid AND x.contype NOT IN ('u', 'f'))"
+            " ORDER BY 1",
+            {"t": f'"{table}"'},
+        ).all()
+        out = []
+        for index, index_def, constraint, constraint_def, columns in rows:
+            if constraint is not None:
+                out.append(
+                    Index(
+                        tuple(columns),
+                        f'ALTER TABLE "{table}" DROP CONSTRAINT "{constraint}"',
+                        f'ALTER TABLE "{table}" ADD CONSTRAINT "{constraint}" {constraint_def}',
+                    )
+                )
+            else:
+                out.append(Index(tuple(columns), f"DROP INDEX {index}", index_def))
+        return out
+    rows = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
+        " ORDER BY name",
+        (table,),
+    ).all()
+    return [
+        Index(
+            tuple(r[2] for r in conn.exec_driver_sql(f'PRAGMA index_info("{name}")').all()),
+            f'DROP INDEX "{name}"',
+            sql,
+        )
+        for name, sql in rows
+    ]
+
+
+def _has_rows(session: Session, table: str, at_least: int) -> bool:
+    """Whether ``table`` holds ``at_least`` rows (counts no further than that)."""
+    n = (
+        session.connection()
+        .exec_driver_sql(f'SELECT COUNT(*) FROM (SELECT 1 FROM "{table}" LIMIT {int(at_least)}) s')
+        .scalar_one()
+    )
+    return int(n) >= at_least
+
+
+@contextmanager
+def indexes_deferred(
+    session: Session,
+    tables: Sequence[str],
+    *,
+    rows: int,
+    ascending: Collection[str] = (),
+    constant: Collection[str] = (),
+) -> Iterator[list[str]]:
+    """Load into ``tables`` without their secondary indexes, then build them once; yields the tables.
+
+    Filling a B-tree one random key at a time costs far more than one sorted build, so a load of at least
+    ``DEFER_INDEXES_MIN_ROWS`` rows into a table holding fewer rows than the load drops the table's indexes
+    (primary keys stay) and rebuilds them after the block. A unique constraint is rebuilt as a constraint:
+    a duplicate that slipped in fails the rebuild and so the whole transaction, so the guarantee holds; the
+    caller should still check its rows for duplicates first, to report them by row rather than by failure.
+
+    The trade-off: on PostgreSQL dropping an index takes an ACCESS EXCLUSIVE lock on its table until the
+    transaction ends, so while such an import runs nobody else can read or write those tables (imports
+    and pages of other portfolios wait). That is why only a load that at least doubles a table does it;
+    a load into a large table keeps its indexes and the other users keep working. The tables are locked
+    in one statement, in the order given, so two such imports queue rather than deadlock. The builds get
+    a larger ``maintenance_work_mem`` for this transaction only.
+
+    An index whose keys arrive in ascending order is cheap to keep: each key lands at the right edge of
+    the B-tree. The caller names the columns the load writes in ascending order (``ascending``, such as ids
+    it assigned) and those with one value for the whole load (``constant``); an index whose first column
+    not in ``constant`` is in ``ascending`` stays.
+    """
+    chosen = [t for t in tables if not _has_rows(session, t, rows)] if rows >= DEFER_INDEXES_MIN_ROWS else []
+    conn = session.connection()
+    dropped: list[Index] = []
+    if chosen and is_postgres(session):
+        conn.exec_driver_sql(
+            "LOCK TABLE " + ", ".join(f'"{t}"' for t in chosen) + " IN ACCESS EXCLUSIVE MODE"
+        )
+    for table in chosen:
+        for index in _secondary_indexes(session, table):
+            leading = next((c for c in index.columns if c not in constant), None)
+            if leading in ascending:
+                continue
+            conn.exec_driver_sql(index.drop)
+            dropped.append(index)
+    yield chosen
+    if not dropped:
+        return
+    if is_postgres(session):
+        previous = conn.exec_driver_sql("SHOW maintenance_work_mem").scalar_one()
+        conn.exec_driver_sql("SELECT set_config('maintenance_work_mem', '512MB', true)")
+        for index in dropped:
+            conn.exec_driver_sql(index.create)
+        conn.exec_driver_sql("SELECT set_config('maintenance_work_mem', %(v)s, true)", {"v": previous})
+    else:
+        for index in dropped:
+            conn.exec_driver_sql(index.create)

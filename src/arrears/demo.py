@@ -11,6 +11,7 @@ import random
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import phonenumbers
 from faker import Faker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -102,7 +103,16 @@ def _mobile(rng: random.Random) -> str:
 
 
 def _landline(rng: random.Random) -> str:
-    return f"{rng.choice(AREA_CODES)}-{rng.randrange(2, 9)}{rng.randrange(10**7):07d}"
+    """A landline in a number range phonenumbers knows as allocated (the import checks against the same data).
+
+    Not every 8-digit local number is in use: Shanghai's 021-8007 xxxx, for one, is outside the ranges the
+    numbering plan assigns, so a number is drawn again until it is valid.
+    """
+    while True:
+        area = rng.choice(AREA_CODES)
+        local = f"{rng.randrange(2, 9)}{rng.randrange(10**7):07d}"
+        if phonenumbers.is_valid_number(phonenumbers.parse(area + local, "CN")):
+            return f"{area}-{local}"
 
 
 def _money(minor: int) -> str:

@@ -8,14 +8,21 @@ by natural keys (ids differ: the merge lets the database number the rows).
 from __future__ import annotations
 
 import csv
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from arrears import bulk
 from arrears.errors import Conflict
 from arrears.portfolios import direct, service
 
@@ -296,3 +303,84 @@ def test_broken_reference_is_reported(session: Session, tmp_path: Path) -> None:
     session.execute(text("UPDATE contact_point SET debtor_id = debtor_id + 1000000 WHERE kind = 'email'"))
     with pytest.raises(Conflict, match=r"contact_point\.debtor_id"):
         service.verify_references(session)
+
+
+def _index_definitions(session: Session) -> dict[str, list[tuple[str, str]]]:
+    return {t: bulk._secondary_indexes(session, t) for t in direct.WRITTEN_TABLES}
+
+
+def test_a_large_first_import_defers_the_indexes_and_rebuilds_every_one_of_them(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # this file is small: make it count as a large load into tables it more than doubles
+    monkeypatch.setattr(bulk, "DEFER_INDEXES_MIN_ROWS", 1)
+    monkeypatch.setattr(bulk, "_has_rows", lambda _s, _t, _n: False)
+    deferred: list[list[str]] = []
+    real = bulk.indexes_deferred
+
+    @contextmanager
+    def spying(*args: Any, **kwargs: Any) -> Iterator[list[str]]:
+        with real(*args, **kwargs) as chosen:
+            deferred.append(chosen)
+            during = {t: bulk._secondary_indexes(session, t) for t in chosen}
+            yield chosen
+        # during the load only indexes on the ids the import assigns in ascending order remain
+        assert not during["debtor"], "the debtor's key and ID number indexes are rebuilt after the load"
+        kept = [i.columns for t in chosen for i in during[t]]
+        assert kept and all(
+            next(c for c in cols if c != "portfolio_id") in {"debtor_id", "case_id", "account_id"}
+            for cols in kept
+        ), kept
+
+    monkeypatch.setattr(bulk, "indexes_deferred", spying)
+    before = _index_definitions(session)
+    assert before["debtor"] and before["contact_point"]
+    fast, merged = both_ways(session, tmp_path, [rows()], monkeypatch)
+    assert deferred == [direct.WRITTEN_TABLES]
+    assert fast["counts"] == merged["counts"]
+    for table, content in merged["state"].items():
+        assert fast["state"][table] == content, table
+    nested = session.begin_nested()
+    service.create_portfolio(session, name="p-direct", creditor="直写银行")
+    service.import_accounts(
+        session, path=write_csv(tmp_path / "again.csv", rows()), portfolio_name="p-direct", as_of=AS_OF
+    )
+    assert _index_definitions(session) == before
+    nested.rollback()
+
+
+def test_a_duplicate_reaching_a_deferred_unique_index_fails_the_load(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "DEFER_INDEXES_MIN_ROWS", 1)
+    monkeypatch.setattr(bulk, "_has_rows", lambda _s, _t, _n: False)
+    portfolio = service.create_portfolio(session, name="p-dup-index", creditor="直写银行")
+    nested = session.begin_nested()
+    ids = bulk.reserve_ids(session, "account", 2)
+    frame = pl.DataFrame({"id": ids, "case_id": [1, 1], "debtor_id": [1, 1], "external_ref": ["X1", "X1"]})
+    # SQLite keeps a UNIQUE constraint's index (the insert fails); PostgreSQL fails at the rebuild
+    driver_errors = (IntegrityError, sqlite3.IntegrityError, psycopg.errors.UniqueViolation)
+    with (
+        pytest.raises(driver_errors, match=r"(?i)unique|duplicate"),
+        bulk.indexes_deferred(session, ["account"], rows=2),
+    ):
+        bulk.write_frame(
+            session,
+            "account",
+            frame,
+            constants={
+                "portfolio_id": portfolio.id,
+                "currency": "CNY",
+                "status": "active",
+                "product": "credit_card",
+                "due_date": "2025-01-01",
+                **dict.fromkeys(
+                    [f"{c}_minor" for c in ("principal", "interest", "penalty", "fees", "costs")], 0
+                ),
+                "overdue_amount_minor": 0,
+                "is_secured": False,
+                "created_at": bulk.timestamp_literal(session, NOW),
+                "updated_at": bulk.timestamp_literal(session, NOW),
+            },
+        )
+    nested.rollback()

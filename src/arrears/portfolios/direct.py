@@ -23,6 +23,8 @@ from arrears.portfolios import staging
 from arrears.portfolios.fields import INSTALMENT_PRODUCTS
 from arrears.portfolios.merge import ACCOUNT_FIELDS, MergeCounts
 
+# the tables a first import writes, in the order they are locked when their indexes are deferred
+WRITTEN_TABLES = ["debtor", "case", "account", "instalment", "account_flag", "contact_point"]
 KEY_COLUMNS = ["row_no", "external_ref", "id_type", "national_id", "mobile", "mobile_verified", "debtor_key"]
 
 
@@ -218,72 +220,83 @@ def write(
     )
     counts = MergeCounts()
     contacts: list[pl.DataFrame] = []
-    for path in parts:
-        stage = pl.read_ipc(path).drop("debtor_key")  # the plan's key is the resolved one
-        if stage.height == 0:
-            continue
-        span = pl.col("row_no").is_between(stage["row_no"].min(), stage["row_no"].max())
-        c = stage.join(ids.filter(span), on="row_no")
-        first = c.filter(pl.col("first_of_debtor"))
-        # none of these columns has a database default, so a column null in every row can be left out
-        counts.debtors_created += bulk.write_frame(
-            session,
-            "debtor",
-            first.select(
-                id="debtor_id",
-                dedup_key="debtor_key",
-                kind="debtor_kind",
-                name="name",
-                id_type=pl.when(pl.col("national_id").is_not_null()).then(pl.col("id_type")),
-                national_id="national_id",
-                date_of_birth="date_of_birth",
-                gender="gender",
-                address="address",
-                employer_name="employer_name",
-                employer_address="employer_address",
-                declared_monthly_income_minor="monthly_income_minor",
-                declared_assets="declared_assets",
-                preferred_language="preferred_language",
-            ).sort("dedup_key"),  # in key order the unique key's index is filled page by page
-            constants=stamps,
-            skip_null_columns=True,
-        )
-        counts.cases_created += bulk.write_frame(
-            session,
-            "case",
-            first.select(id="case_id", debtor_id="debtor_id"),
-            constants={"portfolio_id": portfolio_id, "status": "open", **stamps},
-        )
-        counts.accounts_created += bulk.write_frame(
-            session,
-            "account",
-            c.select(
-                pl.col("account_id").alias("id"), "case_id", "debtor_id", "external_ref", *ACCOUNT_FIELDS
-            ),
-            constants={"portfolio_id": portfolio_id, "currency": currency, "status": "active", **stamps},
-            skip_null_columns=True,
-        )
-        inst = instalment_rows(stage)
-        if inst.height:
-            bulk.write_frame(
+    # the file has been checked for duplicate references and the ids are new, so rebuilding the unique
+    # indexes after the load finds nothing (and would fail the import if it did)
+    # ids are assigned in ascending order and written so (debtors too when their key's index is deferred)
+    with bulk.indexes_deferred(
+        session,
+        WRITTEN_TABLES,
+        rows=the_plan.rows.height,
+        ascending={"debtor_id", "case_id", "account_id"},
+        constant={"portfolio_id"},
+    ) as deferred:
+        for path in parts:
+            stage = pl.read_ipc(path).drop("debtor_key")  # the plan's key is the resolved one
+            if stage.height == 0:
+                continue
+            span = pl.col("row_no").is_between(stage["row_no"].min(), stage["row_no"].max())
+            c = stage.join(ids.filter(span), on="row_no")
+            first = c.filter(pl.col("first_of_debtor"))
+            # none of these columns has a database default, so a column null in every row can be left out
+            counts.debtors_created += bulk.write_frame(
                 session,
-                "instalment",
-                inst.join(c.select("row_no", "account_id"), on="row_no").select(
-                    "account_id", "seq", "due_date", "amount_minor"
-                ),
+                "debtor",
+                first.select(
+                    id="debtor_id",
+                    dedup_key="debtor_key",
+                    kind="debtor_kind",
+                    name="name",
+                    id_type=pl.when(pl.col("national_id").is_not_null()).then(pl.col("id_type")),
+                    national_id="national_id",
+                    date_of_birth="date_of_birth",
+                    gender="gender",
+                    address="address",
+                    employer_name="employer_name",
+                    employer_address="employer_address",
+                    declared_monthly_income_minor="monthly_income_minor",
+                    declared_assets="declared_assets",
+                    preferred_language="preferred_language",
+                    # in key order the unique key's index is filled page by page; without it, in id order
+                ).sort("id" if "debtor" in deferred else "dedup_key"),
                 constants=stamps,
+                skip_null_columns=True,
             )
-        counts.flags_created += bulk.write_frame(
-            session,
-            "account_flag",
-            c.filter(pl.col("hold").is_not_null()).select(
-                "account_id", "case_id", kind="hold", reason="hold_reason"
-            ),
-            constants={"source": "import", **stamps},
-        )
-        contacts.append(_contact_candidates(c))
-        del stage, c, first
-    counts.contact_points_created = _write_contacts(session, contacts, stamps)
+            counts.cases_created += bulk.write_frame(
+                session,
+                "case",
+                first.select(id="case_id", debtor_id="debtor_id"),
+                constants={"portfolio_id": portfolio_id, "status": "open", **stamps},
+            )
+            counts.accounts_created += bulk.write_frame(
+                session,
+                "account",
+                c.select(
+                    pl.col("account_id").alias("id"), "case_id", "debtor_id", "external_ref", *ACCOUNT_FIELDS
+                ),
+                constants={"portfolio_id": portfolio_id, "currency": currency, "status": "active", **stamps},
+                skip_null_columns=True,
+            )
+            inst = instalment_rows(stage)
+            if inst.height:
+                bulk.write_frame(
+                    session,
+                    "instalment",
+                    inst.join(c.select("row_no", "account_id"), on="row_no").select(
+                        "account_id", "seq", "due_date", "amount_minor"
+                    ),
+                    constants=stamps,
+                )
+            counts.flags_created += bulk.write_frame(
+                session,
+                "account_flag",
+                c.filter(pl.col("hold").is_not_null()).select(
+                    "account_id", "case_id", kind="hold", reason="hold_reason"
+                ),
+                constants={"source": "import", **stamps},
+            )
+            contacts.append(_contact_candidates(c))
+            del stage, c, first
+        counts.contact_points_created = _write_contacts(session, contacts, stamps)
     return counts
 
 

@@ -8,7 +8,7 @@ metadata patterns, ID region codes from python-stdnum (looked up once per distin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 
@@ -142,7 +142,30 @@ def _issue(
     )
 
 
-def _amount(raw: pl.Expr, exponent: int) -> tuple[pl.Expr, pl.Expr]:
+# Fast paths. Nearly every value of a lender's file has one plain shape (digits, an ISO date, an 11-digit
+# mobile); for those a single cheap expression gives the same value the general parsing would. A chunk whose
+# values of a field all have the plain shape is parsed by the fast expression alone; a chunk with any other
+# value runs the general parsing for that field (Polars evaluates both branches of a `when`, so mixing the
+# two per row would cost the general parsing anyway). `_fast_ok` gives, per field kind, where the fast
+# expression decides; the equivalence with the general parsing is tested in tests/unit/core.
+
+
+def _amount_fast_ok(raw: pl.Expr, exponent: int) -> pl.Expr:
+    return raw.str.contains(rf"^\d{{1,15}}(?:\.\d{{1,{exponent}}})?$" if exponent else r"^\d{1,15}$")
+
+
+def _amount(raw: pl.Expr, exponent: int, *, general: bool = True) -> tuple[pl.Expr, pl.Expr]:
+    """(minor units, problem code) of an amount column; ``general=False`` when every value is plain."""
+    if general:
+        return _amount_general(raw, exponent)
+    if exponent:
+        value = raw.cast(pl.Decimal(38, exponent)).to_physical().cast(pl.Int64)
+    else:
+        value = raw.cast(pl.Int64)
+    return value, pl.lit(None, dtype=pl.String)
+
+
+def _amount_general(raw: pl.Expr, exponent: int) -> tuple[pl.Expr, pl.Expr]:
     s = raw.str.replace_all(r"(?i)[¥$€£,\s]|CNY|RMB|USD|EUR|HKD|人民币|元", "")
     m = s.str.extract_groups(r"^(-?)(\d{1,15})(?:\.(\d+))?$")
     sign, int_part, frac = m.struct.field("1"), m.struct.field("2"), m.struct.field("3")
@@ -168,7 +191,23 @@ def _amount(raw: pl.Expr, exponent: int) -> tuple[pl.Expr, pl.Expr]:
     return pl.when(code.is_null()).then(value).otherwise(None), code
 
 
-def _date(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def _iso_date(raw: pl.Expr) -> pl.Expr:
+    return raw.str.to_date("%Y-%m-%d", strict=False)
+
+
+def _date_fast_ok(raw: pl.Expr) -> pl.Expr:
+    iso = _iso_date(raw)
+    return raw.str.contains(r"^\d{4}-\d{2}-\d{2}$") & iso.dt.year().is_between(1900, 2200).fill_null(False)
+
+
+def _date(raw: pl.Expr, *, general: bool = True) -> tuple[pl.Expr, pl.Expr]:
+    """(date, problem code) of a date column; ``general=False`` when every value is a plausible ISO date."""
+    if general:
+        return _date_general(raw)
+    return _iso_date(raw), pl.lit(None, dtype=pl.String)
+
+
+def _date_general(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     ymd = raw.str.extract_groups(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
     compact = raw.str.extract_groups(r"^(\d{4})(\d{2})(\d{2})$")
     y = pl.coalesce(ymd.struct.field("1"), compact.struct.field("1"))
@@ -220,8 +259,10 @@ def _lookup(raw: pl.Expr, table: dict[str, str], code_name: str) -> tuple[pl.Exp
     return value, code
 
 
-def _mobile(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """(E.164 value, problem code, is_landline) for a mobile column."""
+def _mobile(raw: pl.Expr, *, general: bool = True) -> tuple[pl.Expr, pl.Expr]:
+    """(E.164 value, problem code) for a mobile column; ``general=False`` when every value is a bare mobile."""
+    if not general:
+        return pl.lit("+86") + raw, pl.lit(None, dtype=pl.String)
     mobile_re, fixed_re = _cn_patterns()
     s = raw.str.replace_all(r"[\s\-()（）.]", "")
     national = s.str.replace(r"^(?:\+86|0086|86)(1\d{10})$", "${1}")
@@ -238,11 +279,27 @@ def _mobile(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
         .then(pl.lit("landline_in_mobile"))
         .otherwise(pl.lit("bad_mobile"))
     )
-    return value, code, looks_landline
+    return value, code
 
 
-def _phone(raw: pl.Expr, bad_code: str) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """(E.164 value, kind mobile/landline, extension, problem code) for a mobile-or-landline column."""
+def _phone_fast_ok(raw: pl.Expr) -> pl.Expr:
+    """A bare 11-digit number the mobile pattern accepts."""
+    mobile_re, _fixed_re = _cn_patterns()
+    return raw.str.contains(r"^1\d{10}$") & raw.str.contains(mobile_re)
+
+
+def _phone(raw: pl.Expr, bad_code: str, *, general: bool = True) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(E.164 value, kind mobile/landline, extension, problem code) for a mobile-or-landline column.
+
+    ``general=False`` when every value is a bare mobile number the mobile pattern accepts.
+    """
+    if general:
+        return _phone_general(raw, bad_code)
+    null = pl.lit(None, dtype=pl.String)
+    return pl.lit("+86") + raw, pl.when(raw.is_not_null()).then(pl.lit("mobile")), null, null
+
+
+def _phone_general(raw: pl.Expr, bad_code: str) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
     mobile_re, fixed_re = _cn_patterns()
     s = raw.str.replace_all(r"[\s()（）]", "")
     ext = s.str.extract(r"(?:转|ext\.?|x|#)(\d{1,6})$", 1)
@@ -261,9 +318,16 @@ def _phone(raw: pl.Expr, bad_code: str) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.E
     return value, kind, extension, code
 
 
-def _id_checks(national_id: pl.Expr, id_type: pl.Expr, as_of: date) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """(normalised ID, birth date from ID, problem code) for PRC resident ID numbers."""
-    nid = national_id.str.to_uppercase().str.replace_all(r"[\s\-]", "")
+def _id_normalised(national_id: pl.Expr) -> pl.Expr:
+    """An ID number as stored: upper case, without spaces and dashes."""
+    return national_id.str.to_uppercase().str.replace_all(r"[\s\-]", "")
+
+
+def _id_checks(nid: pl.Expr, id_type: pl.Expr, as_of: date) -> tuple[pl.Expr, pl.Expr]:
+    """(birth date from ID, problem code) for PRC resident ID numbers, from the normalised ID column.
+
+    The caller materialises ``nid`` first: the check digit reads it seventeen times.
+    """
     is_ric = id_type == IdType.RESIDENT_ID.value
     well_formed = nid.str.contains(r"^\d{17}[\dX]$")
     # the 17 digits as one integer, then digit by digit with integer arithmetic (cheaper than 17 slices)
@@ -273,7 +337,7 @@ def _id_checks(national_id: pl.Expr, id_type: pl.Expr, as_of: date) -> tuple[pl.
     birth = nid.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
     birth_ok = birth.is_not_null() & (birth <= pl.lit(as_of)) & (birth.dt.year() >= 1900)
     code = (
-        pl.when(national_id.is_null() | ~is_ric)
+        pl.when(nid.is_null() | ~is_ric)
         .then(None)
         .when(~well_formed)
         .then(pl.lit("id_format"))
@@ -283,7 +347,7 @@ def _id_checks(national_id: pl.Expr, id_type: pl.Expr, as_of: date) -> tuple[pl.
         .then(pl.lit("id_check_digit"))
         .otherwise(None)
     )
-    return nid, pl.when(is_ric & well_formed & birth_ok).then(birth), code
+    return pl.when(is_ric & well_formed & birth_ok).then(birth), code
 
 
 @lru_cache(maxsize=20_000)
@@ -319,6 +383,28 @@ def _international(value: str | None) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+AMOUNT_FIELDS = (
+    "original_principal",
+    "instalment_amount",
+    "monthly_income",
+    *BALANCE_FIELDS,
+    "overdue_amount",
+)
+DATE_FIELDS = ("date_of_birth", "origination_date", "due_date", "last_due_date", "first_instalment_date")
+PHONE_FIELDS = ("landline", "ec1_phone", "ec2_phone")
+
+
+def _fast_fields(src: pl.DataFrame, exponent: int) -> set[str]:
+    """The fields of a chunk whose every value the fast path decides (see `_amount_fast_ok`)."""
+    checks = {name: _amount_fast_ok(pl.col(name), exponent) for name in AMOUNT_FIELDS}
+    checks |= {name: _date_fast_ok(pl.col(name)) for name in DATE_FIELDS}
+    checks |= {name: _phone_fast_ok(pl.col(name)) for name in (*PHONE_FIELDS, "mobile")}
+    flags = src.select(
+        (pl.col(name).is_null() | ok.fill_null(False)).all().alias(name) for name, ok in checks.items()
+    ).row(0, named=True)
+    return {name for name, all_fast in flags.items() if all_fast}
+
+
 def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Normalise one chunk; return (stage rows, problems).
 
@@ -327,15 +413,22 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     """
     mapping = ctx.mapping
     cols: list[pl.Expr] = [pl.col(ROW)]
+    # NFKC leaves ASCII as it is, so only the columns holding other characters need it
+    headers = [h for h in ctx.columns.values() if raw.schema.get(h) == pl.String]
+    non_ascii = raw.select(pl.col(h).str.contains(r"[^\x00-\x7F]").any() for h in headers).row(0)
+    needs_nfkc = {h for h, flag in zip(headers, non_ascii, strict=True) if flag}
     for name in FIELDS:
         header = ctx.columns.get(name)
         e = pl.col(header) if header is not None else pl.lit(None, dtype=pl.String)
-        e = _null_if_empty(e.str.normalize("NFKC").str.strip_chars())
+        if header in needs_nfkc:
+            e = e.str.normalize("NFKC")
+        e = _null_if_empty(e.str.strip_chars())
         if name in mapping.defaults:
             e = e.fill_null(pl.lit(mapping.defaults[name]))
         cols.append(e.alias(name))
     src = raw.lazy().select(cols).collect()  # cleaned source text, one column per field
 
+    fast = _fast_fields(src, ctx.currency_exponent)
     first: list[IssueRule] = []  # problems found while parsing (evaluated on src)
 
     def problem(code: pl.Expr, field: str, severity: str = "error", detail: str | None = None) -> None:
@@ -369,18 +462,12 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
                 name,
                 detail=str(f.max_length),
             )
-    for name in (
-        "original_principal",
-        "instalment_amount",
-        "monthly_income",
-        *BALANCE_FIELDS,
-        "overdue_amount",
-    ):
-        value, code = _amount(pl.col(name), ctx.currency_exponent)
+    for name in AMOUNT_FIELDS:
+        value, code = _amount(pl.col(name), ctx.currency_exponent, general=name not in fast)
         out["monthly_income_minor" if name == "monthly_income" else f"{name}_minor"] = value
         problem(code, name)
-    for name in ("date_of_birth", "origination_date", "due_date", "last_due_date", "first_instalment_date"):
-        value, code = _date(pl.col(name))
+    for name in DATE_FIELDS:
+        value, code = _date(pl.col(name), general=name not in fast)
         out[name] = value
         problem(code, name)
     for name in ("dpd", "instalment_count"):
@@ -413,14 +500,16 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
         detail=ctx.currency,
     )
 
-    mobile, mobile_code, _ = _mobile(pl.col("mobile"))
+    mobile, mobile_code = _mobile(pl.col("mobile"), general="mobile" not in fast)
     out["mobile"] = mobile
     out["_mobile_code"] = mobile_code
-    land_value, land_kind, land_ext, land_code = _phone(pl.col("landline"), "bad_landline")
+    land_value, land_kind, land_ext, land_code = _phone(
+        pl.col("landline"), "bad_landline", general="landline" not in fast
+    )
     out["landline"], out["landline_kind"], out["landline_ext"] = land_value, land_kind, land_ext
     problem(land_code, "landline")
     for p in ("ec1", "ec2"):
-        v, k, _ext, c = _phone(pl.col(f"{p}_phone"), "bad_phone")
+        v, k, _ext, c = _phone(pl.col(f"{p}_phone"), "bad_phone", general=f"{p}_phone" not in fast)
         out[f"{p}_phone"], out[f"{p}_kind"] = v, k
         problem(c, f"{p}_phone")
         problem(
@@ -435,8 +524,12 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     out["email"] = pl.when(email_ok).then(email)
     problem(pl.when(email.is_not_null() & ~email_ok.fill_null(False)).then(pl.lit("bad_email")), "email")
 
-    issues = [_collect_issues(src, first, src)]
+    # the problem codes are computed with the values, sharing their parsing
+    for i, rule in enumerate(first):
+        out[f"_first{i}"] = rule.code
     st = src.lazy().select(**out).collect()
+    issues = [_collect_issues(st, [replace(r, code=pl.col(f"_first{i}")) for i, r in enumerate(first)], src)]
+    st = st.drop([f"_first{i}" for i in range(len(first))])
 
     # International numbers (rare): phonenumbers per distinct value, replacing the CN-only verdict.
     intl_mask = (
@@ -461,11 +554,11 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
             .otherwise(pl.lit(IdType.RESIDENT_ID.value))
         )
     )
-    nid, birth_from_id, id_code = _id_checks(pl.col("national_id"), pl.col("id_type"), ctx.as_of)
+    st = st.with_columns(national_id=_id_normalised(pl.col("national_id")))
+    birth_from_id, id_code = _id_checks(pl.col("national_id"), pl.col("id_type"), ctx.as_of)
     st = (
         st.lazy()
         .with_columns(
-            national_id=nid,
             _birth_from_id=birth_from_id,
             _id_code=id_code,
             _uscc_bad=pl.lit(False),

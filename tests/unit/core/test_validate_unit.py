@@ -137,3 +137,100 @@ def test_rates_percent_and_fraction() -> None:
     stage, issues = run(rows)
     assert issues.height == 0
     assert stage["interest_rate_annual_ppm"].to_list() == [240000, 240000, 154000]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["010", "021", "0755", "0571"]),
+            st.text(alphabet="0123456789", min_size=7, max_size=8),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_vectorised_landline_validity_agrees_with_phonenumbers(numbers: list[tuple[str, str]]) -> None:
+    written = [f"{area}-{local}" for area, local in numbers]
+    rows = base(len(written))
+    rows["固定电话"] = list(written)
+    stage, _issues = run(rows)
+    for n, value in zip(written, stage["landline"].to_list(), strict=True):
+        parsed = phonenumbers.parse(n, "CN")
+        expected = phonenumbers.is_valid_number(parsed) and phonenumbers.number_type(parsed) in (
+            phonenumbers.PhoneNumberType.FIXED_LINE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        )
+        assert (value is not None) == expected, n
+
+
+def test_a_landline_outside_the_allocated_ranges_is_refused_as_phonenumbers_refuses_it() -> None:
+    rows = base(2)
+    rows["固定电话"] = ["021-80078612", "021-60078612"]
+    stage, issues = run(rows)
+    assert not phonenumbers.is_valid_number(phonenumbers.parse("021-80078612", "CN"))
+    assert stage["landline"].to_list() == [None, "+862160078612"]
+    assert issues.select("row", "code").rows() == [(2, "bad_landline")]
+
+
+def test_demo_landlines_are_all_accepted_by_the_import() -> None:
+    from arrears import demo
+
+    generated = demo.generate_rows(accounts=3000, seed=11, as_of=date(2025, 7, 1))
+    landlines = [r[demo.HEADERS.index("固定电话")] for r in generated]
+    landlines = [n for n in landlines if n]
+    assert len(landlines) > 500
+    rows = base(len(landlines))
+    rows["固定电话"] = landlines
+    stage, issues = run(rows)
+    assert issues.filter(pl.col("field") == "landline").height == 0
+    assert stage["landline"].null_count() == 0
+
+
+plain_rows = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=10**15 - 1),
+        st.sampled_from(["", ".5", ".05", ".50", ".99"]),
+        st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 12, 31)),
+        st.text(alphabet="0123456789", min_size=10, max_size=10).map(lambda s: "1" + s),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(plain_rows)
+def test_fast_path_of_plain_values_agrees_with_the_general_parsing(
+    values: list[tuple[int, str, date, str]],
+) -> None:
+    """A chunk of plain values only takes the fast path; one odd value sends its field down the general
+    parsing. The plain rows must come out the same either way."""
+
+    def chunk(odd: bool) -> dict[str, list[str | None]]:
+        rows = base(len(values) + 1)
+        rows["本金"] = [f"{n}{frac}" for n, frac, _d, _m in values] + ["¥1,000.00" if odd else "1"]
+        rows["到期日"] = [d.isoformat() for _n, _f, d, _m in values] + [
+            "2025年6月7日" if odd else "2025-06-07"
+        ]
+        rows["手机号"] = [m for *_x, m in values] + ["+86 138-0013-8000" if odd else "13800138000"]
+        rows["紧急联系人"] = ["李四"] * (len(values) + 1)
+        rows["紧急联系人电话"] = [m for *_x, m in values] + ["010-62345678" if odd else "13800138000"]
+        return rows
+
+    columns = ["principal_minor", "due_date", "mobile", "ec1_phone", "ec1_kind"]
+    fast, fast_issues = run(chunk(odd=False))
+    general, general_issues = run(chunk(odd=True))
+    n = len(values)
+    assert fast.select(columns).head(n).rows() == general.select(columns).head(n).rows()
+    assert (
+        fast_issues.filter(pl.col("row") <= n + 1).rows()
+        == general_issues.filter(pl.col("row") <= n + 1).rows()
+    )
+    assert general.select(columns).row(n) == (
+        100000,
+        date(2025, 6, 7),
+        "+8613800138000",
+        "+861062345678",
+        "landline",
+    )
