@@ -22,14 +22,19 @@ CPU seconds the load generator (locust), the server (uvicorn workers) and the da
 during the load, beside the machine's load average: on a 2-core machine locust shares the cores with the
 server, so its CPU is part of what the percentiles measure.
 
+Every collector signs in within the first second (argon2: a tenth of a second of CPU and 64 MiB each; the
+server verifies one password at a time per worker) and the percentiles include the pages served
+meanwhile: the fewer requests a run makes (a longer think time, a shorter run), the larger their share of
+the tail.
+
 A kept database (BENCH_WEB_DATABASE) carries the attempts earlier runs recorded: more calls are then
 refused by the daily caps (the 409 answer renders the case page with the gate's reasons), so compare runs
 on fresh databases or on the same kept one.
 
 The floor is measured in the same database: each page is requested once in-process while the SQL it sends
 is recorded, then those statements are replayed with their parameters over one connection (inside a
-transaction that is rolled back; the captured call itself is deleted first), 200 times per page; its p50/p95 are the time the database alone needs
-for that page. The ratio p95(page) / p95(floor) is what the web stack adds under load.
+transaction that is rolled back; the captured call itself is deleted first), 200 times per page; its
+p50/p95 are the time the database alone needs for that page. The ratio p95(page) / p95(floor) is what the web stack adds under load.
 """
 
 from __future__ import annotations
