@@ -4,23 +4,44 @@ pages' bare database queries.
 
     python -m bench web                     # 1,000,000 accounts
     BENCH_SCALE=0.02 python -m bench web    # 2% of that (or BENCH_SCALE=20000: that many accounts)
-    BENCH_WEB_SECONDS=60 BENCH_WEB_COLLECTORS=20 ...
+    BENCH_WEB_SECONDS=60 BENCH_WEB_COLLECTORS=20 BENCH_WEB_WORKERS=2 BENCH_WEB_THINK=1-3 ...
+    BENCH_WEB_KEEP=1 ...                    # keep the database (its name is printed) for further runs
+    BENCH_WEB_DATABASE=arrears_bench_web_x  # run against a kept database: no generation, import or run
 
 Setup (not timed): the portfolio is generated with ``bench/import_bench.py``'s generator and imported, 20
 collectors get passwords and queue profiles, and the daily run fills their queues. Then uvicorn serves the
 database (clock frozen at 10:00 Shanghai on the run's date) and locust, headless, drives the collectors:
-sign in once, then work queue -> a case from it -> log a call outcome, with a short think time.
+sign in once, then work queue -> a case from it -> log a call outcome, pausing between clicks.
+
+Think time: BENCH_WEB_THINK seconds between clicks, drawn uniformly (default ``1-3``). A collector on the
+phone reads the case, talks, then records the outcome: several seconds between clicks, so 1-3 s is
+already a busy desk; ``0.2-0.6`` (the first version of this bench) drives each simulated collector
+several times faster than a person works. Because the percentiles depend on how hard the server is
+driven, the bench prints the offered load it achieved: requests per second overall and per page, and the
+CPU seconds the load generator (locust), the server (uvicorn workers) and the database backends used
+during the load, beside the machine's load average: on a 2-core machine locust shares the cores with the
+server, so its CPU is part of what the percentiles measure.
+
+Every collector signs in within the first second (argon2: a tenth of a second of CPU and 64 MiB each; the
+server verifies one password at a time per worker) and the percentiles include the pages served
+meanwhile: the fewer requests a run makes (a longer think time, a shorter run), the larger their share of
+the tail.
+
+A kept database (BENCH_WEB_DATABASE) carries the attempts earlier runs recorded: more calls are then
+refused by the daily caps (the 409 answer renders the case page with the gate's reasons), so compare runs
+on fresh databases or on the same kept one.
 
 The floor is measured in the same database: each page is requested once in-process while the SQL it sends
 is recorded, then those statements are replayed with their parameters over one connection (inside a
-transaction that is rolled back; the captured call itself is deleted first), 200 times per page; its p50/p95 are the time the database alone needs
-for that page. The ratio p95(page) / p95(floor) is what the web stack adds under load.
+transaction that is rolled back; the captured call itself is deleted first), 200 times per page; its
+p50/p95 are the time the database alone needs for that page. The ratio p95(page) / p95(floor) is what the web stack adds under load.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -41,6 +62,7 @@ FROZEN_NOW = f"{AS_OF.isoformat()}T10:00:00+08:00"
 SECONDS = int(os.environ.get("BENCH_WEB_SECONDS", "60"))
 COLLECTORS = int(os.environ.get("BENCH_WEB_COLLECTORS", "20"))
 WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
+THINK = os.environ.get("BENCH_WEB_THINK", "1-3")
 PAGES = ("work queue", "case page", "post outcome")
 
 SETUP = """
@@ -159,6 +181,7 @@ def _locust(port: int, out: Path) -> dict[str, dict[str, Any]]:
         **os.environ,
         "BENCH_WEB_USERS": ",".join(f"agent{k}" for k in range(COLLECTORS)),
         "BENCH_WEB_PASSWORD": PASSWORD,
+        "BENCH_WEB_THINK": THINK,
     }
     locustfile = Path(__file__).with_name("web_locustfile.py")
     done = subprocess.run(
@@ -176,38 +199,112 @@ def _locust(port: int, out: Path) -> dict[str, dict[str, Any]]:
         return {row["Name"]: row for row in csv.DictReader(f)}
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (0 for one that has gone)."""
+    import psutil  # installed with locust
+
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def _server_pids(server: subprocess.Popen[bytes]) -> list[int]:
+    import psutil
+
+    return [server.pid, *(p.pid for p in psutil.Process(server.pid).children(recursive=True))]
+
+
+def _backend_pids(database: str) -> list[int]:
+    """The PostgreSQL backends serving ``database`` (the server's pooled connections)."""
+    import psutil
+
+    pids = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if cmd.startswith("postgres:") and f" {database} " in f"{cmd} ":
+            pids.append(p.pid)
+    return pids
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU jiffies of the whole machine so far, from /proc/stat."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return sum(fields) - idle, sum(fields)
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> None:
     accounts = scale()
     admin = create_engine(
         PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
     )
-    name = f"arrears_bench_web_{uuid.uuid4().hex[:8]}"
+    reuse = os.environ.get("BENCH_WEB_DATABASE", "")
+    keep = bool(reuse) or os.environ.get("BENCH_WEB_KEEP", "") not in ("", "0")
+    name = reuse or f"arrears_bench_web_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        path = work / "bench.csv"
-        generate(path, accounts)
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
         url = PG_URL.rsplit("/", 1)[0] + "/" + name
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        if not reuse:
+            path = work / "bench.csv"
+            generate(path, accounts)
+            with admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{name}"'))
         server = None
         try:
-            imported, ran, items = child(SETUP, url, str(path), str(COLLECTORS), PASSWORD)
-            print(
-                f"imported {accounts:,} accounts in {float(imported):.0f}s, daily run {float(ran):.0f}s, "
-                f"{int(items):,} calls and visits queued for {COLLECTORS} collectors (not timed)"
-            )
+            if reuse:
+                print(f"database {name} (kept from an earlier run: no generation, import or daily run)")
+            else:
+                imported, ran, items = child(SETUP, url, str(path), str(COLLECTORS), PASSWORD).split()
+                print(
+                    f"imported {accounts:,} accounts in {float(imported):.0f}s, daily run {float(ran):.0f}s, "
+                    f"{int(items):,} calls and visits queued for {COLLECTORS} collectors (not timed)"
+                )
             os.environ["ARREARS_FROZEN_NOW"] = FROZEN_NOW
             import json
 
-            floor = json.loads(" ".join(child(FLOOR, url, PASSWORD, "200")))
+            floor = json.loads(child(FLOOR, url, PASSWORD, "200").strip().splitlines()[-1])
             port = _free_port()
             server = _serve(url, port, work / "server.log")
+            load_before = _load()
+            served, backends = _server_pids(server), _backend_pids(name)
+            cpu_server, cpu_db = _cpu_seconds(served), _cpu_seconds(backends)
+            cpu_locust = resource.getrusage(resource.RUSAGE_CHILDREN)
+            busy, ticks = _machine_busy()
+            started = time.perf_counter()
             rows = _locust(port, work)
+            elapsed = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            locust_s = (after.ru_utime + after.ru_stime) - (cpu_locust.ru_utime + cpu_locust.ru_stime)
+            server_s = _cpu_seconds(served) - cpu_server
+            backends = sorted(set(backends) | set(_backend_pids(name)))
+            db_s = _cpu_seconds(backends) - cpu_db
+            busy2, ticks2 = _machine_busy()
+            machine = (busy2 - busy) / max(ticks2 - ticks, 1.0) * (os.cpu_count() or 1)
             total = rows.get("Aggregated", {})
             print(
-                f"desk under load: {COLLECTORS} collectors, {SECONDS}s, uvicorn {WORKERS} workers; "
-                f"{int(total.get('Request Count', 0)):,} requests, {int(total.get('Failure Count', 0))} failures"
+                f"desk under load: {COLLECTORS} collectors, {SECONDS}s, uvicorn {WORKERS} workers, think time "
+                f"{THINK} s; {int(total.get('Request Count', 0)):,} requests, "
+                f"{int(total.get('Failure Count', 0))} failures"
+            )
+            pages = {page: int(rows[page]["Request Count"]) for page in PAGES if page in rows}
+            print(
+                f"offered load: {int(total.get('Request Count', 0)) / SECONDS:.1f} requests/s overall; "
+                + ", ".join(f"{page} {n / SECONDS:.1f}/s" for page, n in pages.items())
+            )
+            print(
+                f"CPU during the load ({elapsed:.0f}s): locust {locust_s:.1f}s, uvicorn {server_s:.1f}s, "
+                f"database backends {db_s:.1f}s (of {machine * elapsed:.0f} CPU-seconds the whole machine "
+                f"used, {os.cpu_count()} cores); load average {load_before} before, {_load()} after"
             )
             print(
                 f"{'page':<14}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}   {'floor p50':>9}{'floor p95':>10}  ratio p95"
@@ -227,8 +324,11 @@ def main() -> None:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=30)
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if keep:
+                print(f"kept database {name} (BENCH_WEB_DATABASE={name} runs again on it)")
+            else:
+                with admin.connect() as c:
+                    c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

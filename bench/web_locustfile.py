@@ -17,8 +17,12 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 POINT = re.compile(r'<select name="contact_point_id"[^>]*>\s*<option value="(\d+)"')
 
 
+# Seconds between clicks, "low-high" (bench/web.py's docstring says why the default is 1-3).
+THINK = tuple(float(v) for v in os.environ.get("BENCH_WEB_THINK", "1-3").split("-", 1))
+
+
 class Collector(HttpUser):
-    wait_time = between(0.2, 0.6)  # a person reads the page before the next click
+    wait_time = between(THINK[0], THINK[-1])  # a person reads the page before the next click
 
     def on_start(self) -> None:
         self.username = next(USERS)

@@ -11,7 +11,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 
+from babel import Locale
 from babel.numbers import format_currency, get_currency_precision
 
 from arrears.errors import ValidationFailed
@@ -23,9 +25,20 @@ _AMOUNT_RE = re.compile(r"^-?\d+(\.\d+)?$")
 def exponent(currency: str) -> int:
     """Number of decimal places of the currency's minor unit (CNY 2, JPY 0)."""
     try:
-        return int(get_currency_precision(currency.upper()))
+        return _precision(currency.upper())
     except Exception as exc:  # Babel raises plain errors for unknown codes
         raise ValidationFailed(f"unknown currency {currency!r}", code="unknown_currency") from exc
+
+
+@cache
+def _precision(code: str) -> int:
+    return int(get_currency_precision(code))
+
+
+@cache
+def _locale(name: str) -> Locale:
+    # Parsed once: Babel builds a fresh Locale (and merges its data) for every call given a name.
+    return Locale.parse(name)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -61,7 +74,7 @@ class Money:
 
     def format(self, locale: str = "zh_CN") -> str:
         """Locale-formatted amount, e.g. ``¥1,234.50``."""
-        return str(format_currency(self.decimal, self.currency, locale=locale))
+        return str(format_currency(self.decimal, self.currency, locale=_locale(locale)))
 
     def __str__(self) -> str:
         return f"{self.decimal} {self.currency}"

@@ -697,9 +697,45 @@ def gate_inputs(
     ``full_history`` loads all of it, for explanations that try other contact points.
     """
     at = as_utc(at)
-    facts = _gate_facts(
-        session, case_id, at, contact_point_id=contact_point_id, full_history=full_history or text is not None
+    full_history = full_history or text is not None
+    facts = _gate_facts(session, case_id, at, contact_point_id=contact_point_id, full_history=full_history)
+    return _inputs_from_facts(
+        session,
+        facts,
+        case_id=case_id,
+        contact_point_id=contact_point_id,
+        channel=channel,
+        at=at,
+        collector=collector,
+        account_ids=account_ids,
+        purpose=purpose,
+        text=text,
+        direction=direction,
+        agent_id=agent_id,
+        template_kind=template_kind,
+        locale=locale,
+        full_history=full_history,
     )
+
+
+def _inputs_from_facts(
+    session: Session,
+    facts: _Facts,
+    *,
+    case_id: int,
+    contact_point_id: int | None,
+    channel: Channel,
+    at: datetime,
+    collector: str,
+    account_ids: Iterable[int] = (),
+    purpose: Purpose = Purpose.DEBT_COLLECTION,
+    text: str | None = None,
+    direction: Direction = Direction.OUTBOUND,
+    agent_id: int | None = None,
+    template_kind: TemplateKind | None = None,
+    locale: str | None = None,
+    full_history: bool = False,
+) -> GateInputs:
     info, context = facts.info, facts.context
     if contact_point_id is None:
         point = _NO_CONTACT_POINT
@@ -785,6 +821,48 @@ def check_contact(
         locale=locale,
     )
     return decide(inputs.attempt, inputs.history, inputs.context, inputs.pack)
+
+
+def check_contacts(
+    session: Session,
+    *,
+    case_id: int,
+    contact_point_ids: Sequence[int],
+    channel: Channel,
+    at: datetime,
+    collector: str,
+) -> dict[int, Decision]:
+    """`check_contact` for several of the case's contact points at once (the case page's call panel).
+
+    The same decisions as one `check_contact` per point, from one round trip for the case's facts. The
+    facts are read as for the last point: when that is a third party's, the whole record comes with them
+    (CN-3 reads all of it; the other points' checks give the same answer on it, `rules.history_since`);
+    a third party's point earlier in the list costs a second round trip. Callers list own numbers first.
+    """
+    at = as_utc(at)
+    facts = _gate_facts(
+        session, case_id, at, contact_point_id=contact_point_ids[-1] if contact_point_ids else None
+    )
+    whole: _Facts | None = facts if facts.since is None else None
+    out: dict[int, Decision] = {}
+    for point_id in contact_point_ids:
+        used = facts
+        found = facts.points.get(point_id)
+        if found is not None and found.point.is_third_party:
+            if whole is None:
+                whole = _gate_facts(session, case_id, at, contact_point_id=point_id)
+            used = whole
+        inputs = _inputs_from_facts(
+            session,
+            used,
+            case_id=case_id,
+            contact_point_id=point_id,
+            channel=channel,
+            at=at,
+            collector=collector,
+        )
+        out[point_id] = decide(inputs.attempt, inputs.history, inputs.context, inputs.pack)
+    return out
 
 
 # --- limitation dates ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from arrears import clock
@@ -455,18 +455,36 @@ def in_window(item: WorkItem, at: datetime) -> bool:
     return item.window_start_at <= at < item.window_end_at
 
 
-def work_queue(session: Session, *, collector_id: int, at: datetime, limit: int = 200) -> list[WorkItem]:
+QUEUE_STATUSES = ("open", "claimed")
+QUEUE_ORDER = (WorkItem.priority.desc(), WorkItem.window_start_at, WorkItem.id)
+QUEUE_LIMIT = 200
+
+
+def queue_conditions(*, collector_id: int | None, at: datetime) -> list[ColumnElement[bool]]:
+    """What a work queue lists: open and claimed calls and visits still inside their window, of one
+    collector (``collector_id``) or of everyone (None). Ordered by `QUEUE_ORDER`."""
+    conditions = [
+        # literal values: a prepared statement's generic plan can then use ``ix_work_item_queue``
+        WorkItem.status.in_(
+            bindparam("queue_statuses", QUEUE_STATUSES, expanding=True, literal_execute=True)
+        ),
+        WorkItem.kind.in_(TASK_KINDS),
+        WorkItem.window_end_at > at,
+    ]
+    if collector_id is not None:
+        conditions.insert(0, WorkItem.collector_id == collector_id)
+    return conditions
+
+
+def work_queue(
+    session: Session, *, collector_id: int, at: datetime, limit: int = QUEUE_LIMIT
+) -> list[WorkItem]:
     """A collector's open and claimed calls and visits, highest priority first, still inside their window."""
     return list(
         session.scalars(
             select(WorkItem)
-            .where(
-                WorkItem.collector_id == collector_id,
-                WorkItem.status.in_(("open", "claimed")),
-                WorkItem.kind.in_(TASK_KINDS),
-                WorkItem.window_end_at > at,
-            )
-            .order_by(WorkItem.priority.desc(), WorkItem.window_start_at, WorkItem.id)
+            .where(*queue_conditions(collector_id=collector_id, at=at))
+            .order_by(*QUEUE_ORDER)
             .limit(limit)
         )
     )

@@ -343,7 +343,7 @@ def reveal(
             )
         value = point.value
         field = f"contact_point:{point.id}"
-    row = users_service.log_access(
+    log_id = users_service.log_access(
         session,
         user_id=user.id,
         debtor_id=debtor_id,
@@ -353,4 +353,4 @@ def reveal(
         ip=ip,
         reason=reason,
     )
-    return Revealed(value=value, log_id=row.id)
+    return Revealed(value=value, log_id=log_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from arrears.enums import Role
@@ -27,6 +28,9 @@ from arrears.errors import ArrearsError, Conflict, NotFound, ValidationFailed
 from arrears.models import AccessLog, Agency, ApiToken, AppUser, LoginAttempt, UserSession
 
 _HASHER = PasswordHasher()
+# Passwords are verified one at a time per process: a verification takes 64 MiB and several threads, and a
+# shift's sign-ins arriving together would otherwise take every core from the pages being worked.
+_VERIFYING = threading.BoundedSemaphore(1)
 # Verified when the user does not exist, so a wrong name costs the same time as a wrong password.
 _DUMMY_HASH = _HASHER.hash("not-a-password")
 
@@ -254,7 +258,8 @@ def authenticate(
     user = session.scalar(select(AppUser).where(AppUser.username == username))
     ok = False
     try:
-        ok = _HASHER.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
+        with _VERIFYING:
+            ok = _HASHER.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         ok = False
     ok = ok and user is not None and bool(user.password_hash) and user.active
@@ -293,12 +298,18 @@ def resume_session(
     """The live session and user for a cookie token, or None (unknown, ended, expired, idle, inactive)."""
     if not token:
         return None
-    row = session.scalar(select(UserSession).where(UserSession.token_sha256 == _sha(token)))
-    if row is None or row.revoked_at is not None or row.expires_at <= at:
+    found = session.execute(
+        select(UserSession, AppUser)
+        .outerjoin(AppUser, AppUser.id == UserSession.user_id)
+        .where(UserSession.token_sha256 == _sha(token))
+    ).one_or_none()  # the session and its person in one query: every page asks this first
+    if found is None:
+        return None
+    row, user = found
+    if row.revoked_at is not None or row.expires_at <= at:
         return None
     if at - row.last_seen_at > timedelta(minutes=auth_policy().idle_minutes):
         return None
-    user = session.get(AppUser, row.user_id)
     if user is None or not user.active:
         return None
     if at - row.last_seen_at > timedelta(minutes=1):  # one write a minute at most
@@ -335,14 +346,26 @@ def log_access(
     action: str = "view_case",
     ip: str | None = None,
     reason: str | None = None,
-) -> AccessLog:
-    """Record that a person read a debtor's record (PI-9) or revealed a masked field (with the reason)."""
-    row = AccessLog(
-        user_id=user_id, debtor_id=debtor_id, case_id=case_id, action=action, at=at, ip=ip, reason=reason
+) -> int:
+    """Record that a person read a debtor's record (PI-9) or revealed a masked field (with the reason);
+    returns the row's id. One INSERT, written at once (every case page view writes one)."""
+    return int(
+        session.execute(
+            _LOG_ACCESS,
+            {
+                "user_id": user_id,
+                "debtor_id": debtor_id,
+                "case_id": case_id,
+                "action": action,
+                "at": at,
+                "ip": ip,
+                "reason": reason,
+            },
+        ).scalar_one()
     )
-    session.add(row)
-    session.flush()
-    return row
+
+
+_LOG_ACCESS = insert(AccessLog).returning(AccessLog.id)
 
 
 def access_log(session: Session, *, debtor_id: int) -> list[AccessLog]:

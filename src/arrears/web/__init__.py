@@ -12,6 +12,8 @@ def install(app: FastAPI) -> None:
     from arrears.web.routes import SignInRequired, router, sign_in_redirect, templates
 
     templates.globals["nav_links"] = navigation.links_for
+    for name in templates.list_templates(extensions=["html"]):
+        templates.get_template(name)  # parsed once per process, before the first page asks for it
     app.include_router(router)
     app.include_router(admin.router)
     app.include_router(oversight.router)

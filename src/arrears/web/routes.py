@@ -19,7 +19,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arrears import clock
@@ -281,23 +280,10 @@ def home() -> Response:
 
 def _queue_page(d: Desk, *, notice: str | None = None, status: int = 200) -> HTMLResponse:
     own = d.user.role == Role.COLLECTOR
-    if own:
-        items = queue_service.work_queue(d.db, collector_id=d.user.id, at=d.now)
-    elif access.sees_all_queues(d.user.role):
-        items = list(
-            d.db.scalars(
-                select(WorkItem)
-                .where(
-                    WorkItem.status.in_(("open", "claimed")),
-                    WorkItem.kind.in_(queue_service.TASK_KINDS),
-                    WorkItem.window_end_at > d.now,
-                )
-                .order_by(WorkItem.priority.desc(), WorkItem.window_start_at, WorkItem.id)
-                .limit(200)
-            )
-        )
+    if own or access.sees_all_queues(d.user.role):
+        rows = views.queue_rows(d.db, collector_id=d.user.id if own else None, at=d.now, t=d.t)
     else:
-        items = []
+        rows = []
     placed = (
         agencies_service.placed_now(d.db, agency_id=d.user.agency_id, as_of=guard.today())
         if d.user.role == Role.AGENCY and d.user.agency_id is not None
@@ -306,7 +292,7 @@ def _queue_page(d: Desk, *, notice: str | None = None, status: int = 200) -> HTM
     return d.page(
         "queue.html",
         status=status,
-        rows=views.queue_rows(d.db, items, d.t),
+        rows=rows,
         placed=placed,
         money=lambda minor, currency: format_minor(minor, currency, d.t.locale),
         own=own,
@@ -414,8 +400,7 @@ def case_page(
 ) -> HTMLResponse:
     try:
         case = _case(d, case_id)
-        zone = views.zone_of(d.db, case)
-        moment = _parse_at(at, zone, d.now)
+        moment = _parse_at(at, views.zone_of(d.db, case), d.now) if at else d.now
     except ArrearsError as exc:
         return d.error(exc)
     notice = d.t(NOTICES[done]) if done in NOTICES else None
@@ -443,7 +428,7 @@ def log_attempt(
     except ArrearsError as exc:
         return d.error(exc)
     try:
-        moment = _parse_at(started_at, views.zone_of(d.db, case), d.now)
+        moment = _parse_at(started_at, views.zone_of(d.db, case), d.now) if started_at else d.now
         if outcome not in {o.value for o in CALL_OUTCOMES}:
             raise ValidationFailed(f"未知结果 {outcome!r} / unknown outcome {outcome!r}", code="bad_outcome")
         recorded = contacts_service.record_attempt(

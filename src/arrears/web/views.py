@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, bindparam, null, select, type_coerce
+from sqlalchemy import case as case_
+from sqlalchemy.orm import Session, selectinload
 
 from arrears import clock
 from arrears.compliance import service as compliance_service
@@ -30,6 +32,7 @@ from arrears.models import (
     WorkItem,
 )
 from arrears.money import format_minor
+from arrears.strategy import queue_service
 from arrears.users import access
 from arrears.users.masking import mask_address, mask_national_id, mask_phone
 from arrears.web.i18n import Translator
@@ -114,12 +117,11 @@ class PlanView:
     reasons: tuple[str, ...]
 
 
-def _plans(session: Session, case_id: int, t: Translator) -> list[PlanView]:
+def _plans(plans: list[Arrangement], t: Translator) -> list[PlanView]:
+    """The case's plans, newest first."""
     key = "message_zh" if t.locale == "zh_CN" else "message_en"
     out = []
-    for p in session.scalars(
-        select(Arrangement).where(Arrangement.case_id == case_id).order_by(Arrangement.id.desc())
-    ):
+    for p in sorted(plans, key=lambda plan: plan.id, reverse=True):
         out.append(
             PlanView(
                 id=p.id,
@@ -146,8 +148,83 @@ def local_text(moment: datetime | None, zone: str) -> str:
     return clock.to_local(moment, zone).strftime("%Y-%m-%d %H:%M")
 
 
+# The case page's statements are built once: building and keying a statement on every request costs the
+# web process more than the database needs to answer it.
+_ACCOUNTS = (
+    select(
+        Account.id,
+        Account.external_ref,
+        Account.product,
+        Account.currency,
+        Account.principal_minor,
+        Account.interest_minor,
+        Account.penalty_minor,
+        Account.fees_minor,
+        Account.costs_minor,
+        Account.due_date,
+    )
+    .where(Account.case_id == bindparam("case_id"))
+    .order_by(Account.id)
+)
+_POINTS = select(
+    ContactPoint.id,
+    ContactPoint.kind,
+    ContactPoint.value,
+    ContactPoint.owner_relation,
+    ContactPoint.owner_name,
+).where(ContactPoint.debtor_id == bindparam("debtor_id"))
+_ATTEMPTS = select(
+    ContactAttempt.id,
+    ContactAttempt.started_at,
+    ContactAttempt.channel,
+    ContactAttempt.outcome,
+    ContactAttempt.contact_point_id,
+    ContactAttempt.allowed,
+    ContactAttempt.notes,
+    # the stored decision is read only where the page shows its reasons (a blocked attempt)
+    type_coerce(
+        case_((ContactAttempt.allowed.is_(False), ContactAttempt.decision), else_=null()),
+        ContactAttempt.decision.type,
+    ).label("decision"),
+).where(ContactAttempt.case_id == bindparam("case_id"))
+_PROMISES = select(
+    Promise.id,
+    Promise.created_at,
+    Promise.amount_minor,
+    Promise.currency,
+    Promise.promised_on,
+    Promise.status,
+).where(Promise.case_id == bindparam("case_id"))
+_PAYMENTS = select(
+    Payment.id,
+    Payment.created_at,
+    Payment.amount_minor,
+    Payment.currency,
+    Payment.reference,
+    Payment.status,
+    Payment.received_on,
+).where(Payment.debtor_id == bindparam("debtor_id"))
+_PLANS = (
+    select(Arrangement)
+    .where(Arrangement.case_id == bindparam("case_id"))
+    .options(selectinload(Arrangement.instalments))
+)
+_HEAD = (
+    select(
+        Portfolio,
+        Debtor.name,
+        Debtor.national_id,
+        Debtor.address,
+        Debtor.employer_name,
+        select(AppUser.display_name).where(AppUser.id == bindparam("assignee_id")).scalar_subquery(),
+    )
+    .join_from(Portfolio, Debtor, Debtor.id == bindparam("debtor_id"))
+    .where(Portfolio.id == bindparam("portfolio_id"))
+)
+
+
 def _accounts(session: Session, case_id: int, t: Translator) -> list[AccountView]:
-    rows = session.scalars(select(Account).where(Account.case_id == case_id).order_by(Account.id))
+    rows = session.execute(_ACCOUNTS, {"case_id": case_id})
     views = []
     for a in rows:
         parts = (
@@ -173,19 +250,39 @@ def _accounts(session: Session, case_id: int, t: Translator) -> list[AccountView
     return views
 
 
+def _points(session: Session, debtor_id: int) -> list[Row[Any]]:
+    """The debtor's contact points (the call panel's phones, the timeline's numbers), in one query."""
+    return list(session.execute(_POINTS, {"debtor_id": debtor_id}))
+
+
 def _phones(
-    session: Session, case: Case, at: datetime, zone: str, t: Translator, collector: str
+    session: Session,
+    case: Case,
+    points: list[Row[Any]],
+    at: datetime,
+    zone: str,
+    t: Translator,
+    collector: str,
 ) -> tuple[list[PhoneCheck], list[tuple[int, str]]]:
-    points = session.scalars(
-        select(ContactPoint)
-        .where(ContactPoint.debtor_id == case.debtor_id, ContactPoint.kind.in_(PHONE_KINDS))
-        .order_by(ContactPoint.owner_relation != "self", ContactPoint.id)
-    ).all()
-    checks = []
-    for p in points:
-        decision = compliance_service.check_contact(
-            session, case_id=case.id, contact_point_id=p.id, channel=Channel.CALL, at=at, collector=collector
+    """The debtor's phones, own numbers first, each with the gate's answer for a call at ``at``."""
+    phones = sorted(
+        (p for p in points if p.kind in PHONE_KINDS), key=lambda p: (p.owner_relation != "self", p.id)
+    )
+    decisions = (
+        compliance_service.check_contacts(
+            session,
+            case_id=case.id,
+            contact_point_ids=[p.id for p in phones],
+            channel=Channel.CALL,
+            at=at,
+            collector=collector,
         )
+        if phones
+        else {}
+    )
+    checks = []
+    for p in phones:
+        decision = decisions[p.id]
         reasons = tuple(
             ReasonView(r.rule_id, r.zh if t.locale == "zh_CN" else r.en) for r in decision.reasons
         )
@@ -202,17 +299,21 @@ def _phones(
                 dial_href=f"tel:{p.value}" if decision.allowed else None,
             )
         )
-    labels = [(p.id, f"{mask_phone(p.value)} · {t.label('relations', p.owner_relation)}") for p in points]
+    labels = [(p.id, f"{mask_phone(p.value)} · {t.label('relations', p.owner_relation)}") for p in phones]
     return checks, labels
 
 
-def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[TimelineEntry]:
+def _timeline(
+    session: Session,
+    case: Case,
+    points: list[Row[Any]],
+    plans: list[Arrangement],
+    zone: str,
+    t: Translator,
+) -> list[TimelineEntry]:
     entries: list[TimelineEntry] = []
-    points = {
-        p.id: mask_phone(p.value) or ""
-        for p in session.scalars(select(ContactPoint).where(ContactPoint.debtor_id == case.debtor_id))
-    }
-    for a in session.scalars(select(ContactAttempt).where(ContactAttempt.case_id == case.id)):
+    masked = {p.id: mask_phone(p.value) or "" for p in points}
+    for a in session.execute(_ATTEMPTS, {"case_id": case.id}):
         reasons = ""
         if not a.allowed and a.decision:
             key = "zh" if t.locale == "zh_CN" else "en"
@@ -226,13 +327,13 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
                     channel=t.label("channels", a.channel),
                     outcome=t.label("outcomes", a.outcome),
                 )
-                + (f" · {points.get(a.contact_point_id, '')}" if a.contact_point_id else ""),
+                + (f" · {masked.get(a.contact_point_id, '')}" if a.contact_point_id else ""),
                 detail=reasons or (a.notes or ""),
                 blocked=not a.allowed,
                 sort_key=(a.started_at.isoformat(), a.id),
             )
         )
-    for p in session.scalars(select(Promise).where(Promise.case_id == case.id)):
+    for p in session.execute(_PROMISES, {"case_id": case.id}):
         entries.append(
             TimelineEntry(
                 at_local=local_text(p.created_at, zone),
@@ -246,7 +347,7 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
                 sort_key=(p.created_at.isoformat(), p.id),
             )
         )
-    for pay in session.scalars(select(Payment).where(Payment.debtor_id == case.debtor_id)):
+    for pay in session.execute(_PAYMENTS, {"debtor_id": case.debtor_id}):
         entries.append(
             TimelineEntry(
                 at_local=local_text(pay.created_at, zone),
@@ -262,7 +363,7 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
             )
         )
     plan_ids = []
-    for plan in session.scalars(select(Arrangement).where(Arrangement.case_id == case.id)):
+    for plan in plans:
         plan_ids.append(plan.id)
         entries.append(
             TimelineEntry(
@@ -282,11 +383,15 @@ def _timeline(session: Session, case: Case, zone: str, t: Translator) -> list[Ti
                 sort_key=(plan.created_at.isoformat(), plan.id),
             )
         )
-    decisions = session.execute(
-        select(Approval, AppUser.display_name)
-        .join(AppUser, AppUser.id == Approval.user_id)
-        .where(Approval.subject_kind == "arrangement", Approval.subject_id.in_(plan_ids))
-    ).all()
+    decisions = (
+        session.execute(
+            select(Approval, AppUser.display_name)
+            .join(AppUser, AppUser.id == Approval.user_id)
+            .where(Approval.subject_kind == "arrangement", Approval.subject_id.in_(plan_ids))
+        ).all()
+        if plan_ids
+        else []
+    )
     for approval, name in decisions:
         entries.append(
             TimelineEntry(
@@ -310,35 +415,44 @@ def case_view(
     session: Session, *, case: Case, at: datetime, t: Translator, collector: str = access.IN_HOUSE_COLLECTOR
 ) -> CaseView:
     """Everything the case page shows; the call panel is checked at ``at``, for calls made as ``collector``
-    (``users.access.collecting_party``)."""
-    portfolio = session.get(Portfolio, case.portfolio_id)
-    debtor = session.get(Debtor, case.debtor_id)
-    assert portfolio is not None and debtor is not None  # foreign keys
+    (``users.access.collecting_party``).
+
+    A handful of indexed queries: the portfolio with the debtor and the assignee's name, the accounts,
+    the contact points, the gate's facts (once for every phone), the attempts, promises, payments and
+    plans (with their instalments).
+    """
+    head = session.execute(
+        _HEAD,
+        {"portfolio_id": case.portfolio_id, "debtor_id": case.debtor_id, "assignee_id": case.assignee_id},
+    ).one_or_none()
+    assert head is not None  # foreign keys
+    portfolio, debtor_name, national_id, address, employer, assignee = head
     zone = portfolio.timezone
-    assignee = session.get(AppUser, case.assignee_id) if case.assignee_id else None
     accounts = _accounts(session, case.id, t)
-    phones, labels = _phones(session, case, at, zone, t, collector)
+    points = _points(session, case.debtor_id)
+    phones, labels = _phones(session, case, points, at, zone, t, collector)
+    plans = list(session.scalars(_PLANS, {"case_id": case.id}))
     currency = accounts[0].currency if accounts else portfolio.currency
     return CaseView(
         case=case,
         portfolio=portfolio,
-        debtor_name=debtor.name,
-        national_id=mask_national_id(debtor.national_id),
-        address=mask_address(debtor.address),
-        employer=debtor.employer_name,
-        assignee=assignee.display_name if assignee else None,
+        debtor_name=debtor_name,
+        national_id=mask_national_id(national_id),
+        address=mask_address(address),
+        employer=employer,
+        assignee=assignee,
         accounts=accounts,
         phones=phones,
-        timeline=_timeline(session, case, zone, t),
+        timeline=_timeline(session, case, points, plans, zone, t),
         checked_at_local=local_text(at, zone),
         zone=zone,
         total=format_minor(sum(a.total_minor for a in accounts), currency, t.locale),
         points=labels,
-        plans=_plans(session, case.id, t),
+        plans=_plans(plans, t),
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueRow:
     item_id: int
     case_id: int
@@ -350,41 +464,75 @@ class QueueRow:
     collector: str
 
 
-def queue_rows(session: Session, items: list[WorkItem], t: Translator) -> list[QueueRow]:
-    """Rows of the work-queue table (debtor names and collectors looked up in two queries)."""
-    case_ids = {i.case_id for i in items}
-    names: dict[int, str] = dict(
-        session.execute(
-            select(Case.id, Debtor.name)
-            .join(Debtor, Debtor.id == Case.debtor_id)
-            .where(Case.id.in_(case_ids))
-        ).all()
+def queue_rows(session: Session, *, collector_id: int | None, at: datetime, t: Translator) -> list[QueueRow]:
+    """Rows of the work-queue table: one collector's queue, or (``collector_id`` None) every collector's
+    open items, with debtor names, time zones and collectors in the same query."""
+    # the page of items first (off the queue's index), then their names: the limit applies before the joins
+    items = (
+        select(
+            WorkItem.id,
+            WorkItem.case_id,
+            WorkItem.kind,
+            WorkItem.priority,
+            WorkItem.status,
+            WorkItem.window_start_at,
+            WorkItem.window_end_at,
+            WorkItem.collector_id,
+            WorkItem.portfolio_id,
+        )
+        .where(*queue_service.queue_conditions(collector_id=collector_id, at=at))
+        .order_by(*queue_service.QUEUE_ORDER)
+        .limit(queue_service.QUEUE_LIMIT)
+        .subquery("item")
     )
-    zones: dict[int, str] = dict(session.execute(select(Portfolio.id, Portfolio.timezone)).all())
-    users: dict[int, str] = dict(
-        session.execute(
-            select(AppUser.id, AppUser.display_name).where(
-                AppUser.id.in_({i.collector_id for i in items if i.collector_id})
-            )
-        ).all()
+    i = items.c
+    rows = session.execute(
+        select(
+            i.id,
+            i.case_id,
+            i.kind,
+            i.priority,
+            i.status,
+            i.window_start_at,
+            i.window_end_at,
+            i.collector_id,
+            Debtor.name,
+            Portfolio.timezone,
+            AppUser.display_name,
+        )
+        .select_from(items)
+        .outerjoin(Case, Case.id == i.case_id)
+        .outerjoin(Debtor, Debtor.id == Case.debtor_id)
+        .outerjoin(Portfolio, Portfolio.id == i.portfolio_id)
+        .outerjoin(AppUser, AppUser.id == i.collector_id)
+        .order_by(i.priority.desc(), i.window_start_at, i.id)
     )
-    rows = []
-    for i in items:
-        zone = zones.get(i.portfolio_id, clock.DEFAULT_ZONE)
-        start, end = local_text(i.window_start_at, zone), local_text(i.window_end_at, zone)
-        rows.append(
+    kinds = {"call": t.label("channels", "call"), "visit": t.label("channels", "visit")}
+    statuses: dict[str, str] = {}
+    windows: dict[tuple[datetime | None, datetime | None, str], str] = {}  # a day's items share windows
+    out = []
+    for item_id, case_id, kind, priority, status, starts, ends, collector, name, zone, user in rows:
+        key = (starts, ends, zone or clock.DEFAULT_ZONE)
+        window = windows.get(key)
+        if window is None:
+            start, end = local_text(starts, key[2]), local_text(ends, key[2])
+            window = windows[key] = f"{start} – {end[-5:]}" if start else ""
+        label = statuses.get(status)
+        if label is None:
+            label = statuses[status] = t.label("statuses", status)
+        out.append(
             QueueRow(
-                item_id=i.id,
-                case_id=i.case_id,
-                debtor_name=names.get(i.case_id, ""),
-                kind=t.label("channels", "call" if i.kind == "call" else "visit"),
-                priority=i.priority,
-                window=f"{start} – {end[-5:]}" if start else "",
-                status=t.label("statuses", i.status),
-                collector=users.get(i.collector_id or 0, ""),
+                item_id,
+                case_id,
+                name or "",
+                kinds["call" if kind == "call" else "visit"],
+                priority,
+                window,
+                label,
+                (user or "") if collector else "",
             )
         )
-    return rows
+    return out
 
 
 def zone_of(session: Session, case: Case) -> str:

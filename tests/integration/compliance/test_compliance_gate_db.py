@@ -310,3 +310,58 @@ def test_cn5_first_sms_must_name_the_institution_and_the_creditor_name_counts(se
     assert service.check_contact(session, text=named, **kw).allowed  # type: ignore[arg-type]
     d = service.check_contact(session, text=named + "再不还款后果自负。", **kw)  # type: ignore[arg-type]
     assert not d.allowed and d.rule_ids == ("CN-6",)
+
+
+def test_checks_of_every_phone_at_once_match_one_check_each(session: Session) -> None:
+    """The case page asks for all of a debtor's phones in one go: same decisions as one check per phone
+    (own number and a third party's, quiet hours, the daily cap, CN-3 over the whole record)."""
+    b = make_case(session)
+    kw = {"case_id": b.case.id, "channel": Channel.CALL, "collector": "bank"}
+    moments = [sh(2026, 3, 2, 23, 0), sh(2026, 3, 2, 10, 0)]
+    for i in range(3):
+        contacts.record_attempt(
+            session,
+            contact_point_id=b.phone.id,
+            started_at=sh(2026, 3, 2, 9, i),
+            outcome=Outcome.NO_ANSWER,
+            **kw,  # type: ignore[arg-type]
+        )
+    moments += [sh(2026, 3, 2, 10, 0), sh(2026, 3, 5, 10, 0)]
+    seen = set()
+    for at in moments:
+        one_each = {
+            p: service.check_contact(session, contact_point_id=p, at=at, **kw)  # type: ignore[arg-type]
+            for p in (b.phone.id, b.spouse.id)
+        }
+        for order in ([b.phone.id, b.spouse.id], [b.spouse.id, b.phone.id]):
+            together = service.check_contacts(session, contact_point_ids=order, at=at, **kw)  # type: ignore[arg-type]
+            assert together == one_each
+        seen |= {(p, d.allowed) for p, d in one_each.items()}
+    assert (b.phone.id, True) in seen and (b.phone.id, False) in seen and (b.spouse.id, False) in seen
+
+
+def test_checks_of_every_phone_read_the_case_once_when_the_third_party_is_last(session: Session) -> None:
+    b = make_case(session)
+    service.refresh_limitations(session, portfolio_id=b.portfolio.id, as_of=date(2026, 3, 2))
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    bind = session.connection()
+    event.listen(bind, "before_cursor_execute", count)
+    try:
+        for order in ([b.phone.id, b.spouse.id], [b.spouse.id, b.phone.id]):
+            decisions = service.check_contacts(
+                session,
+                case_id=b.case.id,
+                contact_point_ids=order,
+                channel=Channel.CALL,
+                at=sh(2026, 3, 2, 10),
+                collector="bank",
+            )
+            assert decisions[b.phone.id].allowed and "CN-3" in decisions[b.spouse.id].rule_ids
+    finally:
+        event.remove(bind, "before_cursor_execute", count)
+    # one round trip with the third party's number last; its whole record costs one more otherwise
+    assert len(statements) == 3

@@ -4,17 +4,23 @@ who may open which case (PI-9 access log), the call check and the call, promise 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from desk_builders import Desk, csrf, first_account, make_desk, own_phone, sign_in
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from arrears import db
 from arrears.api.app import create_app
-from arrears.models import AccessLog, Case, ContactAttempt, Debtor, LoginAttempt, Payment, Promise
+from arrears.compliance import service as compliance
+from arrears.compliance.schemas import Outcome
+from arrears.contacts import service as contacts
+from arrears.enums import Channel
+from arrears.models import AccessLog, Case, ContactAttempt, Debtor, LoginAttempt, Payment, Promise, WorkItem
 
 MORNING = "2026-03-02T10:00:00+08:00"
 
@@ -201,3 +207,83 @@ def test_next_case_claims_the_top_item_of_the_collectors_queue(engine: Engine, d
     r = client.post("/queue/next", data={"csrf_token": csrf(page.text)}, follow_redirects=False)
     # no work items yet for this collector: the queue says so instead of failing
     assert r.status_code == 200 and "当前没有可以联系的案件" in r.text
+
+
+def _statements(engine: Engine, fetch: Callable[[], object]) -> list[str]:
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        fetch()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_queue_and_case_pages_cost_a_few_queries_whatever_the_queue_or_history_holds(
+    engine: Engine, desk: Desk
+) -> None:
+    """No query per row: the work queue and the case page send the same few statements for one item or
+    attempt as for many (the desk's latency target rests on it)."""
+    case_id = desk.cases[0]
+    collector = TestClient(create_app(engine))
+    sign_in(collector, desk.users["a"].username)
+    with db.session_scope(engine) as s:
+        case = s.get(Case, case_id)
+        assert case is not None
+        account = first_account(s, case_id)
+        phone = own_phone(s, case_id)
+        # as after a daily run (otherwise the gate works the limitation dates out on every check)
+        compliance.refresh_limitations(s, portfolio_id=desk.portfolio_id, as_of=date(2026, 3, 2))
+    window = (datetime(2026, 3, 2, 1, tzinfo=UTC), datetime(2026, 3, 2, 13, tzinfo=UTC))
+
+    def add_items(n: int) -> None:
+        with db.session_scope(engine) as s:
+            for _ in range(n):
+                s.add(
+                    WorkItem(
+                        portfolio_id=desk.portfolio_id,
+                        case_id=case_id,
+                        account_id=account.id,
+                        contact_point_id=phone,
+                        as_of_date=date(2026, 3, 2),
+                        kind="call",
+                        action_key="call",
+                        template="call",
+                        audience="debtor",
+                        priority=10,
+                        collector_id=desk.users["a"].id,
+                        status="open",
+                        window_start_at=window[0],
+                        window_end_at=window[1],
+                        idempotency_key=f"desk-test:{uuid.uuid4().hex}",
+                    )
+                )
+
+    def log_call(n: int) -> None:
+        with db.session_scope(engine) as s:
+            for i in range(n):
+                contacts.record_attempt(
+                    s,
+                    case_id=case_id,
+                    contact_point_id=phone,
+                    channel=Channel.CALL,
+                    started_at=datetime(2026, 2, 1 + i, 2, tzinfo=UTC),
+                    outcome=Outcome.NO_ANSWER,
+                    collector="in_house",
+                )
+
+    add_items(1)
+    log_call(1)
+    queue_one = _statements(engine, lambda: collector.get("/queue"))
+    case_one = _statements(engine, lambda: collector.get(f"/cases/{case_id}"))
+    add_items(5)
+    log_call(5)
+    queue_many = _statements(engine, lambda: collector.get("/queue"))
+    case_many = _statements(engine, lambda: collector.get(f"/cases/{case_id}"))
+    assert collector.get("/queue").text.count(f'href="/cases/{case_id}?item=') == 6
+    assert len(queue_one) == len(queue_many) <= 3
+    assert len(case_one) == len(case_many) <= 13
