@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import smtplib
 import ssl
 import threading
@@ -23,10 +24,12 @@ from email.message import EmailMessage
 from email.utils import formataddr
 from functools import lru_cache
 from typing import Literal, Protocol
+from urllib.parse import urlencode
 
-import httpx
+import urllib3
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict
+from urllib3.exceptions import NewConnectionError
 
 from arrears.channels import _data
 from arrears.channels.gateways import GatewaySpec, build_request, classify_response
@@ -334,20 +337,24 @@ def _decode(value: bytes | str) -> str:
 
 
 class HttpSmsSender:
-    """Sends SMS through an HTTP gateway described by a `GatewaySpec`, with httpx."""
+    """Sends SMS through an HTTP gateway described by a `GatewaySpec`, with urllib3.
 
-    def __init__(
-        self, spec: GatewaySpec, secrets: Mapping[str, str], *, client: httpx.Client | None = None
-    ) -> None:
+    One connection pool per sender keeps its connections alive (HTTP/1.1 keep-alive, TLS verified by
+    default) and is shared by the threads of a `SendPool`, so each message costs one request on a kept
+    connection. urllib3 rather than httpx: about a quarter of the CPU per request, which at hundreds of
+    messages a second is most of what sending costs. Redirects and automatic retries are off: the outbox
+    decides about retries (`retry.decide_retry`), and a POST is never repeated behind its back.
+    """
+
+    def __init__(self, spec: GatewaySpec, secrets: Mapping[str, str], *, max_connections: int = 16) -> None:
         self.spec = spec
         self._secrets = dict(secrets)
-        self._client = client or httpx.Client()
-        self._owns_client = client is None
+        self._http = urllib3.PoolManager(maxsize=max_connections, retries=False)
+        self._timeout = urllib3.Timeout(connect=spec.connect_timeout_s, read=spec.read_timeout_s)
 
     def close(self) -> None:
-        """Close the HTTP client if this sender created it."""
-        if self._owns_client:
-            self._client.close()
+        """Close the kept connections."""
+        self._http.clear()
 
     def __enter__(self) -> HttpSmsSender:
         return self
@@ -360,22 +367,28 @@ class HttpSmsSender:
         if message.channel is not Channel.SMS:
             raise ValidationFailed("not an SMS message", code="wrong_channel")
         request = build_request(self.spec, message, self._secrets)
-        timeout = httpx.Timeout(self.spec.read_timeout_s, connect=self.spec.connect_timeout_s)
+        headers = dict(request.headers)
+        url = request.url
+        body: bytes | None = None
+        if request.json_body is not None:
+            body = json.dumps(request.json_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            headers.setdefault("Content-Type", "application/json")
+        elif request.form_body is not None:
+            body = urlencode(dict(request.form_body)).encode("ascii")
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        if request.query is not None:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(dict(request.query))}"
         try:
-            response = self._client.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                json=request.json_body,
-                data=dict(request.form_body) if request.form_body is not None else None,
-                params=dict(request.query) if request.query is not None else None,
-                timeout=timeout,
+            response = self._http.request(
+                request.method, url, body=body, headers=headers, timeout=self._timeout, redirect=False
             )
-        except httpx.TimeoutException as exc:
-            return SendResult(SendOutcome.RETRYABLE, reason=f"timeout:{type(exc).__name__}")
-        except httpx.TransportError as exc:
+        except NewConnectionError as exc:  # refused or unreachable (urllib3 files it under timeouts)
             return SendResult(SendOutcome.RETRYABLE, reason=f"transport:{type(exc).__name__}")
-        return classify_response(self.spec, response.status_code, response.content)
+        except urllib3.exceptions.TimeoutError as exc:
+            return SendResult(SendOutcome.RETRYABLE, reason=f"timeout:{type(exc).__name__}")
+        except urllib3.exceptions.HTTPError as exc:
+            return SendResult(SendOutcome.RETRYABLE, reason=f"transport:{type(exc).__name__}")
+        return classify_response(self.spec, response.status, response.data)
 
 
 # ---------------------------------------------------------------------------------------------------------
