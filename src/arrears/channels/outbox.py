@@ -65,6 +65,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from arrears.channels import service
 from arrears.channels import templates as tpl
@@ -578,8 +579,20 @@ def _prepare_batch(
             continue
         ready.append(draft)
     ids = contacts_service.append_attempts(session, attempts=[fields for _, fields in new_attempts])
+    links = []
     for (draft, _), attempt_id in zip(new_attempts, ids, strict=True):
-        draft.row.contact_attempt_id = attempt_id
+        # written below in one statement, not by the unit of work row by row
+        set_committed_value(draft.row, "contact_attempt_id", attempt_id)
+        links.append({"row_id": draft.row.id, "attempt_id": attempt_id})
+    if links:
+        table = OutboxMessage.__table__
+        assert isinstance(table, Table)
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(contact_attempt_id=bindparam("attempt_id")),
+            links,
+        )
     out: list[_Ready] = []
     for draft in ready:
         row = draft.row
