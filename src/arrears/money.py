@@ -11,7 +11,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 
+from babel import Locale
 from babel.numbers import format_currency, get_currency_precision
 
 from arrears.errors import ValidationFailed
@@ -61,10 +63,16 @@ class Money:
 
     def format(self, locale: str = "zh_CN") -> str:
         """Locale-formatted amount, e.g. ``¥1,234.50``."""
-        return str(format_currency(self.decimal, self.currency, locale=locale))
+        return str(format_currency(self.decimal, self.currency, locale=_locale(locale)))
 
     def __str__(self) -> str:
         return f"{self.decimal} {self.currency}"
+
+
+@lru_cache(maxsize=64)
+def _locale(name: str) -> Locale:
+    # Babel parses a locale name on every call; a message formats two amounts.
+    return Locale.parse(name)
 
 
 def normalise_amount_text(text: str) -> str:

@@ -410,7 +410,7 @@ class SendPool:
     """A fixed set of sending threads, kept for the life of a dispatcher.
 
     Sending is waiting on the network, so a few threads keep a few messages in flight; each thread keeps
-    its own SMTP connection open (`SmtpSender`) and the SMS senders share their HTTP client's keep-alive
+    its own SMTP connection open (`SmtpSender`) and the SMS senders share their connection pool's keep-alive
     connections. The outbox and the floor of ``bench/dispatch.py`` send through the same pool.
     """
 
