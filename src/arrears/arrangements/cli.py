@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.table import Table
 from sqlalchemy import select
@@ -19,6 +18,9 @@ from sqlalchemy.orm import Session
 
 from arrears import clock
 from arrears.errors import NotFound, ValidationFailed
+
+if TYPE_CHECKING:  # polars is imported by the commands that read a file, not by every `arrears` command
+    import polars as pl
 
 hold_app = typer.Typer(help="Holds and disputes / 停催标记与异议", no_args_is_help=True)
 promise_app = typer.Typer(help="Promises to pay / 承诺还款", no_args_is_help=True)
@@ -102,6 +104,8 @@ def _payments(session: Session, portfolio: str | None, path: Path | None) -> pl.
         .tuples()
         .all()
     )
+    import polars as pl
+
     frame = pl.read_csv(path, infer_schema=False)
     rows = []
     for r in frame.iter_rows(named=True):

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import segno
-from babel.dates import format_date
 from fontTools.ttLib import TTCollection
 from fpdf import FPDF
 from fpdf.enums import WrapMode, XPos, YPos
 
 from arrears.channels import _data
 from arrears.channels.templates import MessageTemplate, render_parts, resolve_locale
+from arrears.channels.templates import format_letter_date as format_letter_date  # the letter's date
 from arrears.enums import Channel
 from arrears.errors import ConfigurationError, ValidationFailed
 
@@ -119,12 +119,6 @@ def labels(locale: str) -> Mapping[str, str]:
     """Printed labels (date, case reference, page x of n ...) for a locale."""
     table: dict[str, dict[str, str]] = _data.load_toml("letters.toml")["labels"]
     return table[resolve_locale(locale)]
-
-
-def format_letter_date(value: date, locale: str) -> str:
-    """The letter's date as people write it (``2025年3月5日``, ``5 March 2025``)."""
-    loc = resolve_locale(locale)
-    return str(format_date(value, format="long", locale=loc))
 
 
 def letter_from_template(

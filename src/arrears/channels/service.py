@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 from arrears.channels import _data
 from arrears.channels import templates as tpl
 from arrears.channels.gateways import GatewaySpec, load_preset
-from arrears.channels.letters import format_letter_date
 from arrears.channels.senders import HttpSmsSender, Sender, SmtpConfig, SmtpSender
 from arrears.compliance import batch as gate_batch
 from arrears.compliance import service as compliance_service
@@ -62,7 +61,9 @@ ENV_CHANNELS = "ARREARS_CHANNELS"
 
 # Locale formatting (Babel parses the locale on every call): amounts and dates repeat across messages.
 _money = lru_cache(maxsize=16384)(format_minor)
-_day = lru_cache(maxsize=4096)(format_letter_date)
+
+
+_day = lru_cache(maxsize=4096)(tpl.format_letter_date)
 
 
 def dispatch_settings() -> dict[str, Any]:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from functools import cache
 from typing import Any
 
+from babel.dates import format_date
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
@@ -172,6 +174,11 @@ def default_context(locale: str | None = None) -> dict[str, str]:
     """Default texts for placeholders a portfolio may override (legal basis, how to dispute: CN-8)."""
     defaults = _data.load_toml("channels.toml")["defaults"]
     return dict(defaults[resolve_locale(locale)])
+
+
+def format_letter_date(value: date, locale: str) -> str:
+    """A date as people write it in a letter or message (``2025年3月5日``, ``5 March 2025``)."""
+    return str(format_date(value, format="long", locale=resolve_locale(locale)))
 
 
 def opt_out_text(locale: str | None = None, link: str | None = None) -> str:

@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import polars as pl
 from sqlalchemy import (
     JSON,
     LABEL_STYLE_NONE,
@@ -96,6 +95,9 @@ from arrears.models import (
     UTCDateTime,
 )
 from arrears.models import ContactPoint as ContactPointRow
+
+if TYPE_CHECKING:  # polars only where the limitation refresh builds its frame: sending and the gate never do
+    import polars as pl
 
 _PHONES = (ContactKind.MOBILE, ContactKind.LANDLINE)
 _NO_CONTACT_POINT = ContactPoint(value="", kind=ContactKind.OTHER)
@@ -1099,21 +1101,25 @@ def account_limitation(session: Session, *, account_id: int, as_of: date) -> Lim
     return result[account_id]
 
 
-_LIMITATION_SCHEMA: dict[str, pl.DataType] = {
-    "account_id": pl.Int64(),
-    "portfolio_id": pl.Int64(),
-    "as_of": pl.Date(),
-    "limitation_on": pl.Date(),
-    "time_barred": pl.Boolean(),
-    "starts_on": pl.Date(),
-    "rule_id": pl.String(),
-    "set_by_kind": pl.String(),
-    "set_by_on": pl.Date(),
-    "set_by_ref": pl.String(),
-    "waived_by_ref": pl.String(),
-    "explanation_zh": pl.String(),
-    "explanation_en": pl.String(),
-}
+@cache
+def _limitation_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        "account_id": pl.Int64(),
+        "portfolio_id": pl.Int64(),
+        "as_of": pl.Date(),
+        "limitation_on": pl.Date(),
+        "time_barred": pl.Boolean(),
+        "starts_on": pl.Date(),
+        "rule_id": pl.String(),
+        "set_by_kind": pl.String(),
+        "set_by_on": pl.Date(),
+        "set_by_ref": pl.String(),
+        "waived_by_ref": pl.String(),
+        "explanation_zh": pl.String(),
+        "explanation_en": pl.String(),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -1170,10 +1176,12 @@ def refresh_limitations(
     if rows:
         # one COPY (PostgreSQL) / executemany (SQLite) instead of an ORM insert per row: the daily run
         # refreshes every account of a portfolio each day
+        import polars as pl
+
         from arrears.strategy import bulk
 
         now = clock_now()
-        frame = pl.DataFrame(rows, schema=_LIMITATION_SCHEMA, orient="row").with_columns(
+        frame = pl.DataFrame(rows, schema=_limitation_schema(), orient="row").with_columns(
             pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
             pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
         )

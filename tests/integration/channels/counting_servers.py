@@ -1,6 +1,8 @@
 """Receiving servers that count what arrives per message key: an SMTP server (aiosmtpd) counting Message-IDs
 and an HTTP SMS gateway counting client references. The gateway can fail a message's first try (503) and
-answer some messages slowly. Used by the crash test and by ``bench/dispatch.py``."""
+answer some messages slowly; like a provider honouring idempotency keys, it accepts a reference it has
+already accepted without delivering it again (the answer repeats the first one; ``tally.duplicates``
+counts such repeats). Used by the crash test and by ``bench/dispatch.py``."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class Tally:
     counts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     rejected: int = 0
+    duplicates: Counter[str] = field(default_factory=Counter)  # repeats recognised and not delivered again
     first_at: float | None = None  # perf_counter of the first and the last accepted delivery
     last_at: float | None = None
 
@@ -38,6 +41,15 @@ class Tally:
             if self.first_at is None:
                 self.first_at = moment
             self.last_at = moment
+
+    def add_once(self, key: str) -> bool:
+        """Count ``key`` unless it was counted before (then it is a recognised duplicate): True if new."""
+        with self.lock:
+            if key in self.counts:
+                self.duplicates[key] += 1
+                return False
+        self.add(key)
+        return True
 
     def restart_clock(self) -> None:
         """Forget the first and last delivery times (a new measurement begins)."""
@@ -124,7 +136,7 @@ class CountingGateway:
                         return self._answer(503, {"error": {"code": "temporarily_unavailable"}})
                 if slow_every and bucket % slow_every == 1:
                     time.sleep(slow_s)
-                tally.add(reference)
+                tally.add_once(reference)  # a repeat of an accepted reference is answered, not delivered
                 return self._answer(202, {"id": f"m-{reference[-12:]}", "status": "accepted"})
 
             def _answer(self, status: int, document: dict[str, Any]) -> None:
