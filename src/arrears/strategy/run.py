@@ -460,36 +460,18 @@ def _refresh_commitments(
 
 
 def _refresh_limitation(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
-    """CN-20..CN-26 / US-8: the portfolio's limitation dates, unless already refreshed for ``as_of``.
+    """CN-20..CN-26 / US-8: the portfolio's limitation dates and time-barred status at ``as_of``.
 
-    The refresh replaces the portfolio's rows; when every account already has a row of this date the
-    second run of the date leaves them as they are (invariant 4).
+    Only rows that differ are written, so the second run of a date changes nothing (invariant 4).
     """
     from arrears.compliance.service import refresh_limitations
 
-    pid = int(settings.portfolio_id)
-    day = as_of.isoformat()
-    row = session.execute(
-        text(
-            "SELECT (SELECT count(*) FROM account WHERE portfolio_id = :pid),"
-            " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND as_of = :day),"
-            " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND as_of <> :day)"
-        ),
-        {"pid": pid, "day": day},
-    ).one()
-    accounts, today, other = (int(v or 0) for v in row)
-    if today and not other and today >= accounts:
-        barred = session.execute(
-            text("SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND time_barred = :yes"),
-            {"pid": pid, "yes": True},
-        ).scalar()
-        return {"accounts": today, "time_barred": int(barred or 0), "changes": 0}
-    result = refresh_limitations(session, portfolio_id=pid, as_of=as_of)
+    result = refresh_limitations(session, portfolio_id=int(settings.portfolio_id), as_of=as_of)
     return {
         "accounts": result.accounts,
         "time_barred": result.time_barred,
         "newly_time_barred": len(result.newly_time_barred),
-        "changes": result.accounts,
+        "changes": result.changed,
     }
 
 
