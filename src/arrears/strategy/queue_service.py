@@ -43,8 +43,8 @@ from arrears.models import (
     PortfolioStrategy,
     WorkItem,
 )
-from arrears.strategy import bulk
-from arrears.strategy.queues import Allocation, Collector, QueueCase, QueueSet, allocate, load_queues
+from arrears.strategy import bulk, queues
+from arrears.strategy.queues import Collector, QueueSet, load_queues
 
 TASK_KINDS = ("call", "visit")
 
@@ -55,7 +55,7 @@ class AllocationSummary:
 
     counts: dict[str, int]
     changes: int
-    allocation: Allocation
+    assignments: pl.DataFrame  # one row per case: ``case_id``, ``queue``, ``assignee_id``, ``outcome``
     stage_changes: int = 0  # cases whose stage changed
 
 
@@ -221,38 +221,22 @@ def _allocation_frame(
     return cases.join(leads, on="case_id", how="left", maintain_order="left").select(list(_CASE_SCHEMA))
 
 
-def _queue_cases(frame: pl.DataFrame, *, locale: str, creditor: str | None) -> list[QueueCase]:
-    return [
-        QueueCase(
-            case_id=case_id,
-            stage=lead_stage,
-            dpd=dpd if dpd is not None else 0,
-            priority=priority or 0,
-            product=product,
-            region=region,
-            language=language or locale,
-            creditor=creditor,
-            held=bool(held),
-            placed=bool(placed),
-            collector_id=collector_id,
-            assigned_on=assigned_on,
-        )
-        for case_id, lead_stage, collector_id, dpd, priority, product, held, language, region, assigned_on, placed in (
-            frame.select(
-                "case_id",
-                "lead_stage",
-                "collector_id",
-                "dpd",
-                "priority",
-                "product",
-                "held",
-                "language",
-                "region",
-                "assigned_on",
-                "placed",
-            ).iter_rows()
-        )
-    ]
+def _queue_cases(frame: pl.DataFrame, *, locale: str, creditor: str | None) -> pl.DataFrame:
+    """The allocation frame as `queues.allocate_frame` reads it (`queues.CASE_SCHEMA`)."""
+    return frame.select(
+        "case_id",
+        pl.col("lead_stage").alias("stage"),
+        pl.col("dpd").fill_null(0),
+        pl.col("priority").fill_null(0),
+        "product",
+        "region",
+        pl.col("language").fill_null(locale),
+        pl.lit(creditor, pl.String()).alias("creditor"),
+        (pl.col("held").fill_null(0) != 0).alias("held"),
+        (pl.col("placed").fill_null(0) != 0).alias("placed"),
+        "collector_id",
+        "assigned_on",
+    )
 
 
 def allocate_portfolio(
@@ -283,20 +267,11 @@ def allocate_portfolio(
     cases = _queue_cases(
         frame, locale=portfolio.locale, creditor=creditor.name if creditor is not None else None
     )
-    result = allocate(cases, load_collectors(session), queue_set, as_of)
-    counts: dict[str, int] = {}
-    for a in result.assignments:
-        counts[a.outcome.value] = counts.get(a.outcome.value, 0) + 1
-    assigned = pl.DataFrame(
-        {
-            "assignee_id": [a.collector_id for a in result.assignments],
-            "queue": [a.queue for a in result.assignments],
-            "outcome": [a.outcome.value for a in result.assignments],
-        },
-        schema={"assignee_id": pl.Int64(), "queue": pl.String(), "outcome": pl.String()},
-    )
+    assigned, _loads = queues.allocate_frame(cases, load_collectors(session), queue_set, as_of)
+    counts = dict(assigned.group_by("outcome").len().sort("outcome").iter_rows())
     both = pl.concat(
-        [frame.select("case_id", "stage", "lead_stage", "collector_id"), assigned], how="horizontal"
+        [frame.select("case_id", "stage", "lead_stage", "collector_id"), assigned.drop("case_id")],
+        how="horizontal",
     )
     moved_now = (pl.col("assignee_id") != pl.col("collector_id")).fill_null(
         pl.col("assignee_id").is_null() != pl.col("collector_id").is_null()
@@ -333,7 +308,7 @@ def allocate_portfolio(
     return AllocationSummary(
         counts=counts,
         changes=moved.height * 2 + synced,
-        allocation=result,
+        assignments=assigned,
         stage_changes=int(both["_restaged"].sum()),
     )
 
