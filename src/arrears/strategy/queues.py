@@ -547,7 +547,19 @@ def allocate_frame(
             loads[cid] += n
         done.append(kept.select("_row", *ASSIGNMENT_SCHEMA))
         pending = members.filter(~pl.col("_kept"))
-        if pending.height:
+        shared = _shared_candidates(pending, queue, workers, attributes)
+        if pending.height and shared is not None:
+            chosen = _water_fill(pending.height, shared, queue_load, loads, by_id)
+            done.append(
+                pending.select("_row", "case_id", pl.lit(queue.name).alias("queue")).with_columns(
+                    pl.Series("assignee_id", chosen, dtype=pl.Int64()),
+                    pl.when(pl.Series(chosen, dtype=pl.Int64()).is_null())
+                    .then(pl.lit(AllocationOutcome.NO_COLLECTOR.value))
+                    .otherwise(pl.lit(AllocationOutcome.ASSIGNED.value))
+                    .alias("outcome"),
+                )
+            )
+        elif pending.height:
             assigned = _allocate_pending(
                 [_queue_case(r) for r in pending.select(list(CASE_SCHEMA)).iter_rows(named=True)],
                 queue,
@@ -569,3 +581,59 @@ def allocate_frame(
             )
     out = pl.concat(done, how="vertical_relaxed").sort("_row").drop("_row")
     return out.select(list(ASSIGNMENT_SCHEMA)), loads
+
+
+def _shared_candidates(
+    pending: pl.DataFrame, queue: QueueDef, workers: Sequence[Collector], attributes: Sequence[str]
+) -> list[int] | None:
+    """The collectors every pending case may go to, when that is one set for all of them and none of
+    the cases has a collector yet (no rotation, no tie kept); else None."""
+    if pending.height == 0 or pending["collector_id"].null_count() != pending.height:
+        return None
+    keys = pending.select(*attributes).unique()
+    sets = {
+        frozenset(
+            c.collector_id
+            for c in workers
+            if c.covers(QueueCase(case_id=0, stage=None, dpd=0, **row), queue.match_on)
+        )
+        for row in keys.iter_rows(named=True)
+    }
+    return sorted(next(iter(sets))) if len(sets) == 1 else None
+
+
+def _water_fill(
+    n: int,
+    candidates: Sequence[int],
+    queue_load: dict[int, int],
+    loads: dict[int, int],
+    by_id: Mapping[int, Collector],
+) -> list[int | None]:
+    """Rule 4 for ``n`` cases without a collector that may all go to the same ``candidates``: each in
+    turn to the least-loaded one in the queue under cap (lowest id on ties). The k-th case takes the k-th
+    smallest free (load, collector) slot, so the slots are counted instead of taken one by one."""
+    room = {cid: by_id[cid].cap - loads[cid] for cid in candidates if by_id[cid].cap - loads[cid] > 0}
+    start = {cid: queue_load[cid] for cid in room}
+    total = sum(room.values())
+    take = min(n, total)
+    picked: list[int] = []
+    if take:
+
+        def below(level: int) -> int:
+            return sum(min(room[c], max(0, level - start[c])) for c in room)
+
+        low, high = min(start.values()), max(start.values()) + take
+        while low < high:  # the lowest level under which there are ``take`` slots
+            mid = (low + high) // 2
+            if below(mid) >= take:
+                high = mid
+            else:
+                low = mid + 1
+        slots = sorted(
+            (level, cid) for cid in room for level in range(start[cid], min(start[cid] + room[cid], low))
+        )[:take]
+        picked = [cid for _level, cid in slots]
+        for cid in picked:
+            queue_load[cid] += 1
+            loads[cid] += 1
+    return [*picked, *([None] * (n - take))]
