@@ -629,11 +629,24 @@ def _water_fill(
                 high = mid
             else:
                 low = mid + 1
-        slots = sorted(
-            (level, cid) for cid in room for level in range(start[cid], min(start[cid] + room[cid], low))
-        )[:take]
-        picked = [cid for _level, cid in slots]
-        for cid in picked:
-            queue_load[cid] += 1
-            loads[cid] += 1
+        ids = list(room)
+        slots = (
+            pl.DataFrame(
+                {
+                    "cid": ids,
+                    "start": [start[c] for c in ids],
+                    "end": [min(start[c] + room[c], low) for c in ids],
+                },
+                schema={"cid": pl.Int64(), "start": pl.Int64(), "end": pl.Int64()},
+            )
+            .select("cid", pl.int_ranges("start", "end").alias("level"))
+            .explode("level")
+            .drop_nulls("level")
+            .sort(["level", "cid"])
+            .head(take)
+        )
+        picked = slots["cid"].to_list()
+        for cid, k in slots.group_by("cid").len().iter_rows():
+            queue_load[cid] += k
+            loads[cid] += k
     return [*picked, *([None] * (n - take))]
