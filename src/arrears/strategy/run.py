@@ -110,6 +110,7 @@ _SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "language": pl.String(),
     "debtor_address": pl.String(),
     "renegotiate_since": pl.Date(),
+    "has_state": pl.Int64(),  # 1: the account has a strategy state row (written by an earlier run)
     **{name: dtype for name, (_sql, dtype) in SNAPSHOT_SEAMS.items()},
 }
 
@@ -462,11 +463,34 @@ def _refresh_commitments(
 def _refresh_limitation(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
     """CN-20..CN-26 / US-8: the portfolio's limitation dates and time-barred status at ``as_of``.
 
-    Only rows that differ are written, so the second run of a date changes nothing (invariant 4).
+    Only rows that differ are written. A date a run already completed, with a row for every account, is
+    left as that run refreshed it (invariant 4: the second run of a date changes nothing).
     """
     from arrears.compliance.service import refresh_limitations
 
-    result = refresh_limitations(session, portfolio_id=int(settings.portfolio_id), as_of=as_of)
+    pid = int(settings.portfolio_id)
+    done = session.scalar(
+        select(func.count())
+        .select_from(StrategyRun)
+        .where(
+            StrategyRun.portfolio_id == pid,
+            StrategyRun.as_of_date == as_of,
+            StrategyRun.status == "succeeded",
+        )
+    )
+    if done:
+        row = session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM account WHERE portfolio_id = :pid),"
+                " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid),"
+                " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND time_barred = :yes)"
+            ),
+            {"pid": pid, "yes": True},
+        ).one()
+        accounts, rows, barred = (int(v or 0) for v in row)
+        if rows >= accounts:
+            return {"accounts": rows, "time_barred": barred, "changes": 0}
+    result = refresh_limitations(session, portfolio_id=pid, as_of=as_of)
     return {
         "accounts": result.accounts,
         "time_barred": result.time_barred,
@@ -535,7 +559,8 @@ def load_snapshot(
         " a.principal_minor + a.interest_minor + a.penalty_minor + a.fees_minor + a.costs_minor AS balance_minor,"
         " a.due_date, a.overdue_amount_minor, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
         " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address,"
-        f" c.needs_renegotiation_since AS renegotiate_since, {seams}"
+        " c.needs_renegotiation_since AS renegotiate_since,"
+        f" CASE WHEN s.account_id IS NULL THEN 0 ELSE 1 END AS has_state, {seams}"
         ' FROM account a JOIN "case" c ON c.id = a.case_id JOIN debtor d ON d.id = a.debtor_id'
         " LEFT JOIN account_strategy_state s ON s.account_id = a.id"
         f" WHERE {where} ORDER BY a.id"
@@ -793,6 +818,7 @@ def evaluate_snapshot(
             "case_stage",
             "case_assignee",
             "pinned_stage",
+            "has_state",
         )
         decided = result.join(attributes, on="account_id", how="left", maintain_order="left").with_columns(
             pl.lit(strategy.version).alias("strategy_version")
@@ -981,20 +1007,26 @@ def write_partition(
         pl.lit(as_of).alias("decided_on"),
         pl.lit(run_id, pl.Int64()).alias("run_id"),
     )
+    # rows of accounts (and actions) seen for the first time are copied in; only the others are merged
+    stored = (decisions["has_state"] == 1).fill_null(True)
+    bulk.insert_frame(session, "account_strategy_state", state.filter(~stored))
     bulk.insert_frame(
         session,
         "account_strategy_state",
-        state,
+        state.filter(stored),
         conflict=("account_id",),
         update=("portfolio_id", "strategy", "stage", "stage_entered_on", "decided_on", "run_id"),
     )
     if planned.height:
         entered = decisions.select("account_id", pl.col("stage_entered_on").alias("_entered"))
         due = planned.select("account_id", "action_key").join(entered, on="account_id", how="left")
+        after = next_history(due, history, as_of)
+        keys = ["account_id", "action_key"]
+        bulk.insert_frame(session, "account_action_state", after.join(history, on=keys, how="anti"))
         bulk.insert_frame(
             session,
             "account_action_state",
-            next_history(due, history, as_of),
+            after.join(history.select(keys), on=keys, how="semi"),
             conflict=("account_id", "action_key"),
             update=("last_on", "times"),
         )
