@@ -1008,14 +1008,11 @@ def write_partition(
         pl.lit(run_id, pl.Int64()).alias("run_id"),
     )
     # rows of accounts (and actions) seen for the first time are copied in; only the others are merged
-    stored = (decisions["has_state"] == 1).fill_null(True)
+    stored = (decisions["has_state"] == 1).fill_null(False)
     bulk.insert_frame(session, "account_strategy_state", state.filter(~stored))
-    bulk.insert_frame(
-        session,
-        "account_strategy_state",
-        state.filter(stored),
-        conflict=("account_id",),
-        update=("portfolio_id", "strategy", "stage", "stage_entered_on", "decided_on", "run_id"),
+    # a stored row keeps its pinned stage (a supervisor sets it)
+    bulk.update_frame(
+        session, "account_strategy_state", state.filter(stored).drop("pinned_stage"), key="account_id"
     )
     if planned.height:
         entered = decisions.select("account_id", pl.col("stage_entered_on").alias("_entered"))
