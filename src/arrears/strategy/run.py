@@ -566,6 +566,21 @@ def load_snapshot(
         f" WHERE {where} ORDER BY a.id"
     )
     frame = bulk.read_frame(session, sql, _SNAPSHOT_SCHEMA)
+    if frame.height == 0:
+        # nothing left to decide (the date was run): the other inputs are not read
+        empty = with_inputs(
+            frame,
+            promises=pl.DataFrame(schema=_PROMISE_SCHEMA),
+            plans=pl.DataFrame(schema=_PLAN_SCHEMA),
+            limitations=pl.DataFrame(schema=_LIMITATION_SCHEMA),
+            contacts=pl.DataFrame(schema=_RPC_SCHEMA),
+            as_of=as_of,
+        ).with_columns(
+            pl.lit(None, pl.Int64()).alias("dpd"),
+            pl.lit(None, pl.Date()).alias("dpd_due_date"),
+            pl.lit(None, pl.List(pl.String())).alias("flags"),
+        )
+        return empty, _EMPTY_HISTORY
     scope = f"a.portfolio_id = {int(settings.portfolio_id)}" + _partition_clause(partition, partitions)
     if account_id is not None:
         scope += f" AND a.id = {int(account_id)}"
@@ -578,8 +593,6 @@ def load_snapshot(
         as_of=as_of,
     )
     frame = with_ledger_dpd(session, settings, frame, scope=scope, as_of=as_of)
-    if frame.height == 0:
-        return frame.with_columns(pl.lit(None, pl.List(pl.String())).alias("flags")), _EMPTY_HISTORY
     flags = bulk.read_frame(
         session,
         "SELECT f.account_id, f.kind FROM account_flag f JOIN account a ON a.id = f.account_id"
@@ -633,6 +646,16 @@ def with_ledger_dpd(
     return frame.with_columns(days["dpd"], days["dpd_due_date"])
 
 
+_PROMISE_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "promise_status": pl.String(),
+    "promise_date": pl.Date(),
+}
+_PLAN_SCHEMA: dict[str, pl.DataType] = {"account_id": pl.Int64(), "plan_status": pl.String()}
+_LIMITATION_SCHEMA: dict[str, pl.DataType] = {"account_id": pl.Int64(), "time_barred": pl.Boolean()}
+_RPC_SCHEMA: dict[str, pl.DataType] = {"case_id": pl.Int64(), "rpc_on": pl.Date()}
+
+
 def load_promises(session: Session, scope: str) -> pl.DataFrame:
     """The latest promise of each account in ``scope`` (SQL over ``account a``): status and date."""
     return bulk.read_frame(
@@ -640,7 +663,7 @@ def load_promises(session: Session, scope: str) -> pl.DataFrame:
         "SELECT p.account_id, p.status AS promise_status, p.promised_on AS promise_date FROM promise p"
         " WHERE p.id IN (SELECT MAX(p2.id) FROM promise p2 JOIN account a ON a.id = p2.account_id"
         f" WHERE {scope} GROUP BY p2.account_id)",
-        {"account_id": pl.Int64(), "promise_status": pl.String(), "promise_date": pl.Date()},
+        _PROMISE_SCHEMA,
     )
 
 
@@ -666,7 +689,7 @@ def load_limitations(session: Session, scope: str) -> pl.DataFrame:
         session,
         "SELECT al.account_id, al.time_barred FROM account_limitation al JOIN account a ON a.id = al.account_id"
         f" WHERE {scope}",
-        {"account_id": pl.Int64(), "time_barred": pl.Boolean()},
+        _LIMITATION_SCHEMA,
     )
 
 
