@@ -16,9 +16,12 @@ refusing threats of legal action; a lawyer decides what the waiver allows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
+
+import polars as pl
 
 from arrears.compliance import messages
 from arrears.compliance.pack import Limitation, RulePack
@@ -165,3 +168,116 @@ def limitation_date(events: Iterable[LimitationEvent], pack: RulePack, *, as_of:
         ignored=tuple(ignored),
         waived_by=waived_by,
     )
+
+
+# One stored row per account (`account_limitation`, without the portfolio, the date and the timestamps).
+ROW_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "limitation_on": pl.Date(),
+    "time_barred": pl.Boolean(),
+    "starts_on": pl.Date(),
+    "rule_id": pl.String(),
+    "set_by_kind": pl.String(),
+    "set_by_on": pl.Date(),
+    "set_by_ref": pl.String(),
+    "waived_by_ref": pl.String(),
+    "explanation_zh": pl.String(),
+    "explanation_en": pl.String(),
+}
+
+
+def result_row(account_id: int, r: LimitationResult) -> dict[str, Any]:
+    """A `LimitationResult` as the row `ROW_SCHEMA` describes."""
+    return {
+        "account_id": account_id,
+        "limitation_on": r.limitation_on,
+        "time_barred": r.time_barred,
+        "starts_on": r.starts_on,
+        "rule_id": r.rule_id,
+        "set_by_kind": r.set_by.kind.value if r.set_by else None,
+        "set_by_on": r.set_by.on if r.set_by else None,
+        "set_by_ref": r.set_by.ref if r.set_by else None,
+        "waived_by_ref": r.waived_by.ref if r.waived_by else None,
+        "explanation_zh": r.explanation.zh,
+        "explanation_en": r.explanation.en,
+    }
+
+
+def due_ref(account_id: int) -> str:
+    """The reference a due-date event carries: the account it belongs to."""
+    return f"account:{account_id}"
+
+
+def due_events_of(account_id: int, days: Iterable[date]) -> list[LimitationEvent]:
+    """One account's due-date events (CN-20 / CN-21), one per distinct date."""
+    return [LimitationEvent(_K.DUE, d, ref=due_ref(account_id)) for d in sorted(set(days))]
+
+
+def limitation_frame(
+    dues: pl.DataFrame,
+    others: Mapping[int, Sequence[LimitationEvent]],
+    pack: RulePack,
+    *,
+    as_of: date,
+) -> pl.DataFrame:
+    """`limitation_date` of many accounts at once, as rows of `ROW_SCHEMA` sorted by account.
+
+    ``dues`` has ``account_id`` and ``due_dates`` (a list of the account's due dates); ``others`` the
+    accounts' other events (promises, demands, payments ...). An account with other events is computed
+    one by one; an account with due dates only depends on nothing but its latest due date and whether it
+    has more than one (`limitation_date` ignores every earlier due date but for choosing the instalment
+    rule), so `limitation_date` runs once per such pair and the result is shared, with the account's
+    own reference. Equal to calling `limitation_date` per account (a property test holds them together).
+    """
+    if pack.limitation is None:
+        raise ValidationFailed(f"rule pack {pack.name} has no limitation rule", code="no_limitation_rule")
+    dues = dues.select(
+        pl.col("account_id").cast(pl.Int64),
+        pl.col("due_dates").list.drop_nulls().list.unique().list.sort().alias("due_dates"),
+    )
+    mixed_ids = set(others)
+    rows: list[dict[str, Any]] = []
+    with_due: set[int] = set()
+    if mixed_ids:
+        mixed = dues.filter(pl.col("account_id").is_in(list(mixed_ids)))
+        for account_id, days in mixed.iter_rows():
+            with_due.add(account_id)
+            events = [*due_events_of(account_id, days), *others[account_id]]
+            rows.append(result_row(account_id, limitation_date(events, pack, as_of=as_of)))
+    for account_id in sorted(mixed_ids - with_due):
+        rows.append(result_row(account_id, limitation_date(others[account_id], pack, as_of=as_of)))
+    simple = dues.filter(~pl.col("account_id").is_in(list(mixed_ids))).with_columns(
+        pl.col("due_dates").list.last().alias("_start"),
+        (pl.col("due_dates").list.len() > 1).alias("_several"),
+    )
+    parts = [pl.DataFrame(rows, schema=ROW_SCHEMA, orient="row")]
+    if simple.height:
+        keys = simple.group_by("_start", "_several").agg(
+            pl.col("due_dates").first(), pl.col("account_id").first()
+        )
+        shared = [
+            {
+                "_start": start,
+                "_several": several,
+                **result_row(rep, limitation_date(due_events_of(rep, days), pack, as_of=as_of)),
+            }
+            for start, several, days, rep in keys.select(
+                "_start", "_several", "due_dates", "account_id"
+            ).iter_rows()
+        ]
+        table = pl.DataFrame(
+            shared, schema={"_start": pl.Date(), "_several": pl.Boolean(), **ROW_SCHEMA}, orient="row"
+        ).drop("account_id")
+        joined = simple.select("account_id", "_start", "_several").join(
+            table, on=["_start", "_several"], how="left"
+        )
+        ref = pl.lit("account:") + pl.col("account_id").cast(pl.String)
+        parts.append(
+            joined.with_columns(
+                pl.when(pl.col("set_by_kind") == _K.DUE.value)
+                .then(ref)
+                .otherwise(pl.col("set_by_ref"))
+                .alias("set_by_ref")
+            ).select(list(ROW_SCHEMA))
+        )
+    return pl.concat(parts).sort("account_id")

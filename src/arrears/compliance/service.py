@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+import polars as pl
 from sqlalchemy import (
     JSON,
     LABEL_STYLE_NONE,
@@ -48,7 +49,13 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from arrears.clock import as_utc
 from arrears.clock import now as clock_now
-from arrears.compliance.limitation import LimitationEvent, LimitationResult, limitation_date
+from arrears.compliance.limitation import (
+    ROW_SCHEMA,
+    LimitationEvent,
+    LimitationResult,
+    limitation_date,
+    limitation_frame,
+)
 from arrears.compliance.pack import PACK_DIR_ENV, RulePack, load_pack
 from arrears.compliance.rules import decide, history_since, lookback
 from arrears.compliance.schemas import (
@@ -95,9 +102,6 @@ from arrears.models import (
     UTCDateTime,
 )
 from arrears.models import ContactPoint as ContactPointRow
-
-if TYPE_CHECKING:  # polars only where the limitation refresh builds its frame: sending and the gate never do
-    import polars as pl
 
 _PHONES = (ContactKind.MOBILE, ContactKind.LANDLINE)
 _NO_CONTACT_POINT = ContactPoint(value="", kind=ContactKind.OTHER)
@@ -1101,36 +1105,66 @@ def account_limitation(session: Session, *, account_id: int, as_of: date) -> Lim
     return result[account_id]
 
 
-@cache
-def _limitation_schema() -> dict[str, pl.DataType]:
-    import polars as pl
-
-    return {
-        "account_id": pl.Int64(),
-        "portfolio_id": pl.Int64(),
-        "as_of": pl.Date(),
-        "limitation_on": pl.Date(),
-        "time_barred": pl.Boolean(),
-        "starts_on": pl.Date(),
-        "rule_id": pl.String(),
-        "set_by_kind": pl.String(),
-        "set_by_on": pl.Date(),
-        "set_by_ref": pl.String(),
-        "waived_by_ref": pl.String(),
-        "explanation_zh": pl.String(),
-        "explanation_en": pl.String(),
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class LimitationRefresh:
-    """What `refresh_limitations` did for a portfolio."""
+    """What `refresh_limitations` did for a portfolio; ``changed`` counts the rows written or removed."""
 
     portfolio_id: int
     as_of: date
     accounts: int
     time_barred: int
     newly_time_barred: tuple[int, ...]
+    changed: int = 0
+
+
+# What makes a stored row current: the date, whether it has passed, and what set it (the explanation is
+# worded from these, so it follows them).
+_COMPARED = (
+    "limitation_on",
+    "time_barred",
+    "starts_on",
+    "rule_id",
+    "set_by_kind",
+    "set_by_on",
+    "set_by_ref",
+    "waived_by_ref",
+)
+
+
+def due_frame(session: Session, *, portfolio_id: int) -> pl.DataFrame:
+    """Every account's due dates in one query (`due_events` for a whole portfolio, as a frame):
+    ``account_id`` and ``due_dates`` (the due date, the last due date, the first and last instalment)."""
+    from arrears.strategy import bulk
+
+    pid = int(portfolio_id)
+    frame = bulk.read_frame(
+        session,
+        "SELECT a.id AS account_id, a.due_date, a.last_due_date, i.first_due, i.last_due FROM account a"
+        " LEFT JOIN (SELECT account_id, MIN(due_date) AS first_due, MAX(due_date) AS last_due FROM instalment"
+        f" WHERE account_id IN (SELECT id FROM account WHERE portfolio_id = {pid}) GROUP BY account_id) i"
+        f" ON i.account_id = a.id WHERE a.portfolio_id = {pid}",
+        {
+            "account_id": pl.Int64(),
+            "due_date": pl.Date(),
+            "last_due_date": pl.Date(),
+            "first_due": pl.Date(),
+            "last_due": pl.Date(),
+        },
+    )
+    return frame.select(
+        "account_id", pl.concat_list("due_date", "last_due_date", "first_due", "last_due").alias("due_dates")
+    )
+
+
+def _stored_limitations(session: Session, portfolio_id: int) -> pl.DataFrame:
+    from arrears.strategy import bulk
+
+    schema = {k: ROW_SCHEMA[k] for k in ("account_id", *_COMPARED)}
+    return bulk.read_frame(
+        session,
+        f"SELECT {', '.join(schema)} FROM account_limitation WHERE portfolio_id = {int(portfolio_id)}",
+        schema,
+    )
 
 
 def refresh_limitations(
@@ -1140,58 +1174,66 @@ def refresh_limitations(
     as_of: date,
     sources: Sequence[EventSource] = DEFAULT_EVENT_SOURCES,
 ) -> LimitationRefresh:
-    """Recompute and store every account's limitation date of a portfolio; flag time-barred accounts.
+    """Recompute every account's limitation date of a portfolio; flag time-barred accounts.
 
-    Set-based: a few queries for the whole portfolio, then one bulk replace of ``account_limitation``.
-    Running it twice for the same ``as_of`` leaves the same rows. Flushes, never commits.
+    Set-based: the due dates in one query and `limitation_frame` over them, the other event sources as
+    they are. Only rows that differ from the stored ones are written (stamped ``as_of``), and rows of
+    accounts that no longer have a result are removed, so running it twice for the same ``as_of`` writes
+    nothing the second time. Flushes, never commits.
     """
+    from arrears.strategy import bulk
+
     scope = AccountScope(portfolio_id=portfolio_id)
-    results = limitations(session, scope=scope, as_of=as_of, sources=sources)
-    before = set(
-        session.scalars(
-            select(AccountLimitation.account_id).where(
-                AccountLimitation.portfolio_id == portfolio_id, AccountLimitation.time_barred.is_(True)
-            )
+    zone_name, pack_name = _portfolio_of(session, scope)
+    pack = rule_pack(pack_name)
+    stored = _stored_limitations(session, portfolio_id)
+    if pack.limitation is None:
+        fresh = pl.DataFrame(schema=ROW_SCHEMA)
+    else:
+        rest = [source for source in sources if source is not due_events]
+        dues = (
+            due_frame(session, portfolio_id=portfolio_id)
+            if len(rest) < len(sources)
+            else pl.DataFrame(schema={"account_id": pl.Int64(), "due_dates": pl.List(pl.Date())})
         )
-    )
-    session.execute(delete(AccountLimitation).where(AccountLimitation.portfolio_id == portfolio_id))
-    rows = [
-        {
-            "account_id": account_id,
-            "portfolio_id": portfolio_id,
-            "as_of": as_of,
-            "limitation_on": r.limitation_on,
-            "time_barred": r.time_barred,
-            "starts_on": r.starts_on,
-            "rule_id": r.rule_id,
-            "set_by_kind": r.set_by.kind.value if r.set_by else None,
-            "set_by_on": r.set_by.on if r.set_by else None,
-            "set_by_ref": r.set_by.ref if r.set_by else None,
-            "waived_by_ref": r.waived_by.ref if r.waived_by else None,
-            "explanation_zh": r.explanation.zh,
-            "explanation_en": r.explanation.en,
-        }
-        for account_id, r in sorted(results.items())
-    ]
-    if rows:
-        # one COPY (PostgreSQL) / executemany (SQLite) instead of an ORM insert per row: the daily run
-        # refreshes every account of a portfolio each day
-        import polars as pl
-
-        from arrears.strategy import bulk
-
+        others = limitation_events(session, scope=scope, zone_name=zone_name, sources=rest)
+        fresh = limitation_frame(dues, others, pack, as_of=as_of)
+    before = stored.filter(pl.col("time_barred"))["account_id"]
+    known = fresh.join(stored, on="account_id", how="left", suffix="_stored")
+    same = pl.lit(True)
+    for column in _COMPARED:
+        same = same & pl.col(column).eq_missing(pl.col(f"{column}_stored"))
+    is_new = pl.col("rule_id_stored").is_null()
+    changed = known.filter(~same).with_columns(is_new.alias("_new")).select(*ROW_SCHEMA, "_new")
+    gone = stored.join(fresh, on="account_id", how="anti")["account_id"].to_list()
+    for start in range(0, len(gone), 1000):
+        session.execute(
+            delete(AccountLimitation).where(AccountLimitation.account_id.in_(gone[start : start + 1000]))
+        )
+    if changed.height:
+        # one COPY (PostgreSQL) / executemany (SQLite) instead of an ORM write per row
         now = clock_now()
-        frame = pl.DataFrame(rows, schema=_limitation_schema(), orient="row").with_columns(
+        rows = changed.with_columns(
+            pl.lit(portfolio_id, pl.Int64()).alias("portfolio_id"),
+            pl.lit(as_of).alias("as_of"),
             pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
             pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
         )
-        bulk.insert_frame(session, "account_limitation", frame)
+        bulk.insert_frame(session, "account_limitation", rows.filter(pl.col("_new")).drop("_new"))
+        bulk.insert_frame(
+            session,
+            "account_limitation",
+            rows.filter(~pl.col("_new")).drop("_new", "created_at"),
+            conflict=("account_id",),
+            update=tuple(c for c in rows.columns if c not in ("account_id", "created_at", "_new")),
+        )
     session.flush()
-    barred = sorted(a for a, r in results.items() if r.time_barred)
+    barred = fresh.filter(pl.col("time_barred"))["account_id"]
     return LimitationRefresh(
         portfolio_id=portfolio_id,
         as_of=as_of,
-        accounts=len(rows),
-        time_barred=len(barred),
-        newly_time_barred=tuple(a for a in barred if a not in before),
+        accounts=fresh.height,
+        time_barred=barred.len(),
+        newly_time_barred=tuple(sorted(barred.filter(~barred.is_in(before.implode())).to_list())),
+        changed=changed.height + len(gone),
     )

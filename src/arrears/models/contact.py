@@ -102,10 +102,12 @@ class ChannelOptOut(Timestamped, Base):
 
 
 class AccountLimitation(Timestamped, Base):
-    """The limitation date of one account as of the last refresh (CN-20..CN-26, US-8), and what set it.
+    """The limitation date of one account (CN-20..CN-26, US-8), whether it has passed, and what set it.
 
-    Written set-based per portfolio by the daily run; the gate reads ``limitation_on`` to know which
-    accounts are time-barred at the moment of a contact.
+    Written set-based per portfolio by the daily run, which rewrites only the rows whose result changed:
+    ``as_of`` is the date of the refresh that last changed the row (a debt becomes time-barred on the
+    first refresh after its ``limitation_on``). The gate reads ``limitation_on`` to know which accounts
+    are time-barred at the moment of a contact.
     """
 
     __tablename__ = "account_limitation"

@@ -144,7 +144,15 @@ def insert_frame(
         session.connection().exec_driver_sql(f"DROP TABLE {temp}")
         return
     marks = ", ".join("?" for _ in df.columns)
-    _sqlite_many(session, f'INSERT INTO "{table}" ({names}) VALUES ({marks}){on_conflict}', df)
+    if not conflict:
+        _sqlite_many(session, f'INSERT INTO "{table}" ({names}) VALUES ({marks})', df)
+        return
+    temp = _sqlite_temp(session, table, df, index=conflict)
+    # ``WHERE true`` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not to a join
+    session.connection().exec_driver_sql(
+        f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {temp} WHERE true{on_conflict}'
+    )
+    session.connection().exec_driver_sql(f"DROP TABLE {temp}")
 
 
 def update_frame(session: Session, table: str, df: pl.DataFrame, *, key: str) -> None:
@@ -162,8 +170,30 @@ def update_frame(session: Session, table: str, df: pl.DataFrame, *, key: str) ->
         )
         session.connection().exec_driver_sql(f"DROP TABLE {temp}")
         return
-    sets = ", ".join(f'"{c}" = ?' for c in others)
-    _sqlite_many(session, f'UPDATE "{table}" SET {sets} WHERE "{key}" = ?', df.select(*others, key))
+    temp = _sqlite_temp(session, table, df, index=(key,))
+    sets = ", ".join(f'"{c}" = t."{c}"' for c in others)
+    session.connection().exec_driver_sql(
+        f'UPDATE "{table}" SET {sets} FROM {temp} t WHERE "{table}"."{key}" = t."{key}"'
+    )
+    session.connection().exec_driver_sql(f"DROP TABLE {temp}")
+
+
+def _sqlite_temp(session: Session, table: str, df: pl.DataFrame, *, index: Sequence[str]) -> str:
+    """The frame in a temporary table of ``table``'s column types, indexed on ``index``.
+
+    One set-based statement from it then replaces a statement per row: inside the run's savepoint every
+    statement of SQLite's pays for the pages the transaction has already changed, so a row-by-row update
+    of a hundred thousand rows late in a run takes minutes.
+    """
+    name = f"tmp_{table}_{next(_TEMP)}"
+    names = ", ".join(f'"{c}"' for c in df.columns)
+    conn = session.connection()
+    conn.exec_driver_sql(f'CREATE TEMPORARY TABLE {name} AS SELECT {names} FROM "{table}" WHERE 0')
+    keys = ", ".join(f'"{c}"' for c in index)
+    conn.exec_driver_sql(f"CREATE INDEX ix_{name} ON {name} ({keys})")
+    marks = ", ".join("?" for _ in df.columns)
+    _sqlite_many(session, f"INSERT INTO {name} ({names}) VALUES ({marks})", df)
+    return name
 
 
 def _sqlite_many(session: Session, sql: str, df: pl.DataFrame) -> None:

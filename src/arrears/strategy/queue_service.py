@@ -43,8 +43,8 @@ from arrears.models import (
     PortfolioStrategy,
     WorkItem,
 )
-from arrears.strategy import bulk
-from arrears.strategy.queues import Allocation, Collector, QueueCase, QueueSet, allocate, load_queues
+from arrears.strategy import bulk, queues
+from arrears.strategy.queues import Collector, QueueSet, load_queues
 
 TASK_KINDS = ("call", "visit")
 
@@ -55,7 +55,7 @@ class AllocationSummary:
 
     counts: dict[str, int]
     changes: int
-    allocation: Allocation
+    assignments: pl.DataFrame  # one row per case: ``case_id``, ``queue``, ``assignee_id``, ``outcome``
     stage_changes: int = 0  # cases whose stage changed
 
 
@@ -181,17 +181,18 @@ def _allocation_frame(
     day = as_of.isoformat()
     pid = int(portfolio_id)
     # A case under a placement on the date (placed, not recalled, term not ended) is the agency's (PI-4).
+    # the decisions are summed per case first, so the joins that follow carry one narrow row per case
     sql = (
-        "SELECT c.id AS case_id, c.stage, c.assignee_id AS collector_id,"
-        " MAX(CASE WHEN sd.stage IS NOT NULL THEN sd.dpd END) AS dpd, MAX(sd.priority) AS priority,"
-        " MIN(a.product) AS product,"
-        " MAX(CASE WHEN sd.flags IS NOT NULL AND sd.flags <> '' THEN 1 ELSE 0 END) AS held,"
-        " MIN(d.preferred_language) AS language,"
-        " MIN(CASE WHEN d.id_type = 'resident_id' THEN SUBSTR(d.national_id, 1, 2) END) AS region,"
-        " MIN(e.assigned_on) AS assigned_on, MAX(CASE WHEN pc.case_id IS NULL THEN 0 ELSE 1 END) AS placed"
-        ' FROM "case" c'
-        f" JOIN strategy_decision sd ON sd.case_id = c.id AND sd.portfolio_id = {pid} AND sd.as_of_date = '{day}'"
-        " JOIN account a ON a.id = sd.account_id JOIN debtor d ON d.id = c.debtor_id"
+        "WITH s AS (SELECT sd.case_id, MAX(CASE WHEN sd.stage IS NOT NULL THEN sd.dpd END) AS dpd,"
+        " MAX(sd.priority) AS priority, MIN(a.product) AS product,"
+        " MAX(CASE WHEN sd.flags IS NOT NULL AND sd.flags <> '' THEN 1 ELSE 0 END) AS held"
+        " FROM strategy_decision sd JOIN account a ON a.id = sd.account_id"
+        f" WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}' GROUP BY sd.case_id)"
+        " SELECT c.id AS case_id, c.stage, c.assignee_id AS collector_id, s.dpd, s.priority, s.product, s.held,"
+        " d.preferred_language AS language,"
+        " CASE WHEN d.id_type = 'resident_id' THEN SUBSTR(d.national_id, 1, 2) END AS region,"
+        " e.assigned_on, CASE WHEN pc.case_id IS NULL THEN 0 ELSE 1 END AS placed"
+        ' FROM "case" c JOIN s ON s.case_id = c.id JOIN debtor d ON d.id = c.debtor_id'
         " LEFT JOIN (SELECT e.case_id, MAX(e.effective_on) AS assigned_on FROM allocation_event e"
         '  JOIN "case" c2 ON c2.id = e.case_id AND e.to_collector_id = c2.assignee_id'
         f"  WHERE c2.portfolio_id = {pid} GROUP BY e.case_id) e ON e.case_id = c.id"
@@ -199,7 +200,7 @@ def _allocation_frame(
         f'  JOIN "case" c3 ON c3.id = p.case_id AND c3.portfolio_id = {pid}'
         f"  WHERE p.recalled_on IS NULL AND p.placed_on <= '{day}' AND p.expires_on > '{day}') pc"
         " ON pc.case_id = c.id"
-        f" WHERE c.portfolio_id = {pid} GROUP BY c.id, c.stage, c.assignee_id ORDER BY c.id"
+        f" WHERE c.portfolio_id = {pid} ORDER BY c.id"
     )
     cases = bulk.read_frame(session, sql, {k: v for k, v in _CASE_SCHEMA.items() if k != "lead_stage"})
     staged = bulk.read_frame(
@@ -221,38 +222,22 @@ def _allocation_frame(
     return cases.join(leads, on="case_id", how="left", maintain_order="left").select(list(_CASE_SCHEMA))
 
 
-def _queue_cases(frame: pl.DataFrame, *, locale: str, creditor: str | None) -> list[QueueCase]:
-    return [
-        QueueCase(
-            case_id=case_id,
-            stage=lead_stage,
-            dpd=dpd if dpd is not None else 0,
-            priority=priority or 0,
-            product=product,
-            region=region,
-            language=language or locale,
-            creditor=creditor,
-            held=bool(held),
-            placed=bool(placed),
-            collector_id=collector_id,
-            assigned_on=assigned_on,
-        )
-        for case_id, lead_stage, collector_id, dpd, priority, product, held, language, region, assigned_on, placed in (
-            frame.select(
-                "case_id",
-                "lead_stage",
-                "collector_id",
-                "dpd",
-                "priority",
-                "product",
-                "held",
-                "language",
-                "region",
-                "assigned_on",
-                "placed",
-            ).iter_rows()
-        )
-    ]
+def _queue_cases(frame: pl.DataFrame, *, locale: str, creditor: str | None) -> pl.DataFrame:
+    """The allocation frame as `queues.allocate_frame` reads it (`queues.CASE_SCHEMA`)."""
+    return frame.select(
+        "case_id",
+        pl.col("lead_stage").alias("stage"),
+        pl.col("dpd").fill_null(0),
+        pl.col("priority").fill_null(0),
+        "product",
+        "region",
+        pl.col("language").fill_null(locale),
+        pl.lit(creditor, pl.String()).alias("creditor"),
+        (pl.col("held").fill_null(0) != 0).alias("held"),
+        (pl.col("placed").fill_null(0) != 0).alias("placed"),
+        "collector_id",
+        "assigned_on",
+    )
 
 
 def allocate_portfolio(
@@ -283,20 +268,11 @@ def allocate_portfolio(
     cases = _queue_cases(
         frame, locale=portfolio.locale, creditor=creditor.name if creditor is not None else None
     )
-    result = allocate(cases, load_collectors(session), queue_set, as_of)
-    counts: dict[str, int] = {}
-    for a in result.assignments:
-        counts[a.outcome.value] = counts.get(a.outcome.value, 0) + 1
-    assigned = pl.DataFrame(
-        {
-            "assignee_id": [a.collector_id for a in result.assignments],
-            "queue": [a.queue for a in result.assignments],
-            "outcome": [a.outcome.value for a in result.assignments],
-        },
-        schema={"assignee_id": pl.Int64(), "queue": pl.String(), "outcome": pl.String()},
-    )
+    assigned, _loads = queues.allocate_frame(cases, load_collectors(session), queue_set, as_of)
+    counts = dict(assigned.group_by("outcome").len().sort("outcome").iter_rows())
     both = pl.concat(
-        [frame.select("case_id", "stage", "lead_stage", "collector_id"), assigned], how="horizontal"
+        [frame.select("case_id", "stage", "lead_stage", "collector_id"), assigned.drop("case_id")],
+        how="horizontal",
     )
     moved_now = (pl.col("assignee_id") != pl.col("collector_id")).fill_null(
         pl.col("assignee_id").is_null() != pl.col("collector_id").is_null()
@@ -333,7 +309,7 @@ def allocate_portfolio(
     return AllocationSummary(
         counts=counts,
         changes=moved.height * 2 + synced,
-        allocation=result,
+        assignments=assigned,
         stage_changes=int(both["_restaged"].sum()),
     )
 

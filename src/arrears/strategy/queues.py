@@ -32,6 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
+import polars as pl
 from pydantic import Field, model_validator
 
 from arrears.errors import ValidationFailed
@@ -344,6 +345,21 @@ def _allocate_queue(
             )
         else:
             pending.append(case)
+    return out + _allocate_pending(pending, queue, by_id, loads, queue_load, room, as_of)
+
+
+def _allocate_pending(
+    pending: list[QueueCase],
+    queue: QueueDef,
+    by_id: Mapping[int, Collector],
+    loads: dict[int, int],
+    queue_load: dict[int, int],
+    room: Mapping[int, int],
+    as_of: date,
+) -> list[Assignment]:
+    """Rule 4: the cases not kept, in order, each to the least-loaded eligible collector under cap."""
+    workers = [c for c in by_id.values() if queue.name in c.queues]
+    out: list[Assignment] = []
     # The least-loaded eligible collectors come off one heap per distinct set of the case's match_on values
     # (a case's candidates depend only on those): O(log n) per case instead of a scan of every collector.
     heaps: dict[tuple[str | None, ...], list[tuple[int, int]]] = {}
@@ -408,3 +424,229 @@ def _allocate_queue(
             outcome = AllocationOutcome.REASSIGNED
         out.append(Assignment(case.case_id, queue.name, chosen, outcome, case.collector_id))
     return out
+
+
+# `allocate` over frames: the columns of a `QueueCase`, and one row per case out.
+CASE_SCHEMA: dict[str, pl.DataType] = {
+    "case_id": pl.Int64(),
+    "stage": pl.String(),
+    "dpd": pl.Int64(),
+    "priority": pl.Int64(),
+    "product": pl.String(),
+    "region": pl.String(),
+    "language": pl.String(),
+    "creditor": pl.String(),
+    "held": pl.Boolean(),
+    "placed": pl.Boolean(),
+    "collector_id": pl.Int64(),
+    "assigned_on": pl.Date(),
+}
+ASSIGNMENT_SCHEMA: dict[str, pl.DataType] = {
+    "case_id": pl.Int64(),
+    "queue": pl.String(),
+    "assignee_id": pl.Int64(),
+    "outcome": pl.String(),
+}
+
+
+def _queue_case(row: dict[str, object]) -> QueueCase:
+    return QueueCase(**row)  # type: ignore[arg-type]
+
+
+def allocate_frame(
+    cases: pl.DataFrame, collectors: Sequence[Collector], queue_set: QueueSet, as_of: date
+) -> tuple[pl.DataFrame, dict[int, int]]:
+    """`allocate` over a frame of cases (`CASE_SCHEMA`): one row per case in input order (``case_id``,
+    ``queue``, ``assignee_id``, ``outcome``) and each collector's load.
+
+    The same rules, with rules 1-3 over whole columns: a case's queue is looked up once per distinct
+    (stage, DPD); a case stays with its collector when it is eligible to (rule 3) and among the first
+    ``quota`` such cases of that collector in the queue's order, which is what the one-by-one loop keeps.
+    Only the cases that are not kept go through rule 4 one by one (`_allocate_pending`). Equal to
+    `allocate` (a property test holds them together).
+    """
+    ids = [c.collector_id for c in collectors]
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed("collector ids repeat", code="duplicate_collector")
+    if cases["case_id"].n_unique() != cases.height:
+        raise ValidationFailed("a case appears twice", code="duplicate_case")
+    by_id = {c.collector_id: c for c in sorted(collectors, key=lambda c: c.collector_id)}
+    loads = dict.fromkeys(by_id, 0)
+    cases = cases.select(list(CASE_SCHEMA)).cast(pl.Schema(CASE_SCHEMA)).with_row_index("_row")
+    pairs = cases.select("stage", "dpd").unique()
+    pairs = pairs.with_columns(
+        pl.Series(
+            "queue",
+            [
+                (q.name if (q := queue_set.queue_for(st, d)) is not None else None)
+                for st, d in pairs.iter_rows()
+            ],
+            dtype=pl.String(),
+        )
+    )
+    cases = cases.join(pairs, on=["stage", "dpd"], how="left", nulls_equal=True)
+    outcome = (
+        pl.when(pl.col("held"))
+        .then(pl.lit(AllocationOutcome.HELD.value))
+        .when(pl.col("placed"))
+        .then(pl.lit(AllocationOutcome.PLACED.value))
+        .when(pl.col("queue").is_null())
+        .then(pl.lit(AllocationOutcome.NO_QUEUE.value))
+    )
+    cases = cases.with_columns(outcome.alias("outcome"), pl.lit(None, pl.Int64()).alias("assignee_id"))
+    done = [cases.filter(pl.col("outcome").is_not_null()).select("_row", *ASSIGNMENT_SCHEMA)]
+    waiting = cases.filter(pl.col("outcome").is_null())
+    attributes = [a.value for a in MatchAttribute]
+    for queue in queue_set.queues:
+        members = waiting.filter(pl.col("queue") == queue.name).sort(
+            ["priority", "case_id"], descending=[True, False]
+        )
+        if members.height == 0:
+            continue
+        workers = [c for c in by_id.values() if queue.name in c.queues]
+        room = {c.collector_id: max(c.cap - loads[c.collector_id], 0) for c in workers}
+        quotas = fair_quotas(members.height, room)
+        # whether the current collector covers the case: once per distinct (collector, attributes)
+        combos = (
+            members.filter(pl.col("collector_id").is_in(list(room)))
+            .select("collector_id", *attributes)
+            .unique()
+        )
+        covered = combos.with_columns(
+            pl.Series(
+                "_covers",
+                [
+                    by_id[row["collector_id"]].covers(
+                        QueueCase(case_id=0, stage=None, dpd=0, **{a: row[a] for a in attributes}),
+                        queue.match_on,
+                    )
+                    for row in combos.iter_rows(named=True)
+                ],
+                dtype=pl.Boolean(),
+            )
+        )
+        rotation_due = (
+            pl.lit(queue.rotation_days is not None)
+            & pl.col("collector_id").is_not_null()
+            & pl.col("assigned_on").is_not_null()
+            & ((pl.lit(as_of) - pl.col("assigned_on")).dt.total_days() >= (queue.rotation_days or 0))
+        ).fill_null(False)
+        members = members.join(
+            covered, on=["collector_id", *attributes], how="left", nulls_equal=True, maintain_order="left"
+        )
+        eligible = pl.col("_covers").fill_null(False) & ~rotation_due
+        rank = pl.int_range(pl.len()).over(pl.when(eligible).then(pl.col("collector_id")))
+        quota = pl.col("collector_id").replace_strict(quotas, default=0, return_dtype=pl.Int64)
+        members = members.with_columns((eligible & (rank < quota)).alias("_kept"))
+        kept = members.filter(pl.col("_kept")).with_columns(
+            pl.col("collector_id").alias("assignee_id"), pl.lit(AllocationOutcome.KEPT.value).alias("outcome")
+        )
+        queue_load = dict.fromkeys(room, 0)
+        for cid, n in kept.group_by("collector_id").len().iter_rows():
+            queue_load[cid] += n
+            loads[cid] += n
+        done.append(kept.select("_row", *ASSIGNMENT_SCHEMA))
+        pending = members.filter(~pl.col("_kept"))
+        shared = _shared_candidates(pending, queue, workers, attributes)
+        if pending.height and shared is not None:
+            chosen = _water_fill(pending.height, shared, queue_load, loads, by_id)
+            done.append(
+                pending.select("_row", "case_id", pl.lit(queue.name).alias("queue")).with_columns(
+                    pl.Series("assignee_id", chosen, dtype=pl.Int64()),
+                    pl.when(pl.Series(chosen, dtype=pl.Int64()).is_null())
+                    .then(pl.lit(AllocationOutcome.NO_COLLECTOR.value))
+                    .otherwise(pl.lit(AllocationOutcome.ASSIGNED.value))
+                    .alias("outcome"),
+                )
+            )
+        elif pending.height:
+            assigned = _allocate_pending(
+                [_queue_case(r) for r in pending.select(list(CASE_SCHEMA)).iter_rows(named=True)],
+                queue,
+                by_id,
+                loads,
+                queue_load,
+                room,
+                as_of,
+            )
+            done.append(
+                pending.select("_row")
+                .with_columns(
+                    pl.lit(queue.name).alias("case_id_queue"),
+                    pl.Series("assignee_id", [a.collector_id for a in assigned], dtype=pl.Int64()),
+                    pl.Series("outcome", [a.outcome.value for a in assigned], dtype=pl.String()),
+                    pl.Series("case_id", [a.case_id for a in assigned], dtype=pl.Int64()),
+                )
+                .select("_row", "case_id", pl.col("case_id_queue").alias("queue"), "assignee_id", "outcome")
+            )
+    out = pl.concat(done, how="vertical_relaxed").sort("_row").drop("_row")
+    return out.select(list(ASSIGNMENT_SCHEMA)), loads
+
+
+def _shared_candidates(
+    pending: pl.DataFrame, queue: QueueDef, workers: Sequence[Collector], attributes: Sequence[str]
+) -> list[int] | None:
+    """The collectors every pending case may go to, when that is one set for all of them and none of
+    the cases has a collector yet (no rotation, no tie kept); else None."""
+    if pending.height == 0 or pending["collector_id"].null_count() != pending.height:
+        return None
+    keys = pending.select(*attributes).unique()
+    sets = {
+        frozenset(
+            c.collector_id
+            for c in workers
+            if c.covers(QueueCase(case_id=0, stage=None, dpd=0, **row), queue.match_on)
+        )
+        for row in keys.iter_rows(named=True)
+    }
+    return sorted(next(iter(sets))) if len(sets) == 1 else None
+
+
+def _water_fill(
+    n: int,
+    candidates: Sequence[int],
+    queue_load: dict[int, int],
+    loads: dict[int, int],
+    by_id: Mapping[int, Collector],
+) -> list[int | None]:
+    """Rule 4 for ``n`` cases without a collector that may all go to the same ``candidates``: each in
+    turn to the least-loaded one in the queue under cap (lowest id on ties). The k-th case takes the k-th
+    smallest free (load, collector) slot, so the slots are counted instead of taken one by one."""
+    room = {cid: by_id[cid].cap - loads[cid] for cid in candidates if by_id[cid].cap - loads[cid] > 0}
+    start = {cid: queue_load[cid] for cid in room}
+    total = sum(room.values())
+    take = min(n, total)
+    picked: list[int] = []
+    if take:
+
+        def below(level: int) -> int:
+            return sum(min(room[c], max(0, level - start[c])) for c in room)
+
+        low, high = min(start.values()), max(start.values()) + take
+        while low < high:  # the lowest level under which there are ``take`` slots
+            mid = (low + high) // 2
+            if below(mid) >= take:
+                high = mid
+            else:
+                low = mid + 1
+        ids = list(room)
+        slots = (
+            pl.DataFrame(
+                {
+                    "cid": ids,
+                    "start": [start[c] for c in ids],
+                    "end": [min(start[c] + room[c], low) for c in ids],
+                },
+                schema={"cid": pl.Int64(), "start": pl.Int64(), "end": pl.Int64()},
+            )
+            .select("cid", pl.int_ranges("start", "end").alias("level"))
+            .explode("level")
+            .drop_nulls("level")
+            .sort(["level", "cid"])
+            .head(take)
+        )
+        picked = slots["cid"].to_list()
+        for cid, k in slots.group_by("cid").len().iter_rows():
+            queue_load[cid] += k
+            loads[cid] += k
+    return [*picked, *([None] * (n - take))]

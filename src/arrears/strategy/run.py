@@ -110,6 +110,7 @@ _SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "language": pl.String(),
     "debtor_address": pl.String(),
     "renegotiate_since": pl.Date(),
+    "has_state": pl.Int64(),  # 1: the account has a strategy state row (written by an earlier run)
     **{name: dtype for name, (_sql, dtype) in SNAPSHOT_SEAMS.items()},
 }
 
@@ -460,36 +461,41 @@ def _refresh_commitments(
 
 
 def _refresh_limitation(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
-    """CN-20..CN-26 / US-8: the portfolio's limitation dates, unless already refreshed for ``as_of``.
+    """CN-20..CN-26 / US-8: the portfolio's limitation dates and time-barred status at ``as_of``.
 
-    The refresh replaces the portfolio's rows; when every account already has a row of this date the
-    second run of the date leaves them as they are (invariant 4).
+    Only rows that differ are written. A date a run already completed, with a row for every account, is
+    left as that run refreshed it (invariant 4: the second run of a date changes nothing).
     """
     from arrears.compliance.service import refresh_limitations
 
     pid = int(settings.portfolio_id)
-    day = as_of.isoformat()
-    row = session.execute(
-        text(
-            "SELECT (SELECT count(*) FROM account WHERE portfolio_id = :pid),"
-            " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND as_of = :day),"
-            " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND as_of <> :day)"
-        ),
-        {"pid": pid, "day": day},
-    ).one()
-    accounts, today, other = (int(v or 0) for v in row)
-    if today and not other and today >= accounts:
-        barred = session.execute(
-            text("SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND time_barred = :yes"),
+    done = session.scalar(
+        select(func.count())
+        .select_from(StrategyRun)
+        .where(
+            StrategyRun.portfolio_id == pid,
+            StrategyRun.as_of_date == as_of,
+            StrategyRun.status == "succeeded",
+        )
+    )
+    if done:
+        row = session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM account WHERE portfolio_id = :pid),"
+                " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid),"
+                " (SELECT count(*) FROM account_limitation WHERE portfolio_id = :pid AND time_barred = :yes)"
+            ),
             {"pid": pid, "yes": True},
-        ).scalar()
-        return {"accounts": today, "time_barred": int(barred or 0), "changes": 0}
+        ).one()
+        accounts, rows, barred = (int(v or 0) for v in row)
+        if rows >= accounts:
+            return {"accounts": rows, "time_barred": barred, "changes": 0}
     result = refresh_limitations(session, portfolio_id=pid, as_of=as_of)
     return {
         "accounts": result.accounts,
         "time_barred": result.time_barred,
         "newly_time_barred": len(result.newly_time_barred),
-        "changes": result.accounts,
+        "changes": result.changed,
     }
 
 
@@ -553,12 +559,28 @@ def load_snapshot(
         " a.principal_minor + a.interest_minor + a.penalty_minor + a.fees_minor + a.costs_minor AS balance_minor,"
         " a.due_date, a.overdue_amount_minor, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
         " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address,"
-        f" c.needs_renegotiation_since AS renegotiate_since, {seams}"
+        " c.needs_renegotiation_since AS renegotiate_since,"
+        f" CASE WHEN s.account_id IS NULL THEN 0 ELSE 1 END AS has_state, {seams}"
         ' FROM account a JOIN "case" c ON c.id = a.case_id JOIN debtor d ON d.id = a.debtor_id'
         " LEFT JOIN account_strategy_state s ON s.account_id = a.id"
         f" WHERE {where} ORDER BY a.id"
     )
     frame = bulk.read_frame(session, sql, _SNAPSHOT_SCHEMA)
+    if frame.height == 0:
+        # nothing left to decide (the date was run): the other inputs are not read
+        empty = with_inputs(
+            frame,
+            promises=pl.DataFrame(schema=_PROMISE_SCHEMA),
+            plans=pl.DataFrame(schema=_PLAN_SCHEMA),
+            limitations=pl.DataFrame(schema=_LIMITATION_SCHEMA),
+            contacts=pl.DataFrame(schema=_RPC_SCHEMA),
+            as_of=as_of,
+        ).with_columns(
+            pl.lit(None, pl.Int64()).alias("dpd"),
+            pl.lit(None, pl.Date()).alias("dpd_due_date"),
+            pl.lit(None, pl.List(pl.String())).alias("flags"),
+        )
+        return empty, _EMPTY_HISTORY
     scope = f"a.portfolio_id = {int(settings.portfolio_id)}" + _partition_clause(partition, partitions)
     if account_id is not None:
         scope += f" AND a.id = {int(account_id)}"
@@ -571,8 +593,6 @@ def load_snapshot(
         as_of=as_of,
     )
     frame = with_ledger_dpd(session, settings, frame, scope=scope, as_of=as_of)
-    if frame.height == 0:
-        return frame.with_columns(pl.lit(None, pl.List(pl.String())).alias("flags")), _EMPTY_HISTORY
     flags = bulk.read_frame(
         session,
         "SELECT f.account_id, f.kind FROM account_flag f JOIN account a ON a.id = f.account_id"
@@ -626,6 +646,16 @@ def with_ledger_dpd(
     return frame.with_columns(days["dpd"], days["dpd_due_date"])
 
 
+_PROMISE_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "promise_status": pl.String(),
+    "promise_date": pl.Date(),
+}
+_PLAN_SCHEMA: dict[str, pl.DataType] = {"account_id": pl.Int64(), "plan_status": pl.String()}
+_LIMITATION_SCHEMA: dict[str, pl.DataType] = {"account_id": pl.Int64(), "time_barred": pl.Boolean()}
+_RPC_SCHEMA: dict[str, pl.DataType] = {"case_id": pl.Int64(), "rpc_on": pl.Date()}
+
+
 def load_promises(session: Session, scope: str) -> pl.DataFrame:
     """The latest promise of each account in ``scope`` (SQL over ``account a``): status and date."""
     return bulk.read_frame(
@@ -633,7 +663,7 @@ def load_promises(session: Session, scope: str) -> pl.DataFrame:
         "SELECT p.account_id, p.status AS promise_status, p.promised_on AS promise_date FROM promise p"
         " WHERE p.id IN (SELECT MAX(p2.id) FROM promise p2 JOIN account a ON a.id = p2.account_id"
         f" WHERE {scope} GROUP BY p2.account_id)",
-        {"account_id": pl.Int64(), "promise_status": pl.String(), "promise_date": pl.Date()},
+        _PROMISE_SCHEMA,
     )
 
 
@@ -659,7 +689,7 @@ def load_limitations(session: Session, scope: str) -> pl.DataFrame:
         session,
         "SELECT al.account_id, al.time_barred FROM account_limitation al JOIN account a ON a.id = al.account_id"
         f" WHERE {scope}",
-        {"account_id": pl.Int64(), "time_barred": pl.Boolean()},
+        _LIMITATION_SCHEMA,
     )
 
 
@@ -811,6 +841,7 @@ def evaluate_snapshot(
             "case_stage",
             "case_assignee",
             "pinned_stage",
+            "has_state",
         )
         decided = result.join(attributes, on="account_id", how="left", maintain_order="left").with_columns(
             pl.lit(strategy.version).alias("strategy_version")
@@ -999,20 +1030,23 @@ def write_partition(
         pl.lit(as_of).alias("decided_on"),
         pl.lit(run_id, pl.Int64()).alias("run_id"),
     )
-    bulk.insert_frame(
-        session,
-        "account_strategy_state",
-        state,
-        conflict=("account_id",),
-        update=("portfolio_id", "strategy", "stage", "stage_entered_on", "decided_on", "run_id"),
+    # rows of accounts (and actions) seen for the first time are copied in; only the others are merged
+    stored = (decisions["has_state"] == 1).fill_null(False)
+    bulk.insert_frame(session, "account_strategy_state", state.filter(~stored))
+    # a stored row keeps its pinned stage (a supervisor sets it)
+    bulk.update_frame(
+        session, "account_strategy_state", state.filter(stored).drop("pinned_stage"), key="account_id"
     )
     if planned.height:
         entered = decisions.select("account_id", pl.col("stage_entered_on").alias("_entered"))
         due = planned.select("account_id", "action_key").join(entered, on="account_id", how="left")
+        after = next_history(due, history, as_of)
+        keys = ["account_id", "action_key"]
+        bulk.insert_frame(session, "account_action_state", after.join(history, on=keys, how="anti"))
         bulk.insert_frame(
             session,
             "account_action_state",
-            next_history(due, history, as_of),
+            after.join(history.select(keys), on=keys, how="semi"),
             conflict=("account_id", "action_key"),
             update=("last_on", "times"),
         )

@@ -150,7 +150,7 @@ def test_refresh_flags_time_barred_accounts_for_a_portfolio_and_is_idempotent(se
     assert rows[a2].limitation_on == date(2028, 1, 10)
     snapshot = {k: (v.limitation_on, v.time_barred, v.set_by_ref) for k, v in rows.items()}
     again = service.refresh_limitations(session, portfolio_id=b.portfolio.id, as_of=AS_OF)
-    assert (again.accounts, again.time_barred, again.newly_time_barred) == (3, 1, ())
+    assert (again.accounts, again.time_barred, again.newly_time_barred, again.changed) == (3, 1, (), 0)
     session.expire_all()
     rows = {
         r.account_id: r
@@ -161,6 +161,16 @@ def test_refresh_flags_time_barred_accounts_for_a_portfolio_and_is_idempotent(se
     assert {k: (v.limitation_on, v.time_barred, v.set_by_ref) for k, v in rows.items()} == snapshot
     later = service.refresh_limitations(session, portfolio_id=b.portfolio.id, as_of=date(2028, 1, 11))
     assert later.newly_time_barred == (a1, a2)
+    # only the two rows whose status moved are written again; the account barred before keeps its row
+    assert later.changed == 2
+    session.expire_all()
+    stamped = {
+        r.account_id: r.as_of
+        for r in session.scalars(
+            select(AccountLimitation).where(AccountLimitation.portfolio_id == b.portfolio.id)
+        )
+    }
+    assert stamped == {a0: AS_OF, a1: date(2028, 1, 11), a2: date(2028, 1, 11)}
     assert later.as_of - AS_OF > timedelta(days=600)
 
 

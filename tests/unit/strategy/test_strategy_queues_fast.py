@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -142,3 +144,39 @@ def test_heap_allocation_equals_the_plain_scan(
     finally:
         q._allocate_queue = original  # type: ignore[assignment]
     assert fast == slow
+
+
+def _frame(cases: list[QueueCase]) -> pl.DataFrame:
+    return pl.DataFrame([dataclasses.asdict(c) for c in cases], schema=q.CASE_SCHEMA, orient="row")
+
+
+@settings(max_examples=400, deadline=None)
+@given(setup())
+def test_the_frame_allocation_equals_the_case_by_case_allocation(
+    data: tuple[list[QueueCase], list[Collector], q.QueueSet],
+) -> None:
+    cases, collectors, queue_set = data
+    expected = q.allocate(cases, collectors, queue_set, AS_OF)
+    frame, loads = q.allocate_frame(_frame(cases), collectors, queue_set, AS_OF)
+    assert frame.rows() == [
+        (a.case_id, a.queue, a.collector_id, a.outcome.value) for a in expected.assignments
+    ]
+    assert loads == dict(expected.loads)
+
+
+@settings(max_examples=300, deadline=None)
+@given(setup(), st.booleans())
+def test_a_first_allocation_counted_in_slots_equals_the_case_by_case_allocation(
+    data: tuple[list[QueueCase], list[Collector], q.QueueSet], any_language: bool
+) -> None:
+    """No case has a collector yet and (or) every collector covers every case: rule 4 by counting."""
+    cases, collectors, queue_set = data
+    cases = [dataclasses.replace(c, collector_id=None, assigned_on=None) for c in cases]
+    if any_language:
+        collectors = [dataclasses.replace(c, languages=frozenset()) for c in collectors]
+    expected = q.allocate(cases, collectors, queue_set, AS_OF)
+    frame, loads = q.allocate_frame(_frame(cases), collectors, queue_set, AS_OF)
+    assert frame.rows() == [
+        (a.case_id, a.queue, a.collector_id, a.outcome.value) for a in expected.assignments
+    ]
+    assert loads == dict(expected.loads)
