@@ -10,7 +10,7 @@ Services flush and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
@@ -355,14 +355,23 @@ def list_attempts(session: Session, *, case_id: int) -> list[ContactAttempt]:
     )
 
 
-def verify_chain(session: Session, *, case_id: int | None = None, batch: int = 10_000) -> ChainReport:
-    """Recompute every case's hash chain (or one case's) and report the first broken link of each."""
+def verify_chain(
+    session: Session,
+    *,
+    case_id: int | None = None,
+    case_ids: Collection[int] | None = None,
+    batch: int = 10_000,
+) -> ChainReport:
+    """Recompute every case's hash chain (or one case's, or some cases') and report the first broken link
+    of each."""
     columns = [getattr(ContactAttempt, name) for name in CHAINED_FIELDS]
     stmt = select(ContactAttempt.id, ContactAttempt.hash, *columns).order_by(
         ContactAttempt.case_id, ContactAttempt.seq
     )
     if case_id is not None:
         stmt = stmt.where(ContactAttempt.case_id == case_id)
+    if case_ids is not None:
+        stmt = stmt.where(ContactAttempt.case_id.in_(sorted(case_ids)))
     result = session.execute(stmt.execution_options(yield_per=batch))
     return verify_rows(row._mapping for row in result)
 

@@ -181,7 +181,7 @@ def test_batch_dispatch_appends_each_case_in_order_and_the_chain_holds(
     senders = {Channel.SMS: sms_sender(sms_gateway), Channel.EMAIL: smtp_sender(smtp_server)}
     report = outbox.dispatch(factory, now=sh(2026, 3, 5, 10, 5), senders=senders, portfolio_id=portfolio.id)
     assert report.claimed == report.sent == len(rows)
-    assert contacts_service.verify_chain(session).ok
+    assert contacts_service.verify_chain(session, case_ids=[d.case.id for d in debts]).ok
     for debt in debts:
         attempts = list(
             session.scalars(
@@ -208,4 +208,4 @@ def test_batch_dispatch_appends_each_case_in_order_and_the_chain_holds(
     for row in late:
         session.refresh(row)
         assert row.status == "blocked" and "CN-1" in row.rule_ids
-    assert contacts_service.verify_chain(session).ok
+    assert contacts_service.verify_chain(session, case_ids=[d.case.id for d in debts]).ok

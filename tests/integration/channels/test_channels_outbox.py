@@ -107,7 +107,10 @@ def test_cn1_message_planned_2150_claimed_2201_is_blocked_not_sent(
     session.commit()
 
     report = outbox.dispatch(
-        factory, now=sh(2026, 3, 5, 22, 1), senders={Channel.SMS: sms_sender(sms_gateway)}
+        factory,
+        now=sh(2026, 3, 5, 22, 1),
+        senders={Channel.SMS: sms_sender(sms_gateway)},
+        portfolio_id=portfolio.id,
     )
 
     session.refresh(row)
@@ -136,12 +139,23 @@ def test_gateway_errors_retry_with_backoff_then_dead_letter(world: tuple, sms_ga
     assert bad.status == "dead_letter" and "rejected" in (bad.last_reason or "")
     # not due yet: nothing is claimed before the backoff ends
     assert (
-        outbox.dispatch(factory, now=now + timedelta(seconds=30), senders=senders, policy=policy).claimed == 0
+        outbox.dispatch(
+            factory,
+            now=now + timedelta(seconds=30),
+            senders=senders,
+            policy=policy,
+            portfolio_id=portfolio.id,
+        ).claimed
+        == 0
     )
-    second = outbox.dispatch(factory, now=now + timedelta(seconds=60), senders=senders, policy=policy)
+    second = outbox.dispatch(
+        factory, now=now + timedelta(seconds=60), senders=senders, policy=policy, portfolio_id=portfolio.id
+    )
     session.refresh(busy)
     assert second.retry_scheduled == 1 and busy.next_attempt_at == now + timedelta(seconds=60 + 120)
-    outbox.dispatch(factory, now=now + timedelta(seconds=180), senders=senders, policy=policy)
+    outbox.dispatch(
+        factory, now=now + timedelta(seconds=180), senders=senders, policy=policy, portfolio_id=portfolio.id
+    )
     session.refresh(busy)
     assert busy.status == "dead_letter" and busy.attempts == 3 and "max_attempts" in (busy.last_reason or "")
     # one attempt per message, corrected to failed once the message is given up
@@ -155,12 +169,20 @@ def test_slow_gateway_answer_is_a_retryable_timeout(world: tuple, sms_gateway: G
     row = queue_message(session, slow, channel="sms", planned_for=sh(2026, 3, 5, 10))
     session.commit()
     report = outbox.dispatch(
-        factory, now=sh(2026, 3, 5, 10), senders={Channel.SMS: sms_sender(sms_gateway, read_timeout_s=0.3)}
+        factory,
+        now=sh(2026, 3, 5, 10),
+        senders={Channel.SMS: sms_sender(sms_gateway, read_timeout_s=0.3)},
+        portfolio_id=portfolio.id,
     )
     session.refresh(row)
     assert report.retry_scheduled == 1 and row.status == "queued" and "timeout" in (row.last_reason or "")
     # the next try, with patience, sends it under the same reference (the gateway sees one message id)
-    report = outbox.dispatch(factory, now=sh(2026, 3, 5, 11), senders={Channel.SMS: sms_sender(sms_gateway)})
+    report = outbox.dispatch(
+        factory,
+        now=sh(2026, 3, 5, 11),
+        senders={Channel.SMS: sms_sender(sms_gateway)},
+        portfolio_id=portfolio.id,
+    )
     session.refresh(row)
     assert report.sent == 1 and row.status == "sent"
     assert {r["body"]["OutId"] for r in sms_gateway.log.requests} == {row.idempotency_key}
