@@ -10,7 +10,7 @@ same functions the pages use.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -166,15 +166,23 @@ def acting_collector(principal: Principal, given: str | None) -> str:
     return given
 
 
-def credited_to(principal: Principal, given: str | None) -> str:
-    """Whom a payment is credited to: the caller, or anyone a supervisor or administrator names."""
+def acting_name(
+    principal: Principal, given: str | None, *, allowed: Collection[str], refusal: Forbidden
+) -> str:
+    """A username recorded for an action: the caller's, or (roles in ``allowed`` only) the one named."""
     if given is None or given == principal.user.username:
         return principal.user.username
-    if principal.role not in access.MANAGE:
-        raise Forbidden(
-            "只能记入本人名下 / a payment can be credited only to yourself", code="crediting_other"
-        )
+    if principal.role not in allowed:
+        raise refusal
     return given
+
+
+def credited_to(principal: Principal, given: str | None) -> str:
+    """Whom a payment is credited to: the caller, or anyone a supervisor or administrator names."""
+    refusal = Forbidden(
+        "只能记入本人名下 / a payment can be credited only to yourself", code="crediting_other"
+    )
+    return acting_name(principal, given, allowed=access.MANAGE, refusal=refusal)
 
 
 # ---------------------------------------------------------------------------------------------- list pages

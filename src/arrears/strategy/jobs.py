@@ -39,7 +39,6 @@ class RunJob:
     started_at: datetime
     status: str = "running"  # running, succeeded, dry_run, failed
     phase: str | None = None
-    phases_done: int = 0
     run_id: int | None = None
     changes: int | None = None
     message: str | None = None
@@ -49,6 +48,10 @@ class RunJob:
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def phases_done(self) -> int:
+        return len(self.phases_seen)
 
 
 _jobs: dict[int, RunJob] = {}
@@ -99,9 +102,8 @@ def execute(engine: Engine, job_id: int) -> None:
     def progress(phase: str, done: int, total: int) -> None:
         with _lock:
             job.phase = phase
-            if done >= total and phase not in job.phases_seen:
+            if done >= total:
                 job.phases_seen.add(phase)
-                job.phases_done = len(job.phases_seen)
 
     try:
         with session_scope(engine) as s:

@@ -14,6 +14,7 @@ from arrears.api.deps import (
     CurrentUser,
     PageDep,
     SessionDep,
+    acting_name,
     actor_id,
     current_user,
     require,
@@ -342,17 +343,16 @@ def _event_out(e: AllocationEvent) -> AllocationEventOut:
 )
 def allocate_by_hand(body: AllocationIn, session: SessionDep, user: CurrentUser) -> list[AllocationEventOut]:
     """A supervisor's batch allocation or reassignment, with a reason; all cases or none."""
-    own = user.user.username
-    if body.actor not in (None, own) and user.role != Role.ADMIN:
-        raise Forbidden(
-            "只能以本人身份分配 / allocations are recorded as yourself (actor must be your username)",
-            code="acting_as_other",
-        )
+    refusal = Forbidden(
+        "只能以本人身份分配 / allocations are recorded as yourself (actor must be your username)",
+        code="acting_as_other",
+    )
+    actor = acting_name(user, body.actor, allowed={Role.ADMIN}, refusal=refusal)
     events = queue_service.assign_cases(
         session,
         case_ids=body.case_ids,
         collector=int(body.collector) if body.collector.isdigit() else body.collector,
-        actor=body.actor or own,
+        actor=actor,
         reason=body.reason,
         as_of=body.as_of or clock.today(),
     )
