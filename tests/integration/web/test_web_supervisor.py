@@ -119,7 +119,7 @@ def test_the_dashboard_counts_todays_run_and_the_rules_it_blocked(engine: Engine
 def test_reassigning_cases_moves_them_and_records_who_why_and_when(engine: Engine, desk: Desk) -> None:
     case_id = desk.cases[0]
     with db.session_scope(engine) as s:
-        queue_service.set_collector(s, user=desk.users["b"].id, queues=["early"], cap=50)
+        queue_service.set_collector(s, user=desk.users["b"].id, queues=[f"team-{desk.tag}"], cap=50)
     client = _boss(engine, desk)
     page = client.get("/supervisor/team")
     assert page.status_code == 200 and desk.users["b"].username in page.text
@@ -161,7 +161,7 @@ def test_a_bad_reassignment_says_why_and_moves_nothing(
     engine: Engine, desk: Desk, case_ids: str, reason: str, collector: str, message: str
 ) -> None:
     with db.session_scope(engine) as s:
-        queue_service.set_collector(s, user=desk.users["b"].id, queues=["early"], cap=50)
+        queue_service.set_collector(s, user=desk.users["b"].id, queues=[f"team-{desk.tag}"], cap=50)
         events_before = s.scalar(select(func.count()).select_from(AllocationEvent))
     client = _boss(engine, desk)
     token = csrf(client.get("/supervisor/team").text)
