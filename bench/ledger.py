@@ -16,6 +16,7 @@ floor, so that neither rides on pages the other has just written (full-page imag
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -41,6 +42,13 @@ def _copy(conn: object, table: str, df: pl.DataFrame) -> None:
     cols = ", ".join(f'"{c}"' for c in df.columns)
     with conn.cursor().copy(f'COPY "{table}" ({cols}) FROM STDIN WITH (FORMAT csv)') as cp:  # type: ignore[attr-defined]
         cp.write(buf)
+
+
+class _Laps(logging.Handler):
+    """Prints the phases the ledger's bulk steps log (`arrears.ledger.bulk.Stopwatch`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"    {record.getMessage()}")
 
 
 def _checkpoint(engine: Any) -> None:
@@ -153,6 +161,10 @@ def main() -> None:
     from arrears.ledger import service
     from arrears.ledger.payments_import import import_payments
 
+    timing = logging.getLogger("arrears.ledger.timing")
+    timing.setLevel(logging.DEBUG)
+    timing.addHandler(_Laps())
+    timing.propagate = False
     admin = create_engine(
         PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
     )
