@@ -569,7 +569,7 @@ def _apply_deltas(session: Session, posting_rows: pl.DataFrame) -> None:
         "owed": pl.Int64(),
     }
     # in account order: the update then walks the account table page by page (see `bulk.temp_table`)
-    bulk.temp_table(session, "ledger_tmp_delta", schema, deltas.sort("account_id"))
+    bulk.temp_table(session, "ledger_tmp_delta", schema, deltas.sort("account_id"), analyze=False)
     sets = ", ".join(f"{COLUMN[c]} = {COLUMN[c]} + d.{c.value}" for c in COMPONENTS)
     total = " + ".join(COLUMN[c] for c in COMPONENTS)  # before the update: SET sees the old row
     # settled when a payment takes the debt to zero; active again when a reversal brings debt back
