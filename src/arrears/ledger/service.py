@@ -1130,12 +1130,10 @@ def accrued_through(session: Session, account: Account) -> date | None:
 
 
 def _read_accrual_accounts(session: Session, cfg: LedgerConfig) -> pl.DataFrame:
+    """Every account of the portfolio, opened or not, in the columns of `_ACCRUAL_SCHEMA`."""
     cols = ", ".join("id" if c == "account_id" else c for c in _ACCRUAL_SCHEMA)
     return bulk.read_frame(
-        session,
-        f"SELECT {cols} FROM account WHERE portfolio_id = {int(cfg.portfolio_id)}"
-        " AND ledger_opened_on IS NOT NULL",
-        _ACCRUAL_SCHEMA,
+        session, f"SELECT {cols} FROM account WHERE portfolio_id = {int(cfg.portfolio_id)}", _ACCRUAL_SCHEMA
     )
 
 
@@ -1153,7 +1151,7 @@ def accrual_frame_input(
     if raw is None:
         raw = _read_accrual_accounts(session, cfg)
         watermark = _portfolio(session, cfg.portfolio_id).ledger_accrued_through
-    raw = raw.filter(pl.col("origination_date").is_not_null())
+    raw = raw.filter(pl.col("origination_date").is_not_null() & pl.col("ledger_opened_on").is_not_null())
     followed = (
         pl.max_horizontal("ledger_opened_on", pl.lit(watermark, dtype=pl.Date))
         if watermark is not None
@@ -1214,12 +1212,14 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
     cfg = ledger_config(session, portfolio_id=portfolio_id)
     _lock_portfolio(session, portfolio_id)
     bulk.roomy_joins(session)
-    ensure_opening_postings(session, portfolio_id=portfolio_id)
-    watch.lap("open")
     portfolio = _portfolio(session, portfolio_id)
     watermark = portfolio.ledger_accrued_through
     new_watermark = as_of if watermark is None or as_of > watermark else watermark
+    # one read of the portfolio's accounts; read again only when some had to be opened first
     raw = _read_accrual_accounts(session, cfg)
+    if raw["ledger_opened_on"].null_count():
+        ensure_opening_postings(session, portfolio_id=portfolio_id)
+        raw = _read_accrual_accounts(session, cfg)
     frame = accrual_frame_input(session, cfg, raw=raw, watermark=watermark)
     watch.lap("read")
     if new_watermark != watermark:
@@ -1299,7 +1299,11 @@ def _pin_unaccruable(session: Session, raw: pl.DataFrame, watermark: date | None
     They follow the portfolio only while the run brings them along; should a contract date come later, they
     accrue from where they really are.
     """
-    pinned = raw.filter(pl.col("origination_date").is_null() & pl.col("accrued_through_date").is_null())
+    pinned = raw.filter(
+        pl.col("origination_date").is_null()
+        & pl.col("accrued_through_date").is_null()
+        & pl.col("ledger_opened_on").is_not_null()
+    )
     if pinned.height == 0:
         return
     day = (
