@@ -12,6 +12,7 @@ Each figure is printed with its floor, measured in the same run on the same data
 Accounts are loaded straight into the tables (the account import has its own benchmark), then opened in the
 ledger (`ensure_opening_postings`, timed and shown on its own). A CHECKPOINT precedes each timed step and its
 floor, so that neither rides on pages the other has just written (full-page images in the WAL, pruning).
+Under each figure, indented, the seconds of its phases as the ledger logs them (`bulk.Stopwatch`).
 """
 
 from __future__ import annotations
