@@ -12,10 +12,12 @@ Each figure is printed with its floor, measured in the same run on the same data
 Accounts are loaded straight into the tables (the account import has its own benchmark), then opened in the
 ledger (`ensure_opening_postings`, timed and shown on its own). A CHECKPOINT precedes each timed step and its
 floor, so that neither rides on pages the other has just written (full-page images in the WAL, pruning).
+Under each figure, indented, the seconds of its phases as the ledger logs them (`bulk.Stopwatch`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -41,6 +43,13 @@ def _copy(conn: object, table: str, df: pl.DataFrame) -> None:
     cols = ", ".join(f'"{c}"' for c in df.columns)
     with conn.cursor().copy(f'COPY "{table}" ({cols}) FROM STDIN WITH (FORMAT csv)') as cp:  # type: ignore[attr-defined]
         cp.write(buf)
+
+
+class _Laps(logging.Handler):
+    """Prints the phases the ledger's bulk steps log (`arrears.ledger.bulk.Stopwatch`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"    {record.getMessage()}")
 
 
 def _checkpoint(engine: Any) -> None:
@@ -153,6 +162,10 @@ def main() -> None:
     from arrears.ledger import service
     from arrears.ledger.payments_import import import_payments
 
+    timing = logging.getLogger("arrears.ledger.timing")
+    timing.setLevel(logging.DEBUG)
+    timing.addHandler(_Laps())
+    timing.propagate = False
     admin = create_engine(
         PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
     )

@@ -7,12 +7,44 @@ session's connection, so it joins the caller's transaction (services flush, the 
 from __future__ import annotations
 
 import io
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+_TIMING = logging.getLogger("arrears.ledger.timing")
+
+
+class Stopwatch:
+    """Seconds spent in each phase of a bulk step, logged on ``arrears.ledger.timing`` at DEBUG.
+
+    ``lap(name)`` closes the phase that ended now; the benchmark prints the phases to show where the time
+    goes. Costs one clock read per phase.
+    """
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
+
+    def done(self) -> None:
+        if _TIMING.isEnabledFor(logging.DEBUG):
+            _TIMING.debug(
+                "%s: %s",
+                self.step,
+                ", ".join(f"{k} {v:.2f}s" for k, v in self.laps.items()),
+                extra={"laps": self.laps},
+            )
+
 
 _PG_TYPES = {
     pl.Int64: "BIGINT",
@@ -80,8 +112,13 @@ def insert_frame(session: Session, table: str, df: pl.DataFrame) -> None:
         cur.close()
 
 
-def temp_table(session: Session, name: str, schema: Mapping[str, pl.DataType], df: pl.DataFrame) -> None:
+def temp_table(
+    session: Session, name: str, schema: Mapping[str, pl.DataType], df: pl.DataFrame, *, analyze: bool = True
+) -> None:
     """(Re)create a temporary table of ``schema`` holding ``df`` (dropped at commit on PostgreSQL).
+
+    ``analyze=False`` skips the statistics for a table only read whole (an ``UPDATE ... FROM`` it by key):
+    the planner then still knows its size.
 
     An ``UPDATE ... FROM`` the table changes rows in the table's order (PostgreSQL hashes the target and
     probes it with these rows): callers pass the rows sorted by the target's key, so a million-row update
@@ -94,7 +131,7 @@ def temp_table(session: Session, name: str, schema: Mapping[str, pl.DataType], d
     suffix = " ON COMMIT DROP" if is_postgres(session) else ""
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ({cols}){suffix}")
     insert_frame(session, name, df.select(list(schema)))
-    if is_postgres(session):
+    if analyze and is_postgres(session):
         conn.exec_driver_sql(f"ANALYZE {name}")
 
 

@@ -265,6 +265,7 @@ def import_payments(
     created_by: str | None = None,
 ) -> PaymentImportReport:
     """Post a payment file into a portfolio: every row, or none with a row-level problem report."""
+    watch = bulk.Stopwatch("import_payments")
     cfg = service.ledger_config(session, portfolio_id=portfolio_id)
     exponent = money.exponent(cfg.currency)
     source = open_source(path)
@@ -294,9 +295,11 @@ def import_payments(
     )
     extra = [_issues(dup, pl.lit(True), "duplicate_reference", "reference", ref_col)]
 
+    watch.lap("read, parse")
     savepoint = session.begin_nested()
     try:
         resolved = rows.join(_resolve(session, portfolio_id, rows), on="row", how="left")
+        watch.lap("resolve")
         payer_col = columns.get("account_ref", columns.get("national_id", ""))
         extra += [
             _issues(
@@ -338,6 +341,7 @@ def import_payments(
         )
         session.add(batch)
         session.flush()
+        watch.lap("check")
         frame = resolved.select(
             "row",
             "reference",
@@ -358,6 +362,7 @@ def import_payments(
             now=now,
             import_batch_id=batch.id,
         )
+        watch.lap("apply")
         if applied.problems:
             problems = pl.DataFrame(
                 [{"row": p.row, "code": p.code, "detail": p.detail} for p in applied.problems],
@@ -392,6 +397,8 @@ def import_payments(
             savepoint.commit()
             report.status = "applied"
             report.batch_id = batch.id
+        watch.lap("finish")
+        watch.done()
         return report
     except BaseException:
         if savepoint.is_active:

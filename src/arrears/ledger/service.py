@@ -241,21 +241,26 @@ def ensure_opening_postings(
         ]
     ).sort("account_id")
     bulk.insert_frame(session, "posting", postings)
+    # An account opened on a day the portfolio's accrual has already passed keeps its own day (the opening
+    # day): it has those days still to accrue. The others follow the portfolio (see `Account`).
+    watermark = portfolio.ledger_accrued_through
+    behind = pl.col("opened_on") < watermark if watermark is not None else pl.lit(False)
     marks = opened.select(
         pl.col("id"),
         pl.col("opened_on"),
         charged=pl.col("interest_minor") + pl.col("penalty_minor") + pl.col("fees_minor"),
+        through=pl.when(behind).then(pl.col("opened_on")).otherwise(None),
     )
     bulk.temp_table(
         session,
         "ledger_tmp_open",
-        {"id": pl.Int64(), "opened_on": pl.Date(), "charged": pl.Int64()},
+        {"id": pl.Int64(), "opened_on": pl.Date(), "charged": pl.Int64(), "through": pl.Date()},
         marks.sort("id"),
     )
     session.execute(
         text(
-            "UPDATE account SET ledger_opened_on = t.opened_on, charged_minor = t.charged"
-            " FROM ledger_tmp_open t WHERE account.id = t.id"
+            "UPDATE account SET ledger_opened_on = t.opened_on, charged_minor = t.charged,"
+            " accrued_through_date = t.through FROM ledger_tmp_open t WHERE account.id = t.id"
         )
     )
     bulk.drop_temp(session, "ledger_tmp_open")
@@ -418,6 +423,7 @@ def apply_payments(
     Returns problems (and writes nothing) when a payment predates an account's opening balances or its
     debtor has no account in the portfolio.
     """
+    watch = bulk.Stopwatch("apply_payments")
     cfg = ledger_config(session, portfolio_id=portfolio_id)
     _lock_portfolio(session, portfolio_id)
     if payments.height > 10_000:
@@ -431,7 +437,9 @@ def apply_payments(
     ensure_opening_postings(
         session, portfolio_id=portfolio_id, debtor_ids=None if len(debtor_ids) > 5000 else debtor_ids
     )
+    watch.lap("open")
     accounts = _accounts_of(session, portfolio_id, debtor_ids)
+    watch.lap("read accounts")
 
     # Checks first, as frames: every debtor has accounts here, no payment predates an opening.
     problems: list[PaymentProblem] = []
@@ -451,6 +459,7 @@ def apply_payments(
         pl.Series("payment_id", bulk.next_ids(session, "payment", n), dtype=pl.Int64)
     )
     policy = cfg.policy
+    watch.lap("check, ids")
 
     # The whole batch at once (CN-27 across the debtor's accounts, CN-28 within each); a named account is
     # the debtor's designation. A debtor's several payments go in rounds, in order.
@@ -461,6 +470,7 @@ def apply_payments(
         accounts,
         policy,
     )
+    watch.lap("allocate")
     posting_parts = [
         splits.select(
             "account_id",
@@ -517,7 +527,9 @@ def apply_payments(
         payment_rows = payment_rows.with_columns(
             created_at=pl.lit(_sqlite_ts(now)), updated_at=pl.lit(_sqlite_ts(now))
         )
+    watch.lap("frames")
     bulk.insert_frame(session, "payment", payment_rows)
+    watch.lap("copy payments")
     posting_rows = (
         pl.concat([part.cast(pl.Schema(_POSTING_SCHEMA)) for part in posting_parts])
         # in account order: the (account, day) index then takes its entries page by page
@@ -525,9 +537,12 @@ def apply_payments(
         .select(pl.lit(portfolio_id, dtype=pl.Int64).alias("portfolio_id"), *_POSTING_SCHEMA)
     )
     bulk.insert_frame(session, "posting", posting_rows)
+    watch.lap("copy postings")
     _apply_deltas(session, posting_rows)
+    watch.lap("update balances")
     results = per_payment.select("row", "payment_id", "allocated_minor", "credit_minor")
     session.expire_all()
+    watch.done()
     return AppliedPayments(results, [], posting_rows.height)
 
 
@@ -554,7 +569,7 @@ def _apply_deltas(session: Session, posting_rows: pl.DataFrame) -> None:
         "owed": pl.Int64(),
     }
     # in account order: the update then walks the account table page by page (see `bulk.temp_table`)
-    bulk.temp_table(session, "ledger_tmp_delta", schema, deltas.sort("account_id"))
+    bulk.temp_table(session, "ledger_tmp_delta", schema, deltas.sort("account_id"), analyze=False)
     sets = ", ".join(f"{COLUMN[c]} = {COLUMN[c]} + d.{c.value}" for c in COMPONENTS)
     total = " + ".join(COLUMN[c] for c in COMPONENTS)  # before the update: SET sees the old row
     # settled when a payment takes the debt to zero; active again when a reversal brings debt back
@@ -971,7 +986,7 @@ def _accrue_restored_principal(
         )
         state = AccrualState(
             principal_minor=a.principal_minor,
-            accrued_through_date=a.accrued_through_date,
+            accrued_through_date=accrued_through(session, a),
             interest_carry_sub=a.interest_carry_sub,
             penalty_carry_sub=a.penalty_carry_sub,
             charged_minor=a.charged_minor,
@@ -1101,19 +1116,46 @@ def _stop_flags(session: Session, portfolio_id: int, zone: str) -> pl.DataFrame:
     )
 
 
-def accrual_frame_input(session: Session, cfg: LedgerConfig) -> pl.DataFrame:
+def accrued_through(session: Session, account: Account) -> date | None:
+    """The last day the ledger accrued on ``account``; None while it has not accrued since its opening.
+
+    The account's own ``accrued_through_date`` when filled, else its portfolio's day (see `Account`).
+    """
+    day = account.accrued_through_date
+    if day is None:
+        day = _portfolio(session, account.portfolio_id).ledger_accrued_through
+    if day is None or account.ledger_opened_on is None or day <= account.ledger_opened_on:
+        return None
+    return day
+
+
+def _read_accrual_accounts(session: Session, cfg: LedgerConfig) -> pl.DataFrame:
+    """Every account of the portfolio, opened or not, in the columns of `_ACCRUAL_SCHEMA`."""
+    cols = ", ".join("id" if c == "account_id" else c for c in _ACCRUAL_SCHEMA)
+    return bulk.read_frame(
+        session, f"SELECT {cols} FROM account WHERE portfolio_id = {int(cfg.portfolio_id)}", _ACCRUAL_SCHEMA
+    )
+
+
+def accrual_frame_input(
+    session: Session, cfg: LedgerConfig, *, raw: pl.DataFrame | None = None, watermark: date | None = None
+) -> pl.DataFrame:
     """The portfolio's opened accounts as the input frame of `accrue_frame` (see its module docstring).
 
     An account never accrued counts as accrued through its opening day: the imported balances already hold
-    the interest up to the import. Accounts without a contract date cannot accrue and are left out.
+    the interest up to the import. An account without a day of its own is accrued through its portfolio's
+    day (``watermark``, read when ``raw`` is not given) or its opening day, whichever is later; its own day
+    (or null) stays in ``own_through``. Accounts without a contract date cannot accrue and are left out.
     ``overdue_principal_minor`` is filled per day by `_on_day`.
     """
-    cols = ", ".join("id" if c == "account_id" else c for c in _ACCRUAL_SCHEMA)
-    raw = bulk.read_frame(
-        session,
-        f"SELECT {cols} FROM account WHERE portfolio_id = {int(cfg.portfolio_id)}"
-        " AND ledger_opened_on IS NOT NULL AND origination_date IS NOT NULL",
-        _ACCRUAL_SCHEMA,
+    if raw is None:
+        raw = _read_accrual_accounts(session, cfg)
+        watermark = _portfolio(session, cfg.portfolio_id).ledger_accrued_through
+    raw = raw.filter(pl.col("origination_date").is_not_null() & pl.col("ledger_opened_on").is_not_null())
+    followed = (
+        pl.max_horizontal("ledger_opened_on", pl.lit(watermark, dtype=pl.Date))
+        if watermark is not None
+        else pl.col("ledger_opened_on")
     )
     flags = _stop_flags(session, cfg.portfolio_id, cfg.timezone)
     flagged_first = pl.col("flag_stop_date").is_not_null() & (
@@ -1133,7 +1175,8 @@ def accrual_frame_input(session: Session, cfg: LedgerConfig) -> pl.DataFrame:
             .then(pl.col("flag_stop_reason"))
             .otherwise(pl.col("accrual_stop_reason")),
             accrual_stop_date=pl.min_horizontal("accrual_stop_date", "flag_stop_date"),
-            accrued_through_date=pl.coalesce("accrued_through_date", "ledger_opened_on"),
+            accrued_through_date=pl.coalesce("accrued_through_date", followed),
+            own_through=pl.col("accrued_through_date"),
         )
         .drop("flag_stop_date", "flag_stop_reason", "ledger_opened_on")
     )
@@ -1159,15 +1202,30 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
     Set-based: the accounts are read as one frame and `accrue_frame` computes a day for all of them at once;
     accounts behind by several days (the first run after an import, a missed run) are brought up day by day
     the same way. Accrual postings are bulk-inserted and the cached balances and accrual state updated in
-    one statement. Caps (CN-30 for private lending, the product cap for licensed lenders) cut what would
-    exceed them; settled, written-off, closed and flagged accounts accrue nothing. Running it again for the
-    same ``as_of`` changes nothing.
+    one statement, for the accounts whose balances or accrual state change; the others (settled, stopped,
+    no rate) are not written: they follow the portfolio's day, which moves to ``as_of`` (see `Account`).
+    Caps (CN-30 for private lending, the product cap for licensed lenders) cut what would exceed them;
+    settled, written-off, closed and flagged accounts accrue nothing. Running it again for the same
+    ``as_of`` changes nothing.
     """
+    watch = bulk.Stopwatch("accrue_portfolio")
     cfg = ledger_config(session, portfolio_id=portfolio_id)
     _lock_portfolio(session, portfolio_id)
     bulk.roomy_joins(session)
-    ensure_opening_postings(session, portfolio_id=portfolio_id)
-    frame = accrual_frame_input(session, cfg)
+    portfolio = _portfolio(session, portfolio_id)
+    watermark = portfolio.ledger_accrued_through
+    new_watermark = as_of if watermark is None or as_of > watermark else watermark
+    # one read of the portfolio's accounts; read again only when some had to be opened first
+    raw = _read_accrual_accounts(session, cfg)
+    if raw["ledger_opened_on"].null_count():
+        ensure_opening_postings(session, portfolio_id=portfolio_id)
+        raw = _read_accrual_accounts(session, cfg)
+    frame = accrual_frame_input(session, cfg, raw=raw, watermark=watermark)
+    watch.lap("read")
+    if new_watermark != watermark:
+        _pin_unaccruable(session, raw, watermark)
+        portfolio.ledger_accrued_through = new_watermark
+        session.flush()
     run = AccrualRun(portfolio_id=portfolio_id, as_of=as_of, accounts=frame.height)
     behind = frame.filter(pl.col("accrued_through_date") < as_of)
     run.already_done_accounts = frame.height - behind.height
@@ -1177,6 +1235,7 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
         | (pl.col("accrual_stop_date").is_not_null() & (pl.col("accrual_stop_date") <= as_of))
     ).height
     if behind.height == 0:
+        watch.done()
         return run
     first_through = behind["accrued_through_date"].min()
     assert isinstance(first_through, date)
@@ -1214,44 +1273,13 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
             updates.append(new_state)
         day += timedelta(days=1)
     postings_frame = pl.concat(parts).sort("account_id", "effective_date") if parts else pl.DataFrame()
-    final = (
-        pl.concat(updates).group_by("account_id").agg(pl.all().sort_by("accrued_through_date").last())
-        if updates
-        else pl.DataFrame()
-    )
+    watch.lap("compute")
     if postings_frame.height:
         bulk.insert_frame(session, "posting", postings_frame)
-    if final.height:
-        sums = (
-            postings_frame.group_by("account_id").agg(
-                di=pl.col("amount_minor").filter(pl.col("component") == "interest").sum(),
-                dp=pl.col("amount_minor").filter(pl.col("component") == "penalty").sum(),
-            )
-            if postings_frame.height
-            else pl.DataFrame(schema={"account_id": pl.Int64, "di": pl.Int64, "dp": pl.Int64})
-        )
-        final = final.join(sums, on="account_id", how="left").with_columns(
-            pl.col("di").fill_null(0), pl.col("dp").fill_null(0)
-        )
-        schema = {
-            "account_id": pl.Int64(),
-            "accrued_through_date": pl.Date(),
-            "interest_carry_sub": pl.Int64(),
-            "penalty_carry_sub": pl.Int64(),
-            "charged_minor": pl.Int64(),
-            "di": pl.Int64(),
-            "dp": pl.Int64(),
-        }
-        bulk.temp_table(session, "ledger_tmp_accrual", schema, final.sort("account_id"))
-        session.execute(
-            text(
-                "UPDATE account SET interest_minor = interest_minor + t.di,"
-                " penalty_minor = penalty_minor + t.dp, accrued_through_date = t.accrued_through_date,"
-                " interest_carry_sub = t.interest_carry_sub, penalty_carry_sub = t.penalty_carry_sub,"
-                " charged_minor = t.charged_minor FROM ledger_tmp_accrual t WHERE account.id = t.account_id"
-            )
-        )
-        bulk.drop_temp(session, "ledger_tmp_accrual")
+    watch.lap("copy postings")
+    if updates:
+        _write_accrual_state(session, behind, pl.concat(updates), postings_frame, new_watermark)
+    watch.lap("update accounts")
     if postings_frame.height:
         run.postings = postings_frame.height
         run.accrued_accounts = postings_frame["account_id"].n_unique()
@@ -1261,7 +1289,103 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
         run.penalty_minor = int(postings_frame.filter(pl.col("component") == "penalty")["amount_minor"].sum())
         run.capped_accounts = postings_frame.filter(pl.col("rule_id").is_not_null())["account_id"].n_unique()
     session.expire_all()
+    watch.done()
     return run
+
+
+def _pin_unaccruable(session: Session, raw: pl.DataFrame, watermark: date | None) -> None:
+    """Accounts that cannot accrue (no contract date) keep the day they had when the portfolio's day moves.
+
+    They follow the portfolio only while the run brings them along; should a contract date come later, they
+    accrue from where they really are.
+    """
+    pinned = raw.filter(
+        pl.col("origination_date").is_null()
+        & pl.col("accrued_through_date").is_null()
+        & pl.col("ledger_opened_on").is_not_null()
+    )
+    if pinned.height == 0:
+        return
+    day = (
+        pl.max_horizontal("ledger_opened_on", pl.lit(watermark, dtype=pl.Date))
+        if watermark is not None
+        else pl.col("ledger_opened_on")
+    )
+    schema = {"account_id": pl.Int64(), "through": pl.Date()}
+    bulk.temp_table(
+        session, "ledger_tmp_pin", schema, pinned.select("account_id", through=day).sort("account_id")
+    )
+    session.execute(
+        text(
+            "UPDATE account SET accrued_through_date = t.through FROM ledger_tmp_pin t"
+            " WHERE account.id = t.account_id"
+        )
+    )
+    bulk.drop_temp(session, "ledger_tmp_pin")
+
+
+def _write_accrual_state(
+    session: Session, behind: pl.DataFrame, updates: pl.DataFrame, postings: pl.DataFrame, watermark: date
+) -> None:
+    """Cached balances and accrual state of the accounts the run changed, in one ``UPDATE``.
+
+    An account whose balances, carries and charged amount stay as they were and that follows the portfolio
+    (no day of its own, now or after the run) is not written: the portfolio's day moved for it.
+    """
+    final = updates.group_by("account_id").agg(pl.all().sort_by("accrued_through_date").last())
+    sums = (
+        postings.group_by("account_id").agg(
+            di=pl.col("amount_minor").filter(pl.col("component") == "interest").sum(),
+            dp=pl.col("amount_minor").filter(pl.col("component") == "penalty").sum(),
+        )
+        if postings.height
+        else pl.DataFrame(schema={"account_id": pl.Int64, "di": pl.Int64, "dp": pl.Int64})
+    )
+    was = behind.select(
+        "account_id",
+        "own_through",
+        *[pl.col(c).alias(f"was_{c}") for c in _STATE_COLUMNS if c != "accrued_through_date"],
+    )
+    final = (
+        final.join(sums, on="account_id", how="left")
+        .join(was, on="account_id", how="left")
+        .with_columns(
+            pl.col("di").fill_null(0),
+            pl.col("dp").fill_null(0),
+            own=pl.when(pl.col("accrued_through_date") == watermark)
+            .then(None)
+            .otherwise(pl.col("accrued_through_date")),
+        )
+    )
+    changed = final.filter(
+        (pl.col("di") != 0)
+        | (pl.col("dp") != 0)
+        | pl.col("own").ne_missing(pl.col("own_through"))
+        | pl.any_horizontal(
+            pl.col(c).ne_missing(pl.col(f"was_{c}")) for c in _STATE_COLUMNS if c != "accrued_through_date"
+        )
+    )
+    if changed.height == 0:
+        return
+    schema = {
+        "account_id": pl.Int64(),
+        "own": pl.Date(),
+        "interest_carry_sub": pl.Int64(),
+        "penalty_carry_sub": pl.Int64(),
+        "charged_minor": pl.Int64(),
+        "di": pl.Int64(),
+        "dp": pl.Int64(),
+    }
+    bulk.temp_table(session, "ledger_tmp_accrual", schema, changed.sort("account_id"), analyze=False)
+    session.execute(
+        text(
+            "UPDATE account SET interest_minor = interest_minor + t.di,"
+            " penalty_minor = penalty_minor + t.dp, accrued_through_date = t.own,"
+            " interest_carry_sub = t.interest_carry_sub, penalty_carry_sub = t.penalty_carry_sub,"
+            " charged_minor = t.charged_minor FROM ledger_tmp_accrual t WHERE account.id = t.account_id"
+        )
+    )
+    bulk.drop_temp(session, "ledger_tmp_accrual")
 
 
 def accounts_by_id(session: Session, ids: Sequence[int]) -> dict[int, Account]:

@@ -77,6 +77,10 @@ class Account(Timestamped, Base):
     # Ledger state (arrears.ledger): opening postings made on, credit balance, accrual bookkeeping.
     ledger_opened_on: Mapped[date | None] = mapped_column(Date)
     credit_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Last day accrued. Empty: the account follows its portfolio's ``ledger_accrued_through`` (from its
+    # opening day on; before any accrual, the opening day), so a run writes only the accounts whose balances
+    # or accrual state change. Filled where the account's day differs from the portfolio's.
+    # Read it through `arrears.ledger.service.accrued_through`.
     accrued_through_date: Mapped[date | None] = mapped_column(Date)
     interest_carry_sub: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     penalty_carry_sub: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -35,6 +35,8 @@ class Portfolio(Timestamped, Base):
     rule_pack: Mapped[str] = mapped_column(String(64), default="cn")
     strategy: Mapped[str] = mapped_column(String(64), default="default")
     locale: Mapped[str] = mapped_column(String(16), default="zh_CN")
+    # The daily accrual brought every account of the portfolio that follows it this far (`Account`).
+    ledger_accrued_through: Mapped[date | None] = mapped_column(Date)
 
     creditor: Mapped[Creditor] = relationship(back_populates="portfolios")
 

@@ -47,7 +47,7 @@ def test_interest_and_penalty_interest_accrue_day_by_day_and_a_rerun_adds_nothin
     assert again.postings == 0 and again.already_done_accounts == 1
     assert len(_accruals(session, a.id)) == 6
     session.refresh(a)
-    assert (a.interest_minor, a.penalty_minor, a.accrued_through_date) == (
+    assert (a.interest_minor, a.penalty_minor, service.accrued_through(session, a)) == (
         1_500,
         750,
         DAY + timedelta(days=2),
@@ -184,3 +184,48 @@ def test_day_count_and_rounding_follow_the_portfolio_settings(session: Session) 
     assert x.amount_minor == 27
     session.refresh(a)
     assert a.interest_carry_sub > 0
+
+
+def test_unchanged_accounts_follow_the_portfolio_day_and_late_ones_catch_up_from_their_own(
+    session: Session,
+) -> None:
+    p = b.portfolio(session)
+    d, c = b.debtor(session, p)
+    earning = b.account(session, p, d, c, principal=1_000_000, rate_ppm=182_500, imported_at=IMPORTED)
+    idle = b.account(session, p, d, c, principal=1_000_000, imported_at=IMPORTED)  # no rate: nothing changes
+    undated = b.account(
+        session, p, d, c, principal=1_000_000, rate_ppm=182_500, origination_date=None, imported_at=IMPORTED
+    )
+    for i in range(3):
+        service.accrue_portfolio(session, portfolio_id=p.id, as_of=DAY + timedelta(days=i))
+    for a in (earning, idle, undated):
+        session.refresh(a)
+    session.refresh(p)
+    assert p.ledger_accrued_through == DAY + timedelta(days=2)
+    # the idle account's row was never written for the accrual: it follows the portfolio
+    assert idle.accrued_through_date is None and earning.accrued_through_date is None
+    assert service.accrued_through(session, idle) == DAY + timedelta(days=2)
+    # the account without a contract date stays where it was (its opening day: never accrued)
+    assert service.accrued_through(session, undated) is None
+    assert undated.accrued_through_date == DAY - timedelta(days=1)
+
+    # an account opened on a day the portfolio has passed accrues those days; so does the undated one once
+    # it has a contract date
+    d2, c2 = b.debtor(session, p)
+    late = b.account(session, p, d2, c2, principal=1_000_000, rate_ppm=182_500, imported_at=IMPORTED)
+    undated.origination_date = date(2024, 1, 1)
+    session.flush()
+    run = service.accrue_portfolio(session, portfolio_id=p.id, as_of=DAY + timedelta(days=3))
+    assert run.caught_up_accounts == 2
+    assert [len(_accruals(session, a.id)) for a in (earning, idle, undated, late)] == [4, 0, 4, 4]
+    assert all(x.amount_minor == 500 for x in _accruals(session, late.id))
+    for a in (undated, late):
+        session.refresh(a)
+        assert a.accrued_through_date is None
+        assert service.accrued_through(session, a) == DAY + timedelta(days=3)
+    # a run for an earlier day changes nothing and leaves the portfolio's day alone
+    again = service.accrue_portfolio(session, portfolio_id=p.id, as_of=DAY + timedelta(days=1))
+    assert again.postings == 0
+    session.refresh(p)
+    assert p.ledger_accrued_through == DAY + timedelta(days=3)
+    assert service.verify_balances(session, portfolio_id=p.id) == []
