@@ -86,6 +86,8 @@ STAGE_SCHEMA: dict[str, pl.DataType] = {
     "costs_minor": pl.Int64(),
     "overdue_amount_minor": pl.Int64(),
     "is_secured": pl.Boolean(),
+    "bank_account": pl.String(),
+    "bank_name": pl.String(),
     "hold": pl.String(),
     "hold_reason": pl.String(),
     "debtor_key": pl.String(),
@@ -350,6 +352,32 @@ def _id_checks(nid: pl.Expr, id_type: pl.Expr, as_of: date) -> tuple[pl.Expr, pl
     return pl.when(is_ric & well_formed & birth_ok).then(birth), code
 
 
+def bank_account_digits(raw: pl.Expr) -> pl.Expr:
+    """A bank account as stored: the digits without spaces and dashes (NFKC has folded full-width ones)."""
+    return raw.str.replace_all(r"[\s\-]", "")
+
+
+def luhn_valid(digits: pl.Expr) -> pl.Expr:
+    """Whether a column of digit strings (up to 36 digits) passes the Luhn check, as ISO/IEC 7812 card numbers do.
+
+    Vectorised: the number is left-padded to 36 digits (leading zeros do not change the sum) and read as two
+    18-digit integers, then digit by digit with integer arithmetic. From the right, every second digit is
+    doubled (less 9 when that passes 9); the number is valid when the sum ends in 0. Null for a null or
+    non-digit value.
+    """
+    padded = digits.str.pad_start(36, "0")
+    halves = [
+        padded.str.slice(18, 18).cast(pl.Int64, strict=False),
+        padded.str.slice(0, 18).cast(pl.Int64, strict=False),
+    ]
+    terms = []
+    for k in range(36):  # k: position from the right, 0-based
+        d = (halves[k // 18] // 10 ** (k % 18)) % 10
+        terms.append(d if k % 2 == 0 else d * 2 - (d >= 5).cast(pl.Int64) * 9)
+    ok = (pl.sum_horizontal(terms) % 10) == 0
+    return pl.when(digits.str.contains(r"^\d{1,36}$")).then(ok)
+
+
 @lru_cache(maxsize=20_000)
 def _region_known(prefix: str) -> bool:
     """Whether python-stdnum's region table knows the 6-digit code in any era.
@@ -519,6 +547,18 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
             f"{p}_phone",
             severity="warning",
         )
+    bank = bank_account_digits(pl.col("bank_account"))
+    bank_ok = bank.str.contains(r"^\d{10,30}$")
+    out["bank_account"] = pl.when(bank_ok).then(bank)
+    problem(pl.when(bank.is_not_null() & ~bank_ok).then(pl.lit("bad_bank_account")), "bank_account")
+    # a card number (16-19 digits) carries a Luhn check digit; other accounts (passbooks, corporate) do not
+    problem(
+        pl.when(bank_ok & bank.str.len_chars().is_between(16, 19) & ~luhn_valid(bank)).then(
+            pl.lit("bank_account_luhn")
+        ),
+        "bank_account",
+        severity="warning",
+    )
     email = pl.col("email").str.to_lowercase()
     email_ok = email.str.contains(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     out["email"] = pl.when(email_ok).then(email)
