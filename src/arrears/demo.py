@@ -54,6 +54,8 @@ HEADERS = [
     "紧急联系人电话",
     "特殊标记",
     "标记原因",
+    "还款账号",
+    "开户行",
 ]
 PRODUCTS = [("信用卡", 35), ("消费贷", 30), ("分期", 20), ("先享后付", 10), ("应收账款", 5)]
 RELATIONS = ["配偶", "父亲", "母亲", "兄弟", "姐妹", "朋友", "同事", "担保人"]
@@ -89,6 +91,15 @@ MOBILE_PREFIXES = [
     "199",
 ]
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+# UnionPay debit card BINs (issuer prefix, card length) of large banks
+CARD_BINS = [
+    ("622202", 19, "中国工商银行"),
+    ("622848", 19, "中国农业银行"),
+    ("622700", 19, "中国建设银行"),
+    ("622262", 19, "交通银行"),
+    ("622588", 16, "招商银行"),
+    ("622609", 16, "中国民生银行"),
+]
 
 
 def _uscc(rng: random.Random) -> str:
@@ -96,6 +107,18 @@ def _uscc(rng: random.Random) -> str:
 
     body = "91" + "110105" + "".join(rng.choice(USCC_ALPHABET) for _ in range(9))
     return body + uscc.calc_check_digit(body)
+
+
+def _bank_card(rng: random.Random) -> tuple[str, str]:
+    """A plausible repayment card (passes the Luhn check), sometimes written in groups of four, and its bank."""
+    from stdnum import luhn
+
+    prefix, length, bank = rng.choice(CARD_BINS)
+    body = prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix) - 1))
+    number = body + luhn.calc_check_digit(body)
+    if rng.random() < 0.2:
+        number = " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+    return number, bank
 
 
 def _mobile(rng: random.Random) -> str:
@@ -122,6 +145,8 @@ def _money(minor: int) -> str:
 def generate_rows(*, accounts: int, seed: int, as_of: date) -> list[list[str]]:
     """Rows of a demo account file; deterministic for a seed and date."""
     rng = random.Random(seed)
+    # bank cards draw from their own stream, so the rest of the file stays what it was for a seed
+    card_rng = random.Random(seed * 7919 + 1)
     fake = Faker("zh_CN")
     fake.seed_instance(seed)
     rows: list[list[str]] = []
@@ -166,6 +191,7 @@ def generate_rows(*, accounts: int, seed: int, as_of: date) -> list[list[str]]:
         elif r < 0.02:
             hold, hold_reason = "停催", "债务人书面要求停止联系"
         has_ec = product != "应收账款" and rng.random() < 0.8
+        card, bank = _bank_card(card_rng) if card_rng.random() < 0.85 else ("", "")
         n += 1
         rows.append(
             [
@@ -198,6 +224,8 @@ def generate_rows(*, accounts: int, seed: int, as_of: date) -> list[list[str]]:
                 _mobile(rng) if has_ec else "",
                 hold,
                 hold_reason,
+                card,
+                bank,
             ]
         )
     return rows

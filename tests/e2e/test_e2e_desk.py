@@ -307,6 +307,22 @@ def test_an_agency_user_opens_only_the_cases_placed_with_their_agency_page_and_a
     expect(page.get_by_test_id("revealed")).to_be_visible()
     assert "*" not in page.get_by_test_id("revealed").inner_text()
 
+    # the accounts table shows the repayment card masked; the reveal form offers it in clear
+    with_card = next(
+        c for c in placed if 'value="bank_account:' in page.request.get(f"{server}/cases/{c}").text()
+    )
+    page.goto(f"{server}/cases/{with_card}")
+    expect(page.get_by_test_id("bank-account").first).to_contain_text("**** **** ****")
+    page.locator("details summary", has_text="查看完整信息").click()
+    reveal = page.get_by_test_id("reveal-form")
+    card = reveal.locator("option[value^='bank_account:']").first.get_attribute("value")
+    assert card
+    reveal.locator("select[name=field]").select_option(card)
+    reveal.locator("input[name=reason]").fill("核对债务人还款卡号")
+    reveal.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("revealed")).to_contain_text("还款账号")
+    assert re.search(r"\b62\d{14,17}\b", page.get_by_test_id("revealed").inner_text())
+
     # a case not placed with them: the page refuses
     answer = page.goto(f"{server}/cases/{other}")
     assert answer is not None and answer.status == 403

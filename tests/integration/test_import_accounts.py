@@ -6,6 +6,7 @@ import csv
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -275,3 +276,81 @@ def test_debtor_without_id_is_matched_by_verified_mobile(
     acc = session.scalar(select(Account).where(Account.external_ref == "LN0100"))
     debtor = session.scalar(select(Debtor).where(Debtor.national_id == ID_B))
     assert acc is not None and debtor is not None and acc.debtor_id == debtor.id
+
+
+def _with_bank(rows: list[list[str]], cards: list[str], banks: list[str]) -> list[list[str]]:
+    return [[*r, c, b] for r, c, b in zip(rows, cards, banks, strict=True)]
+
+
+def _write_bank_csv(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="gb18030", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*HEADERS, "银行卡号", "开户行"])
+        w.writerows(rows)
+    return path
+
+
+def _bank_of(session: Session, ref: str) -> tuple[str | None, str | None]:
+    acc = session.scalar(select(Account).where(Account.external_ref == ref))
+    assert acc is not None
+    session.refresh(acc)
+    return acc.bank_account, acc.bank_name
+
+
+def test_bank_account_imports_normalised_updates_on_reimport_and_stays_when_the_column_is_absent(
+    session: Session, portfolio: str, tmp_path: Path
+) -> None:
+    cards = ["6222 0212 3456 7890 128", "６２２８４８００１２３４５６７８", "", "310066123456"]
+    banks = ["中国工商银行", "中国农业银行", "", ""]
+    first = service.import_accounts(
+        session,
+        path=_write_bank_csv(tmp_path / "bank.csv", _with_bank(messy_rows(), cards, banks)),
+        portfolio_name=portfolio,
+        as_of=AS_OF,
+    )
+    assert first.status == "applied", first.errors
+    assert _bank_of(session, "LN0001") == ("6222021234567890128", "中国工商银行")
+    assert _bank_of(session, "LN0002") == ("6228480012345678", "中国农业银行")  # full-width digits
+    assert _bank_of(session, "LN0003") == (None, None)
+    assert _bank_of(session, "LN0004") == ("310066123456", None)  # a passbook account: no card check
+
+    cards[0] = "6222021234567890136"
+    updated = service.import_accounts(
+        session,
+        path=_write_bank_csv(tmp_path / "bank2.csv", _with_bank(messy_rows(), cards, banks)),
+        portfolio_name=portfolio,
+        as_of=AS_OF,
+    )
+    assert updated.status == "applied", updated.errors
+    assert updated.counts.accounts_updated == 1
+    assert _bank_of(session, "LN0001") == ("6222021234567890136", "中国工商银行")
+    changes = session.scalars(
+        select(ImportChange).where(ImportChange.import_batch_id == updated.batch_id)
+    ).all()
+    assert [(c.field, c.old_value, c.new_value) for c in changes] == [
+        ("bank_account", "6222021234567890128", "6222021234567890136")
+    ]
+
+    # a file without the columns leaves the stored bank accounts alone
+    plain = service.import_accounts(
+        session, path=write_csv(tmp_path / "plain.csv", messy_rows()), portfolio_name=portfolio, as_of=AS_OF
+    )
+    assert plain.status == "applied" and plain.counts.changes == 0
+    assert _bank_of(session, "LN0001") == ("6222021234567890136", "中国工商银行")
+
+
+def test_bad_bank_account_rejects_the_file_naming_row_and_column_and_a_failed_card_check_warns(
+    session: Session, portfolio: str, tmp_path: Path
+) -> None:
+    cards = ["6222-0212", "6222021234567890127", "", ""]
+    path = _write_bank_csv(tmp_path / "bad.csv", _with_bank(messy_rows(), cards, [""] * 4))
+    report = service.import_accounts(session, path=path, portfolio_name=portfolio, as_of=AS_OF)
+    assert report.status == "rejected"
+    bank = report.issues.filter(pl.col("field") == "bank_account")
+    assert sorted(bank.select("row", "column", "code", "severity", "value").rows()) == [
+        (2, "银行卡号", "bad_bank_account", "error", "6222-0212"),
+        (3, "银行卡号", "bank_account_luhn", "warning", "6222021234567890127"),
+    ]
+    assert (
+        session.scalar(select(func.count()).select_from(Account).where(Account.external_ref == "LN0001")) == 0
+    )

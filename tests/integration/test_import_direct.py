@@ -58,6 +58,8 @@ HEADERS = [
     "ec2_phone",
     "hold",
     "hold_reason",
+    "bank_account",
+    "bank_name",
 ]
 
 
@@ -93,6 +95,8 @@ def rows() -> list[list[str]]:
             ec2_phone="021-87650001",
             hold="dispute",
             hold_reason="客户称已还款",
+            bank_account="6222 0212 3456 7890 128",
+            bank_name="中国工商银行",
         ),
         row(
             external_ref="D002",
@@ -149,6 +153,7 @@ def rows() -> list[list[str]]:
             instalment_count="3",
             instalment_amount="100",
             first_instalment_date="2025-02-28",
+            bank_account="310066123456",
             ec1_name="王妻",
             ec1_relation="spouse",
             ec1_phone="13612340006",
@@ -255,6 +260,7 @@ def test_reimport_and_update_after_a_direct_first_import_match_the_merge(
 ) -> None:
     changed = rows()
     changed[0][HEADERS.index("principal")] = "1000.00"  # balance change
+    changed[0][HEADERS.index("bank_account")] = "6228480012345678"  # new repayment card
     changed[3][HEADERS.index("instalment_count")] = "6"  # schedule change
     changed[4][HEADERS.index("ec1_name")] = "周母"  # new third party for a stored debtor
     changed[4][HEADERS.index("ec1_phone")] = "13612340007"
@@ -266,6 +272,8 @@ def test_reimport_and_update_after_a_direct_first_import_match_the_merge(
     assert fast["counts"][2].accounts_updated == 2 and fast["counts"][2].accounts_created == 1
     for table, content in merged["state"].items():
         assert fast["state"][table] == content, table
+    changes = fast["state"]["import_change"]
+    assert ("account", "bank_account", "6222021234567890128", "6228480012345678") in changes
 
 
 def test_direct_import_rejects_a_repeated_reference_and_writes_nothing(

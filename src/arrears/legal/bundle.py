@@ -75,7 +75,7 @@ from arrears.models import (
     Promise,
 )
 from arrears.money import format_minor
-from arrears.users.masking import mask_national_id, mask_phone
+from arrears.users.masking import mask_bank_account, mask_national_id, mask_phone
 from arrears.web.i18n import Translator
 
 FORMAT = "arrears-evidence-bundle/1"
@@ -98,6 +98,7 @@ LABELS: dict[str, dict[str, str]] = {
         "national_id": "证件号码",
         "address": "地址",
         "phones": "联系电话",
+        "bank_accounts": "还款账号",
         "creditor": "债权人",
         "portfolio": "资产包",
         "accounts": "账户与合同",
@@ -144,6 +145,7 @@ LABELS: dict[str, dict[str, str]] = {
         "national_id": "ID number",
         "address": "Address",
         "phones": "Phone",
+        "bank_accounts": "Bank account",
         "creditor": "Creditor",
         "portfolio": "Portfolio",
         "accounts": "Accounts and contracts",
@@ -897,12 +899,19 @@ def summary_pdf(
         for cp in facts.debtor.contact_points
         if cp.kind in ("mobile", "landline") and cp.owner_relation == "self"
     ]
+    # repayment accounts, masked as the desk shows them (PI-6)
+    cards = [
+        " ".join(filter(None, (a.external_ref, mask_bank_account(a.bank_account), a.bank_name)))
+        for a in facts.accounts
+        if a.bank_account
+    ]
     pairs(
         [
             (lab["name"], facts.debtor.name),
             (lab["national_id"], mask_national_id(facts.debtor.national_id) or "—"),
             (lab["address"], facts.debtor.address or "—"),
             (lab["phones"], ", ".join(sorted(set(phones))) or "—"),
+            *([(lab["bank_accounts"], "; ".join(cards))] if cards else []),
             (lab["creditor"], facts.creditor.name if facts.creditor else "—"),
             (lab["portfolio"], facts.portfolio.name),
         ]

@@ -72,6 +72,10 @@ class Account(Timestamped, Base):
     costs_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     overdue_amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     is_secured: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The card or bank account the debt is repaid from (digits only) and its bank; sensitive (PI-6):
+    # every view shows `users.masking.mask_bank_account` unless a logged reveal asks for it in clear.
+    bank_account: Mapped[str | None] = mapped_column(String(32))
+    bank_name: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default="active")
     validation_notice_sent_on: Mapped[date | None] = mapped_column(Date)  # US-7
     # Ledger state (arrears.ledger): opening postings made on, credit balance, accrual bookkeeping.

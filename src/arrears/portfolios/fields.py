@@ -22,6 +22,7 @@ class Kind(StrEnum):
     LANDLINE = "landline"
     EMAIL = "email"
     CURRENCY = "currency"
+    BANK_ACCOUNT = "bank_account"  # digits only, 10-30 of them (a card number passes the Luhn check)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,8 @@ FIELDS: dict[str, Field] = {
         Field("costs", Kind.AMOUNT, "实现债权费用", "costs"),
         Field("overdue_amount", Kind.AMOUNT, "逾期金额", "overdue amount"),
         Field("is_secured", Kind.BOOL, "是否有担保", "secured"),
+        Field("bank_account", Kind.BANK_ACCOUNT, "还款账号", "bank account", max_length=32),
+        Field("bank_name", Kind.TEXT, "开户行", "bank", max_length=100),
         Field("hold", Kind.ENUM, "特殊标记", "hold", enum="hold"),
         Field("hold_reason", Kind.TEXT, "标记原因", "hold reason", max_length=400),
     ]

@@ -46,6 +46,8 @@ ACCOUNT_FIELDS = [
     "costs_minor",
     "overdue_amount_minor",
     "is_secured",
+    "bank_account",
+    "bank_name",
 ]
 SCHEDULE_FIELDS = {"instalment_count", "instalment_amount_minor", "first_instalment_date"}
 

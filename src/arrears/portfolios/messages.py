@@ -40,6 +40,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_landline": ("不是有效的固定电话号码（需含区号）", "not a valid landline number (area code needed)"),
     "bad_phone": ("不是有效的电话号码", "not a valid phone number"),
     "bad_email": ("不是有效的电子邮箱", "not a valid e-mail address"),
+    "bad_bank_account": (
+        "银行账号应为 10 到 30 位数字（可含空格或短横线）",
+        "bank account must be 10 to 30 digits (spaces and dashes allowed)",
+    ),
+    "bank_account_luhn": (
+        "银行卡号校验位不符（若为对公或存折账号可忽略），已接受",
+        "bank card number fails the Luhn check (fine for a non-card account); accepted",
+    ),
     "no_identity": (
         "需要身份证号或手机号以识别债务人",
         "an ID number or a mobile number is needed to identify the debtor",

@@ -86,11 +86,14 @@ STAGE_SCHEMA: dict[str, pl.DataType] = {
     "costs_minor": pl.Int64(),
     "overdue_amount_minor": pl.Int64(),
     "is_secured": pl.Boolean(),
+    "bank_account": pl.String(),
+    "bank_name": pl.String(),
     "hold": pl.String(),
     "hold_reason": pl.String(),
     "debtor_key": pl.String(),
 }
 
+CARD_DIGITS = 19  # the longest card number (ISO/IEC 7812)
 _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 _ID_CHECK = "10X98765432"
 _EXCEL_EPOCH = date(1899, 12, 30)
@@ -350,6 +353,41 @@ def _id_checks(nid: pl.Expr, id_type: pl.Expr, as_of: date) -> tuple[pl.Expr, pl
     return pl.when(is_ric & well_formed & birth_ok).then(birth), code
 
 
+def bank_account_digits(raw: pl.Expr) -> pl.Expr:
+    """A bank account as stored: the digits without spaces and dashes (NFKC has folded full-width ones)."""
+    return raw.str.replace_all(r"[\s\-]", "")
+
+
+def luhn_words(digits: pl.Expr, max_digits: int = 36) -> list[pl.Expr]:
+    """A column of digit strings (up to ``max_digits`` long) as 18-digit integers, least significant first.
+
+    Leading zeros do not change a Luhn sum, so the strings are left-padded to whole words. The caller
+    materialises the words before `luhn_check` reads each of them up to eighteen times.
+    """
+    words = -(-max_digits // 18)
+    padded = digits.str.pad_start(18 * words, "0")
+    return [padded.str.slice(18 * (words - 1 - w), 18).cast(pl.Int64, strict=False) for w in range(words)]
+
+
+def luhn_check(words: list[pl.Expr], max_digits: int = 36) -> pl.Expr:
+    """Whether the number held in ``words`` (see `luhn_words`) passes the Luhn check of ISO/IEC 7812 cards.
+
+    Digit by digit with integer arithmetic: from the right, every second digit is doubled (less 9 when that
+    passes 9); the number is valid when the sum ends in 0.
+    """
+    terms = []
+    for k in range(max_digits):  # k: position from the right, 0-based
+        d = (words[k // 18] // 10 ** (k % 18)) % 10
+        terms.append(d if k % 2 == 0 else d * 2 - (d >= 5).cast(pl.Int64) * 9)
+    return (pl.sum_horizontal(terms) % 10) == 0
+
+
+def luhn_valid(digits: pl.Expr, max_digits: int = 36) -> pl.Expr:
+    """Whether each digit string passes the Luhn check; null for a null, non-digit or longer value."""
+    ok = luhn_check(luhn_words(digits, max_digits), max_digits)
+    return pl.when(digits.str.contains(rf"^[0-9]{{1,{max_digits}}}$")).then(ok)
+
+
 @lru_cache(maxsize=20_000)
 def _region_known(prefix: str) -> bool:
     """Whether python-stdnum's region table knows the 6-digit code in any era.
@@ -519,6 +557,10 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
             f"{p}_phone",
             severity="warning",
         )
+    bank = bank_account_digits(pl.col("bank_account"))
+    bank_ok = bank.str.contains(r"^[0-9]{10,30}$")
+    out["bank_account"] = pl.when(bank_ok).then(bank)
+    problem(pl.when(bank.is_not_null() & ~bank_ok).then(pl.lit("bad_bank_account")), "bank_account")
     email = pl.col("email").str.to_lowercase()
     email_ok = email.str.contains(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     out["email"] = pl.when(email_ok).then(email)
@@ -583,6 +625,12 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
                 & pl.col("_id_code").is_null()
             )
 
+    # a card number (16-19 digits) carries a Luhn check digit; other accounts (passbooks, corporate) do not
+    is_card = pl.col("bank_account").str.len_chars().is_between(16, 19)
+    words = luhn_words(pl.col("bank_account"), CARD_DIGITS)
+    st = st.with_columns([w.alias(f"_bank_w{i}") for i, w in enumerate(words)])
+    card_ok = luhn_check([pl.col(f"_bank_w{i}") for i in range(len(words))], CARD_DIGITS)
+
     # amounts: a file with only an overdue amount puts it in principal
     no_components = pl.all_horizontal([pl.col(f"{c}_minor").is_null() for c in BALANCE_FIELDS])
     st = st.with_columns(
@@ -616,6 +664,7 @@ def validate_chunk(raw: pl.DataFrame, ctx: ChunkContext) -> tuple[pl.DataFrame, 
     add(pl.col("_region_unknown"), "id_region_unknown", "national_id", severity="warning")
     add(pl.col("_no_amount"), "no_amount", "overdue_amount")
     add(pl.col("_dpd_mismatch"), "dpd_mismatch", "dpd", severity="warning")
+    add(is_card & ~card_ok, "bank_account_luhn", "bank_account", severity="warning")
     for req in ("external_ref", "name", "product"):
         add(pl.col(f"_raw_{req}").is_null(), "required", req)
     add(pl.col("due_date").is_null() & pl.col("_raw_due_date").is_null(), "no_due_date", "due_date")

@@ -276,7 +276,7 @@ def check_network(session: Session, *, user: AppUser, ip: str | None) -> None:
 # ---------------------------------------------------------------------------------------------- reveal
 
 
-REVEALABLE = ("national_id", "address", "contact_point")
+REVEALABLE = ("national_id", "address", "contact_point", "bank_account")
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,11 +294,14 @@ def reveal(
     reason: str,
     at: datetime,
     contact_point_id: int | None = None,
+    account_id: int | None = None,
     case_id: int | None = None,
     ip: str | None = None,
 ) -> Revealed:
     """A masked field in clear, for a user who may reveal it; the reveal and its reason are logged (PI-6).
 
+    ``contact_point`` names one of the debtor's contact points (``contact_point_id``), ``bank_account`` one
+    of the debtor's accounts (``account_id``; the user must be allowed to reveal on that account's case).
     ``case_id`` (the page the person is on) must be one of the debtor's cases the user may work.
     """
     from arrears.models import ContactPoint
@@ -310,6 +313,14 @@ def reveal(
     if field not in REVEALABLE:
         raise ValidationFailed(f"不可查看的字段：{field} / {field!r} cannot be revealed", code="bad_field")
     debtor = require_debtor(session, user=user, debtor_id=debtor_id)
+    account: Account | None = None
+    if field == "bank_account":
+        account = session.get(Account, account_id) if account_id is not None else None
+        if account is None or account.debtor_id != debtor_id or case_id not in (None, account.case_id):
+            raise NotFound(
+                f"账户不存在：{account_id} / account {account_id} not found", code="account_not_found"
+            )
+        case_id = account.case_id  # a bank account is revealed on its own account's case
     cases = (
         [case_id]
         if case_id is not None
@@ -334,6 +345,9 @@ def reveal(
         value = debtor.national_id
     elif field == "address":
         value = debtor.address
+    elif account is not None:
+        value = account.bank_account
+        field = f"bank_account:{account.id}"
     else:
         point = session.get(ContactPoint, contact_point_id) if contact_point_id is not None else None
         if point is None or point.debtor_id != debtor_id:

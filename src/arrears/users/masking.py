@@ -30,6 +30,21 @@ def mask_phone(value: str | None) -> str | None:
     return value[: len(value) - len(digits)] + digits[:2] + "*" * (len(digits) - 6) + digits[-4:]
 
 
+def mask_bank_account(value: str | None) -> str | None:
+    """Keep the last 4 digits only: ``**** **** **** 1234``.
+
+    The masked form is the same shape whatever the number's length (a 10-digit passbook account or a
+    19-digit card), so it gives away neither the length nor the issuing bank's prefix; a value of 4
+    characters or fewer is masked entirely (``****``).
+    """
+    if not value:
+        return value
+    digits = "".join(ch for ch in value if not ch.isspace() and ch != "-")
+    if len(digits) <= 4:
+        return "****"
+    return f"**** **** **** {digits[-4:]}"
+
+
 def mask_email(value: str | None) -> str | None:
     """``z***@example.com``."""
     if not value or "@" not in value:

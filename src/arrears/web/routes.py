@@ -545,6 +545,7 @@ def reveal(
     field: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
     contact_point_id: Annotated[str, Form()] = "",
+    account_id: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     """Show one masked field in clear on the case page; the reveal and its reason go to the access log."""
@@ -555,7 +556,10 @@ def reveal(
         return d.error(exc)
     if field.startswith("contact_point:"):  # the form's select names a phone as contact_point:<id>
         field, contact_point_id = "contact_point", field.split(":", 1)[1]
+    if field.startswith("bank_account:"):  # and an account's bank account as bank_account:<account id>
+        field, account_id = "bank_account", field.split(":", 1)[1]
     point = int(contact_point_id) if contact_point_id.strip().isdigit() else None
+    account = int(account_id) if account_id.strip().isdigit() else None
     try:
         shown = guard.reveal(
             d.db,
@@ -563,6 +567,7 @@ def reveal(
             debtor_id=case.debtor_id,
             field=field,
             contact_point_id=point,
+            account_id=account,
             reason=reason,
             at=d.now,
             case_id=case.id,
@@ -570,5 +575,5 @@ def reveal(
         )
     except ArrearsError as exc:
         return _form_error(d, case, exc)
-    label = d.t(field) if field != "contact_point" else d.t("phone")
+    label = d.t("phone") if field == "contact_point" else d.t(field)
     return _case_page(d, case, notice=d.t("revealed_logged"), revealed={label: shown.value})

@@ -34,7 +34,7 @@ from arrears.models import (
 from arrears.money import format_minor
 from arrears.strategy import queue_service
 from arrears.users import access
-from arrears.users.masking import mask_address, mask_national_id, mask_phone
+from arrears.users.masking import mask_address, mask_bank_account, mask_national_id, mask_phone
 from arrears.web.i18n import Translator
 
 PHONE_KINDS = ("mobile", "landline")
@@ -71,6 +71,8 @@ class AccountView:
     total_minor: int
     total: str
     due_date: str
+    bank_account: str | None = None  # masked (PI-6)
+    bank_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class CaseView:
     zone: str
     total: str
     points: list[tuple[int, str]] = field(default_factory=list)  # every phone, for the forms
+    # (account id, label) of every account with a bank account, for the reveal form
+    bank_accounts: list[tuple[int, str]] = field(default_factory=list)
     plans: list[PlanView] = field(default_factory=list)
 
 
@@ -162,6 +166,8 @@ _ACCOUNTS = (
         Account.fees_minor,
         Account.costs_minor,
         Account.due_date,
+        Account.bank_account,
+        Account.bank_name,
     )
     .where(Account.case_id == bindparam("case_id"))
     .order_by(Account.id)
@@ -245,6 +251,8 @@ def _accounts(session: Session, case_id: int, t: Translator) -> list[AccountView
                 total_minor=total,
                 total=format_minor(total, a.currency, t.locale),
                 due_date=a.due_date.isoformat() if a.due_date else "",
+                bank_account=mask_bank_account(a.bank_account),
+                bank_name=a.bank_name,
             )
         )
     return views
@@ -448,6 +456,11 @@ def case_view(
         zone=zone,
         total=format_minor(sum(a.total_minor for a in accounts), currency, t.locale),
         points=labels,
+        bank_accounts=[
+            (a.id, f"{t('bank_account')} · {a.external_ref} · {a.bank_account}")
+            for a in accounts
+            if a.bank_account
+        ],
         plans=_plans(plans, t),
     )
 

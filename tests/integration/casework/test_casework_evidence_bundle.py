@@ -26,7 +26,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from arrears.legal import bundle
-from arrears.models import AccessLog, EvidenceBundle
+from arrears.models import AccessLog, Account, EvidenceBundle
 
 
 def _read(zip_bytes: bytes) -> dict[str, bytes]:
@@ -186,6 +186,12 @@ def test_the_summary_pdf_prints_the_debtor_in_chinese_with_balances_and_renders(
 ) -> None:
     docs = tmp_path / "docs"
     demo = demo_case(session, book, docs)
+    account = session.scalars(
+        select(Account).where(Account.case_id == demo.case_id).order_by(Account.id)
+    ).first()
+    assert account is not None
+    account.bank_account, account.bank_name = "6222021234567890128", "中国工商银行"
+    session.flush()
     built = bundle.build_bundle(
         session,
         case_id=demo.case_id,
@@ -201,6 +207,8 @@ def test_the_summary_pdf_prints_the_debtor_in_chinese_with_balances_and_renders(
     # balances on the as-of date: account 1 is 10,000.00 - 500.00 paid + 800.00 lawyer's fee
     assert "¥10,300.00" in compact and "¥5,000.00" in compact and "¥15,300.00" in compact
     assert "110105********002X" in compact  # the ID number is masked
+    assert "还款账号" in compact and "************0128中国工商银行" in compact  # and so is the bank account
+    assert "6222021234567890128" not in compact
     assert "信用卡" in compact and "在催" in compact  # products and statuses in words, not their codes
     assert "credit_card" not in compact and "active" not in compact
     poppler = shutil.which("pdftoppm") is not None and shutil.which("pdftotext") is not None

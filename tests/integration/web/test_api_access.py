@@ -360,3 +360,97 @@ def test_who_did_it_comes_from_the_caller_not_from_free_text_in_the_request(
     moved = boss.post("/api/v1/allocations", json=move)
     assert moved.status_code == 201, moved.text
     assert [e["actor"] for e in moved.json()] == [f"boss-{desk.tag}"]
+
+
+CARD = "6222021234567890128"
+OTHER_CARD = "6228480012345678"
+
+
+def test_bank_accounts_are_masked_on_the_case_page_and_api_and_a_reveal_is_logged(
+    engine: Engine, desk: Desk
+) -> None:
+    with db.session_scope(engine) as s:
+        account = first_account(s, desk.cases[0])
+        account.bank_account, account.bank_name = CARD, "中国工商银行"
+        other = first_account(s, desk.cases[1])
+        other.bank_account = OTHER_CARD
+        account_id, other_id, debtor_id = account.id, other.id, account.debtor_id
+    collector = TestClient(create_app(engine))
+    sign_in(collector, desk.users["a"].username)
+    page = collector.get(f"/cases/{desk.cases[0]}")
+    assert page.status_code == 200
+    assert "**** **** **** 0128" in page.text and "中国工商银行" in page.text
+    assert CARD not in page.text
+    assert f'<option value="bank_account:{account_id}">' in page.text
+    # another case's account cannot be revealed from this case's page
+    refused = collector.post(
+        f"/cases/{desk.cases[0]}/reveal",
+        data={"field": f"bank_account:{other_id}", "reason": "核对还款卡", "csrf_token": csrf(page.text)},
+    )
+    assert refused.status_code == 404 and OTHER_CARD not in refused.text
+    shown = collector.post(
+        f"/cases/{desk.cases[0]}/reveal",
+        data={"field": f"bank_account:{account_id}", "reason": "核对还款卡号", "csrf_token": csrf(page.text)},
+    )
+    assert shown.status_code == 200 and 'data-testid="revealed"' in shown.text and CARD in shown.text
+
+    supervisor = api_client(engine, role="supervisor")
+    r = supervisor.get(f"/api/v1/accounts/{account_id}")
+    assert r.status_code == 200
+    assert r.json()["bank_account_masked"] == "**** **** **** 0128" and CARD not in r.text
+    assert r.json()["bank_name"] == "中国工商银行"
+    r = supervisor.post(
+        f"/api/v1/debtors/{debtor_id}/reveal",
+        json={"field": "bank_account", "account_id": account_id, "reason": "payment trace"},
+    )
+    assert r.status_code == 200
+    assert r.json()["value"] == CARD and r.json()["account_id"] == account_id
+    r = supervisor.post(
+        f"/api/v1/debtors/{debtor_id}/reveal", json={"field": "bank_account", "reason": "payment trace"}
+    )
+    assert r.status_code == 422 and r.json()["code"] == "account_required"
+    r = supervisor.post(  # an account of another debtor
+        f"/api/v1/debtors/{debtor_id}/reveal",
+        json={"field": "bank_account", "account_id": other_id, "reason": "payment trace"},
+    )
+    assert r.status_code == 404 and OTHER_CARD not in r.text
+    with db.session_scope(engine) as s:
+        rows = s.scalars(
+            select(AccessLog)
+            .where(AccessLog.debtor_id == debtor_id, AccessLog.action.like("reveal_bank_account%"))
+            .order_by(AccessLog.id)
+        ).all()
+    assert [(r.user_id, r.action, r.case_id, r.reason) for r in rows] == [
+        (desk.users["a"].id, f"reveal_bank_account:{account_id}", desk.cases[0], "核对还款卡号"),
+        (supervisor.user_id, f"reveal_bank_account:{account_id}", desk.cases[0], "payment trace"),  # type: ignore[attr-defined]
+    ]
+
+
+def test_a_read_only_user_never_reveals_a_bank_account(engine: Engine, desk: Desk) -> None:
+    with db.session_scope(engine) as s:
+        account = first_account(s, desk.cases[0])
+        account.bank_account = CARD
+        account_id, debtor_id = account.id, account.debtor_id
+    auditor = TestClient(create_app(engine))
+    sign_in(auditor, desk.users["auditor"].username)
+    page = auditor.get(f"/cases/{desk.cases[0]}")
+    assert page.status_code == 200 and "**** **** **** 0128" in page.text
+    assert 'data-testid="reveal-form"' not in page.text and CARD not in page.text
+    r = auditor.post(
+        f"/cases/{desk.cases[0]}/reveal",
+        data={"field": f"bank_account:{account_id}", "reason": "curious", "csrf_token": csrf(page.text)},
+    )
+    assert r.status_code == 403 and CARD not in r.text
+    api = api_client(engine, role="read_only")
+    r = api.post(
+        f"/api/v1/debtors/{debtor_id}/reveal",
+        json={"field": "bank_account", "account_id": account_id, "reason": "curious"},
+    )
+    assert r.status_code == 403 and r.json()["code"] == "reveal_forbidden"
+    with db.session_scope(engine) as s:
+        logged = s.scalars(
+            select(AccessLog).where(
+                AccessLog.debtor_id == debtor_id, AccessLog.action.like("reveal_bank_account%")
+            )
+        ).all()
+    assert logged == []

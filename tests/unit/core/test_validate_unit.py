@@ -8,11 +8,12 @@ import phonenumbers
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stdnum import luhn
 from stdnum.cn import ric
 
 from arrears.portfolios.mapping import load_mapping
 from arrears.portfolios.reader import ROW
-from arrears.portfolios.validate import ChunkContext, validate_chunk
+from arrears.portfolios.validate import ChunkContext, luhn_valid, validate_chunk
 
 MAPPING = load_mapping()
 
@@ -234,3 +235,56 @@ def test_fast_path_of_plain_values_agrees_with_the_general_parsing(
         "+861062345678",
         "landline",
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789", min_size=1, max_size=36), min_size=1, max_size=40))
+def test_vectorised_luhn_check_agrees_with_python_stdnum(numbers: list[str]) -> None:
+    got = pl.DataFrame({"n": numbers}).select(luhn_valid(pl.col("n")))["n"].to_list()
+    assert got == [luhn.is_valid(n) for n in numbers]
+
+
+def test_luhn_check_is_null_for_missing_and_non_digit_values() -> None:
+    got = pl.DataFrame({"n": [None, "62220212a4", ""]}).select(luhn_valid(pl.col("n")))["n"].to_list()
+    assert got == [None, None, None]
+
+
+def test_bank_account_is_normalised_checked_and_a_failed_card_check_only_warns() -> None:
+    rows = base(6)
+    rows["还款账号"] = [
+        "6222 0212-3456 7890 128",  # a valid card with spaces and dashes
+        "６２２５８８１２３４５６７８９８",  # full-width digits, 16 digits, valid
+        "6222021234567890127",  # 19 digits, fails the Luhn check: warning
+        "12345678901234567890",  # 20 digits: no card check
+        "123456789",  # too short: error
+        "6222O21234567890128",  # a letter O: error
+    ]
+    rows["开户行"] = ["中国工商银行", None, None, None, None, None]
+    stage, issues = run(rows)
+    assert stage["bank_account"].to_list() == [
+        "6222021234567890128",
+        "6225881234567898",
+        "6222021234567890127",
+        "12345678901234567890",
+        None,
+        None,
+    ]
+    assert stage["bank_name"].to_list()[0] == "中国工商银行"
+    found = (
+        issues.filter(pl.col("field") == "bank_account").select("row", "column", "code", "severity").rows()
+    )
+    assert sorted(found) == [
+        (4, "还款账号", "bank_account_luhn", "warning"),
+        (6, "还款账号", "bad_bank_account", "error"),
+        (7, "还款账号", "bad_bank_account", "error"),
+    ]
+    assert luhn.is_valid("6225881234567898") and luhn.is_valid("6222021234567890128")
+
+
+def test_bank_account_headers_do_not_take_the_account_reference_headers() -> None:
+    for header in ("银行卡号", "还款账号", "还款卡号", "银行账号", "bank account", "Bank_Account"):
+        assert MAPPING.field_for(header) == "bank_account", header
+    for header in ("开户行", "开户银行", "bank"):
+        assert MAPPING.field_for(header) == "bank_name", header
+    for header in ("账号", "卡号", "account number", "account_no"):
+        assert MAPPING.field_for(header) == "external_ref", header

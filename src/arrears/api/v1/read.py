@@ -26,7 +26,7 @@ from arrears.errors import ValidationFailed
 from arrears.models import Account, AccountFlag, ContactPoint, Portfolio
 from arrears.users import access, guard
 from arrears.users import service as users_service
-from arrears.users.masking import mask_address, mask_contact_value, mask_national_id
+from arrears.users.masking import mask_address, mask_bank_account, mask_contact_value, mask_national_id
 
 router = APIRouter(
     prefix="/api/v1", tags=["read"], dependencies=[Depends(current_user)], responses=AUTH_ERRORS
@@ -91,6 +91,8 @@ def get_account(account_id: int, session: SessionDep, request: Request, user: Cu
         last_due_date=account.last_due_date,
         days_past_due=(today - account.due_date).days,
         is_secured=account.is_secured,
+        bank_account_masked=mask_bank_account(account.bank_account),
+        bank_name=account.bank_name,
         balance=BalanceOut(
             principal_minor=account.principal_minor,
             interest_minor=account.interest_minor,
@@ -165,19 +167,23 @@ def get_debtor(debtor_id: int, session: SessionDep, request: Request, user: Curr
 def reveal_field(
     debtor_id: int, body: RevealIn, session: SessionDep, request: Request, user: CurrentUser
 ) -> RevealOut:
-    """A masked field in clear (ID number, address or one contact point's value), for a user who may work
-    one of the debtor's cases (or a supervisor, compliance officer or administrator). The reveal is logged
-    in the access log with its reason (PI-6)."""
+    """A masked field in clear (ID number, address, one contact point's value or one account's bank account),
+    for a user who may work one of the debtor's cases (or a supervisor, compliance officer or administrator);
+    a bank account only on that account's own case. The reveal is logged in the access log
+    with its reason (PI-6)."""
     if body.field == "contact_point" and body.contact_point_id is None:
         raise ValidationFailed(
             "须给出 contact_point_id / give contact_point_id", code="contact_point_required"
         )
+    if body.field == "bank_account" and body.account_id is None:
+        raise ValidationFailed("须给出 account_id / give account_id", code="account_required")
     shown = guard.reveal(
         session,
         user=user.user,
         debtor_id=debtor_id,
         field=body.field,
         contact_point_id=body.contact_point_id,
+        account_id=body.account_id,
         reason=body.reason,
         at=clock.now(),
         ip=request.client.host if request.client else None,
@@ -186,6 +192,7 @@ def reveal_field(
         debtor_id=debtor_id,
         field=body.field,
         contact_point_id=body.contact_point_id,
+        account_id=body.account_id if body.field == "bank_account" else None,
         value=shown.value,
         access_log_id=shown.log_id,
     )

@@ -29,8 +29,11 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 class RevealIn(BaseModel):
     """Which masked field to see in clear, and why (the reason goes to the access log)."""
 
-    field: Literal["national_id", "address", "contact_point"]
+    field: Literal["national_id", "address", "contact_point", "bank_account"]
     contact_point_id: int | None = Field(default=None, description="for field=contact_point")
+    account_id: int | None = Field(
+        default=None, description="for field=bank_account: the debtor's account whose bank account to show"
+    )
     reason: str = Field(
         min_length=3, max_length=500, examples=["debtor asked to confirm identity on the call"]
     )
@@ -40,6 +43,7 @@ class RevealOut(BaseModel):
     debtor_id: int
     field: str
     contact_point_id: int | None
+    account_id: int | None = None
     value: str | None
     access_log_id: int
 
@@ -99,6 +103,10 @@ class AccountOut(BaseModel):
     last_due_date: date | None
     days_past_due: int
     is_secured: bool
+    bank_account_masked: str | None = Field(
+        default=None, description="the repayment card or bank account, last 4 digits only (PI-6)"
+    )
+    bank_name: str | None = None
     balance: BalanceOut
     instalments: list[InstalmentOut]
     active_flags: list[FlagOut]
