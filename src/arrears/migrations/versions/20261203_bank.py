@@ -1,7 +1,7 @@
 """account: the repayment bank account (card or account number) and its bank
 
 Revision ID: 20261203_bank
-Revises: 20261202_web2
+Revises: 20261203_ledger3
 Create Date: 2026-12-03 09:00:00
 
 The lender's file names the card or bank account each loan is repaid from (还款账号 / 银行卡号) and the
