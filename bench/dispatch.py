@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,33 @@ from arrears.enums import Channel  # noqa: E402
 AT = datetime(2026, 3, 5, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TARGET_RATE = 1000  # messages/s with 2 dispatchers
 TARGET_RATIO = 2.0  # floor / outbox at most
+
+
+#: One measurement: messages/s wall clock, messages/s first to last arrival, and ms of CPU per message in
+#: the sending processes (dispatchers or floor processes, start-up included) and in the two servers.
+Run = tuple[float, float, float, float]
+
+
+class _Cpu:
+    """CPU used from now on by the processes this one starts and waits for, and by the servers."""
+
+    def __init__(self, smtp: ServerProcess, gateway: ServerProcess) -> None:
+        self._servers = (smtp, gateway)
+        self._children = self._children_now()
+        self._received = self._servers_now()
+
+    def _children_now(self) -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def _servers_now(self) -> float:
+        return sum(server.tally.cpu_s for server in self._servers)
+
+    def per_message(self, messages: int) -> tuple[float, float]:
+        """ms of CPU per message: (senders, receivers)."""
+        sending = self._children_now() - self._children
+        receiving = self._servers_now() - self._received
+        return sending * 1000 / messages, receiving * 1000 / messages
 
 
 def _settings(smtp_port: int, gateway_url: str) -> dict[str, object]:
@@ -118,13 +146,14 @@ def _restart(smtp: ServerProcess, gateway: ServerProcess) -> int:
     return smtp.tally.distinct + gateway.tally.distinct
 
 
-def floor(messages: int, smtp: ServerProcess, gateway: ServerProcess, workers: int) -> tuple[float, float]:
+def floor(messages: int, smtp: ServerProcess, gateway: ServerProcess, workers: int) -> Run:
     """Messages per second from ``workers`` processes sending straight to the servers (no database):
     wall clock from starting the processes to their exit, and between the first and last arrival."""
     tag = f"floor{workers}-{time.time_ns()}"
     share = messages // workers
     before = _restart(smtp, gateway)
     env = _env("sqlite://", smtp, gateway)
+    cpu = _Cpu(smtp, gateway)
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -141,12 +170,10 @@ def floor(messages: int, smtp: ServerProcess, gateway: ServerProcess, workers: i
     arrived = smtp.tally.distinct + gateway.tally.distinct - before
     if arrived != share * workers:
         raise SystemExit(f"floor: {arrived} of {share * workers} messages arrived")
-    return share * workers / elapsed, _arrival_rate(arrived, smtp, gateway)
+    return share * workers / elapsed, _arrival_rate(arrived, smtp, gateway), *cpu.per_message(arrived)
 
 
-def through_outbox(
-    url: str, messages: int, smtp: ServerProcess, gateway: ServerProcess, workers: int
-) -> tuple[float, float]:
+def through_outbox(url: str, messages: int, smtp: ServerProcess, gateway: ServerProcess, workers: int) -> Run:
     """Messages per second from queued outbox rows to the servers with ``workers`` dispatcher processes
     (wall clock, and between the first and last arrival)."""
     engine = db.make_engine(url)
@@ -158,6 +185,7 @@ def through_outbox(
     before = _restart(smtp, gateway)
     command = [sys.executable, "-m", "arrears.cli", "dispatch", "--portfolio", name, "--at", AT.isoformat()]
     env = _env(url, smtp, gateway)
+    cpu = _Cpu(smtp, gateway)
     started = time.perf_counter()
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(workers)]
     for proc in procs:
@@ -167,7 +195,7 @@ def through_outbox(
     arrived = smtp.tally.distinct + gateway.tally.distinct - before
     if arrived != len(rows):
         raise SystemExit(f"{arrived} of {len(rows)} messages arrived")
-    return len(rows) / elapsed, _arrival_rate(arrived, smtp, gateway)
+    return len(rows) / elapsed, _arrival_rate(arrived, smtp, gateway), *cpu.per_message(arrived)
 
 
 def _databases() -> list[tuple[str, str | None]]:
@@ -188,10 +216,12 @@ def _load() -> float:
 
 
 def _report(
-    dialect: str, messages: int, repeats: int, runs: dict[str, list[tuple[float, float]]], loads: list[float]
+    dialect: str, messages: int, repeats: int, runs: dict[str, list[Run]], loads: list[float]
 ) -> None:
-    wall = {k: median(w for w, _ in v) for k, v in runs.items()}
-    steady = {k: median(a for _, a in v) for k, v in runs.items()}
+    wall = {k: median(r[0] for r in v) for k, v in runs.items()}
+    steady = {k: median(r[1] for r in v) for k, v in runs.items()}
+    sending = {k: median(r[2] for r in v) for k, v in runs.items()}
+    receiving = {k: median(r[3] for r in v) for k, v in runs.items()}
     print(
         f"dispatch bench: {messages} messages (half e-mail, half SMS), {dialect}, "
         f"{outbox.default_concurrency()} sends in flight per process, median of {repeats}; "
@@ -205,6 +235,13 @@ def _report(
         print(
             f"  {workers} {label}  outbox {o:6.0f} | {os_:6.0f}   floor {f:6.0f} | {fs:6.0f}   "
             f"floor/outbox {f / o:4.2f} | {fs / os_:4.2f}"
+        )
+    print("  CPU ms per message: senders (dispatchers or floor processes, start-up included) + servers")
+    for workers in (1, 2):
+        o, f = f"outbox {workers}", f"floor {workers}"
+        print(
+            f"  {workers} process{'es' if workers > 1 else '  '}    outbox {sending[o]:5.2f} + {receiving[o]:4.2f}"
+            f"   floor {sending[f]:5.2f} + {receiving[f]:4.2f}"
         )
     two = wall["outbox 2"]
     ratio = wall["floor 2"] / two
@@ -228,7 +265,7 @@ def main() -> None:
         for dialect, given in _databases():
             url = given or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
             db.upgrade(db.make_engine(url))
-            runs: dict[str, list[tuple[float, float]]] = {}
+            runs: dict[str, list[Run]] = {}
             loads = [_load()]
             for _ in range(repeats):  # interleaved, so the floor and the outbox see the same machine load
                 for workers in (1, 2):

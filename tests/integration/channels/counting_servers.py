@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import re
+import resource
 import socket
 import sys
 import threading
@@ -195,6 +196,11 @@ class _RemoteTally:
     def restart_clock(self) -> None:
         self._ask("restart")
 
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds (user and system) the server's process has used so far."""
+        return float(self._ask("cpu"))
+
 
 def _serve(kind: str, conn: Connection) -> None:
     server: CountingSmtp | CountingGateway = CountingSmtp() if kind == "smtp" else CountingGateway()
@@ -207,7 +213,10 @@ def _serve(kind: str, conn: Connection) -> None:
             server.stop()
             conn.send(None)
             return
-        if command == "restart":
+        if command == "cpu":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            conn.send(usage.ru_utime + usage.ru_stime)
+        elif command == "restart":
             tally.restart_clock()
             conn.send(None)
         else:
