@@ -40,6 +40,12 @@ Where the CPU goes (py-spy and process CPU times):
   a load of 12-16; it counts in the wall-clock rate and in the CPU per message (compare the first-to-last-arrival
   rate, and use 10,000 messages).
 
+Measured with the servers in their own processes, 4,000 messages, one run each, load 2-5: SQLite, 1
+dispatcher 218/s (floor 396), 2 dispatchers 151/s (floor 413); PostgreSQL 307/s (floor 479) and 236/s
+(floor 376), floor/outbox 1.6. Before the servers had processes of their own the floor with 2 processes
+was below the floor with 1 (272 against 381 on SQLite); now it is not. Two dispatchers were slower than
+one in these runs on both databases (each pays its start-up; on SQLite they also queue for the write lock).
+
 Through the outbox a message costs about 1.5 ms of CPU across the processes on a quiet machine: 1,000
 messages/s with 2 dispatchers needs both cores to itself, so the target (at least 1,000/s with 2
 dispatchers and at most twice the floor, wall clock) can only be met on PostgreSQL on an otherwise idle
