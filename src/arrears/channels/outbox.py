@@ -7,7 +7,7 @@ committed before the next step:
    token, ``claimed_at`` and one more ``attempts``. PostgreSQL: ``UPDATE ... WHERE id IN (SELECT ... FOR
    UPDATE SKIP LOCKED LIMIT n)``, so concurrent dispatchers never wait on or take each other's rows. SQLite:
    the same ``UPDATE ... WHERE id IN (SELECT ... LIMIT n)`` is atomic under its single writer. The claimed
-   rows are then read back by token.
+   rows are read back by token once, in the prepare transaction.
 2. **prepare**, for the whole batch at once -- templates resolved once per code, channel and locale; the
    cases' data loaded with one query per table (`service.message_contexts`) and every message rendered; the
    cases locked (`contacts.service.lock_cases`, in id order); the compliance gate asked again *now* with the
@@ -18,6 +18,7 @@ committed before the next step:
    on the row). The contact record gets exactly one attempt per message (outcome ``sent``, or ``blocked``
    with the rule ids), appended for the batch with one insert, the hash chain computed per case in order
    (`contacts.service.append_attempts`); the row keeps the attempt's id, so a retry never records a second.
+   The rows' template and attempt ids are written with one statement for the batch (`_write_links`).
 3. **send and result** -- the messages go out several at once through a `SendPool` (``[dispatch]
    concurrency`` threads; kept SMTP connections, keep-alive HTTP), and results are written in groups of
    ``[dispatch] record_every`` while the rest is still sending: ``sent`` (time, provider id) for a group in
@@ -273,6 +274,26 @@ def claim(
     portfolio_id: int | None = None,
 ) -> list[OutboxMessage]:
     """Claim up to ``limit`` due queued rows for ``token`` (``sending``); the caller commits at once."""
+    _claim_update(session, token=token, now=now, limit=limit, channels=channels, portfolio_id=portfolio_id)
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.claimed_by == token, OutboxMessage.status == "sending")
+            .order_by(OutboxMessage.id)
+        )
+    )
+
+
+def _claim_update(
+    session: Session,
+    *,
+    token: str,
+    now: datetime,
+    limit: int,
+    channels: Iterable[Channel],
+    portfolio_id: int | None,
+) -> int:
+    """The claim's one statement; returns how many rows it took (read back by token later)."""
     now = as_utc(now)
     due = (
         select(OutboxMessage.id)
@@ -288,7 +309,7 @@ def claim(
         due = due.where(OutboxMessage.portfolio_id == portfolio_id)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    session.execute(
+    result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(due.scalar_subquery()))
         .values(
@@ -300,13 +321,7 @@ def claim(
         )
         .execution_options(synchronize_session=False)
     )
-    return list(
-        session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.claimed_by == token, OutboxMessage.status == "sending")
-            .order_by(OutboxMessage.id)
-        )
-    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +458,8 @@ def _render(session: Session, drafts: list[_Draft], *, now: datetime, report: Di
             _dead(draft.row, exc, now=now, report=report)
             continue
         draft.data = data
-        draft.row.template_id = draft.resolved.template_id
+        # written with the attempt links in one statement (`_prepare_batch`), not by the unit of work
+        set_committed_value(draft.row, "template_id", draft.resolved.template_id)
         rendered.append(draft)
     return rendered
 
@@ -580,29 +596,9 @@ def _prepare_batch(
             continue
         ready.append(draft)
     ids = contacts_service.append_attempts(session, attempts=[fields for _, fields in new_attempts])
-    links = []
     for (draft, _), attempt_id in zip(new_attempts, ids, strict=True):
-        # written below in one statement, not by the unit of work row by row
         set_committed_value(draft.row, "contact_attempt_id", attempt_id)
-        links.append({"row_id": draft.row.id, "attempt_id": attempt_id})
-    if links and session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text(
-                "UPDATE outbox_message SET contact_attempt_id = v.attempt_id"
-                " FROM unnest(CAST(:ids AS bigint[]), CAST(:attempt_ids AS bigint[])) AS v(id, attempt_id)"
-                " WHERE outbox_message.id = v.id"
-            ),
-            {"ids": [x["row_id"] for x in links], "attempt_ids": [x["attempt_id"] for x in links]},
-        )
-    elif links:
-        table = OutboxMessage.__table__
-        assert isinstance(table, Table)
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("row_id"))
-            .values(contact_attempt_id=bindparam("attempt_id")),
-            links,
-        )
+    _write_links(session, drafts)
     out: list[_Ready] = []
     for draft in ready:
         row = draft.row
@@ -612,6 +608,35 @@ def _prepare_batch(
             _Ready(row.id, row.attempts, row.idempotency_key, row.contact_attempt_id, message, draft.sender)
         )
     return out
+
+
+def _write_links(session: Session, drafts: list[_Draft]) -> None:
+    """Store every rendered row's template and contact attempt with one statement (PostgreSQL: arrays;
+    SQLite: one executemany), rather than one unit-of-work update per row."""
+    if not drafts:
+        return
+    ids = [d.row.id for d in drafts]
+    template_ids = [d.row.template_id for d in drafts]
+    attempt_ids = [d.row.contact_attempt_id for d in drafts]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text(
+                "UPDATE outbox_message SET template_id = v.template_id, contact_attempt_id = v.attempt_id"
+                " FROM unnest(CAST(:ids AS bigint[]), CAST(:template_ids AS bigint[]),"
+                " CAST(:attempt_ids AS bigint[])) AS v(id, template_id, attempt_id)"
+                " WHERE outbox_message.id = v.id"
+            ),
+            {"ids": ids, "template_ids": template_ids, "attempt_ids": attempt_ids},
+        )
+        return
+    table = OutboxMessage.__table__
+    assert isinstance(table, Table)
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(template_id=bindparam("tid"), contact_attempt_id=bindparam("aid")),
+        [{"row_id": i, "tid": t, "aid": a} for i, t, a in zip(ids, template_ids, attempt_ids, strict=True)],
+    )
 
 
 def _record_sent(
@@ -794,7 +819,8 @@ def _begin(
                 portfolio_id=portfolio_id,
             )
     with session_factory() as session, session.begin():
-        claimed = claim(
+        # The rows are read once, in the prepare transaction below, not also here.
+        report.claimed = _claim_update(
             session,
             token=token,
             now=now,
@@ -802,8 +828,7 @@ def _begin(
             channels=channels,
             portfolio_id=portfolio_id,
         )
-        report.claimed = len(claimed)
-    if not claimed:
+    if not report.claimed:
         return done
     with session_factory() as session, session.begin():
         _write_first(session)

@@ -19,15 +19,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
-
-import polars as pl
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from arrears.compliance import messages
 from arrears.compliance.pack import Limitation, RulePack
 from arrears.compliance.periods import add_months, add_years
 from arrears.compliance.schemas import LimitationEventKind, Reason
 from arrears.errors import ValidationFailed
+
+if TYPE_CHECKING:  # polars is loaded by the functions that build frames, not by the gate's imports
+    import polars as pl
 
 _K = LimitationEventKind
 
@@ -171,23 +173,28 @@ def limitation_date(events: Iterable[LimitationEvent], pack: RulePack, *, as_of:
 
 
 # One stored row per account (`account_limitation`, without the portfolio, the date and the timestamps).
-ROW_SCHEMA: dict[str, pl.DataType] = {
-    "account_id": pl.Int64(),
-    "limitation_on": pl.Date(),
-    "time_barred": pl.Boolean(),
-    "starts_on": pl.Date(),
-    "rule_id": pl.String(),
-    "set_by_kind": pl.String(),
-    "set_by_on": pl.Date(),
-    "set_by_ref": pl.String(),
-    "waived_by_ref": pl.String(),
-    "explanation_zh": pl.String(),
-    "explanation_en": pl.String(),
-}
+@cache
+def row_schema() -> dict[str, pl.DataType]:
+    """The columns of a stored limitation row and their types."""
+    import polars as pl
+
+    return {
+        "account_id": pl.Int64(),
+        "limitation_on": pl.Date(),
+        "time_barred": pl.Boolean(),
+        "starts_on": pl.Date(),
+        "rule_id": pl.String(),
+        "set_by_kind": pl.String(),
+        "set_by_on": pl.Date(),
+        "set_by_ref": pl.String(),
+        "waived_by_ref": pl.String(),
+        "explanation_zh": pl.String(),
+        "explanation_en": pl.String(),
+    }
 
 
 def result_row(account_id: int, r: LimitationResult) -> dict[str, Any]:
-    """A `LimitationResult` as the row `ROW_SCHEMA` describes."""
+    """A `LimitationResult` as the row ``row_schema` describes."""
     return {
         "account_id": account_id,
         "limitation_on": r.limitation_on,
@@ -220,7 +227,7 @@ def limitation_frame(
     *,
     as_of: date,
 ) -> pl.DataFrame:
-    """`limitation_date` of many accounts at once, as rows of `ROW_SCHEMA` sorted by account.
+    """`limitation_date` of many accounts at once, as rows of `row_schema` sorted by account.
 
     ``dues`` has ``account_id`` and ``due_dates`` (a list of the account's due dates); ``others`` the
     accounts' other events (promises, demands, payments ...). An account with other events is computed
@@ -229,6 +236,8 @@ def limitation_frame(
     rule), so `limitation_date` runs once per such pair and the result is shared, with the account's
     own reference. Equal to calling `limitation_date` per account (a property test holds them together).
     """
+    import polars as pl
+
     if pack.limitation is None:
         raise ValidationFailed(f"rule pack {pack.name} has no limitation rule", code="no_limitation_rule")
     dues = dues.select(
@@ -250,7 +259,7 @@ def limitation_frame(
         pl.col("due_dates").list.last().alias("_start"),
         (pl.col("due_dates").list.len() > 1).alias("_several"),
     )
-    parts = [pl.DataFrame(rows, schema=ROW_SCHEMA, orient="row")]
+    parts = [pl.DataFrame(rows, schema=row_schema(), orient="row")]
     if simple.height:
         keys = simple.group_by("_start", "_several").agg(
             pl.col("due_dates").first(), pl.col("account_id").first()
@@ -266,7 +275,7 @@ def limitation_frame(
             ).iter_rows()
         ]
         table = pl.DataFrame(
-            shared, schema={"_start": pl.Date(), "_several": pl.Boolean(), **ROW_SCHEMA}, orient="row"
+            shared, schema={"_start": pl.Date(), "_several": pl.Boolean(), **row_schema()}, orient="row"
         ).drop("account_id")
         joined = simple.select("account_id", "_start", "_several").join(
             table, on=["_start", "_several"], how="left"
@@ -278,6 +287,6 @@ def limitation_frame(
                 .then(ref)
                 .otherwise(pl.col("set_by_ref"))
                 .alias("set_by_ref")
-            ).select(list(ROW_SCHEMA))
+            ).select(list(row_schema()))
         )
     return pl.concat(parts).sort("account_id")

@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import polars as pl
 from sqlalchemy import (
     JSON,
     LABEL_STYLE_NONE,
@@ -50,11 +49,11 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from arrears.clock import as_utc
 from arrears.clock import now as clock_now
 from arrears.compliance.limitation import (
-    ROW_SCHEMA,
     LimitationEvent,
     LimitationResult,
     limitation_date,
     limitation_frame,
+    row_schema,
 )
 from arrears.compliance.pack import PACK_DIR_ENV, RulePack, load_pack
 from arrears.compliance.rules import decide, history_since, lookback
@@ -102,6 +101,9 @@ from arrears.models import (
     UTCDateTime,
 )
 from arrears.models import ContactPoint as ContactPointRow
+
+if TYPE_CHECKING:  # polars is loaded by the limitation refresh, not by the gate's imports
+    import polars as pl
 
 _PHONES = (ContactKind.MOBILE, ContactKind.LANDLINE)
 _NO_CONTACT_POINT = ContactPoint(value="", kind=ContactKind.OTHER)
@@ -1134,6 +1136,8 @@ _COMPARED = (
 def due_frame(session: Session, *, portfolio_id: int) -> pl.DataFrame:
     """Every account's due dates in one query (`due_events` for a whole portfolio, as a frame):
     ``account_id`` and ``due_dates`` (the due date, the last due date, the first and last instalment)."""
+    import polars as pl
+
     from arrears.strategy import bulk
 
     pid = int(portfolio_id)
@@ -1157,9 +1161,10 @@ def due_frame(session: Session, *, portfolio_id: int) -> pl.DataFrame:
 
 
 def _stored_limitations(session: Session, portfolio_id: int) -> pl.DataFrame:
+
     from arrears.strategy import bulk
 
-    schema = {k: ROW_SCHEMA[k] for k in ("account_id", *_COMPARED)}
+    schema = {k: row_schema()[k] for k in ("account_id", *_COMPARED)}
     return bulk.read_frame(
         session,
         f"SELECT {', '.join(schema)} FROM account_limitation WHERE portfolio_id = {int(portfolio_id)}",
@@ -1181,6 +1186,8 @@ def refresh_limitations(
     accounts that no longer have a result are removed, so running it twice for the same ``as_of`` writes
     nothing the second time. Flushes, never commits.
     """
+    import polars as pl
+
     from arrears.strategy import bulk
 
     scope = AccountScope(portfolio_id=portfolio_id)
@@ -1188,7 +1195,7 @@ def refresh_limitations(
     pack = rule_pack(pack_name)
     stored = _stored_limitations(session, portfolio_id)
     if pack.limitation is None:
-        fresh = pl.DataFrame(schema=ROW_SCHEMA)
+        fresh = pl.DataFrame(schema=row_schema())
     else:
         rest = [source for source in sources if source is not due_events]
         dues = (
@@ -1204,7 +1211,7 @@ def refresh_limitations(
     for column in _COMPARED:
         same = same & pl.col(column).eq_missing(pl.col(f"{column}_stored"))
     is_new = pl.col("rule_id_stored").is_null()
-    changed = known.filter(~same).with_columns(is_new.alias("_new")).select(*ROW_SCHEMA, "_new")
+    changed = known.filter(~same).with_columns(is_new.alias("_new")).select(*row_schema(), "_new")
     gone = stored.join(fresh, on="account_id", how="anti")["account_id"].to_list()
     for start in range(0, len(gone), 1000):
         session.execute(

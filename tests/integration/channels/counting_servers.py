@@ -7,7 +7,9 @@ counts such repeats). Used by the crash test and by ``bench/dispatch.py``."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
+import resource
 import socket
 import sys
 import threading
@@ -16,6 +18,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -165,3 +168,89 @@ class CountingGateway:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class _RemoteTally:
+    """The parts of a `Tally` the bench reads, asked of a server in another process."""
+
+    def __init__(self, conn: Connection, lock: threading.Lock) -> None:
+        self._conn, self._lock = conn, lock
+
+    def _ask(self, command: str) -> Any:
+        with self._lock:
+            self._conn.send(command)
+            return self._conn.recv()
+
+    @property
+    def distinct(self) -> int:
+        return int(self._ask("distinct"))
+
+    @property
+    def first_at(self) -> float | None:
+        return self._ask("first_at")  # type: ignore[no-any-return]
+
+    @property
+    def last_at(self) -> float | None:
+        return self._ask("last_at")  # type: ignore[no-any-return]
+
+    def restart_clock(self) -> None:
+        self._ask("restart")
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds (user and system) the server's process has used so far."""
+        return float(self._ask("cpu"))
+
+
+def _serve(kind: str, conn: Connection) -> None:
+    server: CountingSmtp | CountingGateway = CountingSmtp() if kind == "smtp" else CountingGateway()
+    server.start()
+    conn.send(server.port if isinstance(server, CountingSmtp) else server.url)
+    tally = server.tally
+    while True:
+        command = conn.recv()
+        if command == "stop":
+            server.stop()
+            conn.send(None)
+            return
+        if command == "cpu":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            conn.send(usage.ru_utime + usage.ru_stime)
+        elif command == "restart":
+            tally.restart_clock()
+            conn.send(None)
+        else:
+            conn.send(tally.distinct if command == "distinct" else getattr(tally, command))
+
+
+class ServerProcess:
+    """A counting server (``"smtp"`` or ``"gateway"``) in a process of its own, so that what it costs to
+    receive does not share an interpreter lock with the other server or with the caller. Offers what the
+    bench reads: ``tally.distinct``, ``tally.first_at`` / ``last_at`` (``perf_counter``, one clock for
+    every process on the machine), ``tally.restart_clock()``, and ``port`` or ``url``."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ("smtp", "gateway"):
+            raise ValueError(f"unknown server kind {kind!r}")
+        context = multiprocessing.get_context("fork")  # before the caller starts threads
+        mine, theirs = context.Pipe()
+        self._process = context.Process(target=_serve, args=(kind, theirs), daemon=True)
+        self._conn = mine
+        self.kind = kind
+        self.port = 0
+        self.url = ""
+        self.tally = _RemoteTally(mine, threading.Lock())
+
+    def start(self) -> ServerProcess:
+        self._process.start()
+        address = self._conn.recv()
+        if self.kind == "smtp":
+            self.port = int(address)
+        else:
+            self.url = str(address)
+        return self
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self.tally._ask("stop")
+        self._process.join(timeout=10)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from arrears import money as money_mod
 from arrears.errors import ValidationFailed
 from arrears.money import Money, format_minor, parse_minor, split_evenly
 
@@ -53,3 +54,11 @@ def test_money_refuses_floats_and_mixed_currencies() -> None:
     with pytest.raises(ValueError):
         Money(1, "CNY") + Money(1, "USD")
     assert format_minor(123450, "CNY", "zh_CN") == "¥1,234.50"
+
+
+@pytest.mark.parametrize("currency", ["CNY", "USD", "EUR", "JPY", "KWD"])
+@pytest.mark.parametrize("locale", ["zh_CN", "en_US", "de_DE", "fr_FR", "hi_IN"])
+def test_fast_money_format_matches_babel(currency: str, locale: str) -> None:
+    amounts = [0, 1, 9, 10, 99, 100, 999, 1000, 12345, 99999, 100000, 1234567, 10**12 + 7, -1, -123456]
+    for minor in [*amounts, *range(0, 5000, 37)]:
+        assert Money(minor, currency).format(locale) == money_mod._babel_format(minor, currency, locale)
