@@ -53,3 +53,13 @@ def test_money_refuses_floats_and_mixed_currencies() -> None:
     with pytest.raises(ValueError):
         Money(1, "CNY") + Money(1, "USD")
     assert format_minor(123450, "CNY", "zh_CN") == "¥1,234.50"
+
+
+@given(
+    minor=st.integers(min_value=-(10**15), max_value=10**15),
+    currency=st.sampled_from(["CNY", "USD", "HKD", "JPY", "KWD", "EUR"]),
+    locale=st.sampled_from(["zh_CN", "en"]),
+)
+def test_format_minor_writes_what_babel_writes(minor: int, currency: str, locale: str) -> None:
+    # the desk formats amounts from a layout derived from Babel's; the text must not change
+    assert format_minor(minor, currency, locale) == Money(minor, currency).format(locale)
