@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, Select, bindparam, null, select, type_coerce
 from sqlalchemy import case as case_
@@ -464,8 +464,9 @@ def case_view(
     )
 
 
-@dataclass(slots=True)
-class QueueRow:
+class QueueRow(NamedTuple):
+    """One line of the work-queue table (a tuple: the template unpacks it, no attribute lookups per cell)."""
+
     item_id: int
     case_id: int
     debtor_name: str
