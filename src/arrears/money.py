@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
@@ -75,10 +74,7 @@ class Money:
 
     def format(self, locale: str = "zh_CN") -> str:
         """Locale-formatted amount, e.g. ``¥1,234.50``."""
-        fast = _plain_format(self.currency, locale) if self.minor >= 0 else None
-        if fast is not None:
-            return fast(self.minor)
-        return _babel_format(self.minor, self.currency, locale)
+        return format_minor(self.minor, self.currency, locale)
 
     def __str__(self) -> str:
         return f"{self.decimal} {self.currency}"
@@ -139,39 +135,67 @@ def _babel_format(minor: int, currency: str, locale: str) -> str:
     return str(format_currency(value, currency, locale=_locale(locale)))
 
 
-_PROBES = (0, 1, 12, 123, 1234, 12345, 123456, 1234567, 123456789, 12345678901)
+def format_minor(minor: int, currency: str = "CNY", locale: str = "zh_CN") -> str:
+    """Format integer minor units for people (the same text as ``Money(minor, currency).format(locale)``)."""
+    layout = _layout(currency, locale)
+    if layout is None:
+        return _babel_format(minor, currency, locale)
+    return layout.render(minor)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """How a locale writes amounts of one currency: sign and symbol around digits grouped in threes."""
+
+    positive: tuple[str, str]  # text before and after the digits
+    negative: tuple[str, str]
+    group: str
+    decimal: str
+    digits: int  # the currency's minor digits
+
+    def render(self, minor: int) -> str:
+        before, after = self.negative if minor < 0 else self.positive
+        whole, part = divmod(abs(minor), 10**self.digits)
+        text = f"{whole:,}".replace(",", self.group)
+        if self.digits:
+            text += self.decimal + str(part).rjust(self.digits, "0")
+        return before + text + after
+
+
+# Amounts that exercise the sign, the grouping and the minor digits: a layout is used only where it writes
+# every one of them exactly as Babel does.
+_PROBES = (0, 1, 7, 99, 100, 1_005, 123_456, 100_000_000, 123_456_789_012, -1, -123_456, -100_000_000)
 
 
 @cache
-def _plain_format(currency: str, locale: str) -> Callable[[int], str] | None:
-    """A formatter of non-negative amounts for ``currency`` in ``locale`` that gives Babel's text without
-    Babel's per-call cost (about 0.1 ms: pattern, plural and symbol look-ups): the prefix, suffix, group
-    and decimal symbols read off Babel's own output, then checked against Babel on amounts of every
-    length from 0 to 11 digits. None (use Babel) when the locale's output has another shape (grouping
-    that is not by threes, a minimum grouping size, digits other than ASCII)."""
-    places = exponent(currency)
-    if places not in (0, 2):
+def _layout(currency: str, locale: str) -> _Layout | None:
+    """Babel's formatting of a (currency, locale), reduced to a layout; None where the reduction is not
+    exact (another grouping or digit system), which then goes through Babel each time.
+
+    Babel parses and applies the locale's number pattern on every call, a large share of the case page's
+    CPU (a page formats dozens of amounts); the layout writes the same text directly."""
+    digits = exponent(currency)
+    sample = 10 ** (digits + 6) + (1 if digits else 0)  # 1,000,000.0...1: two group separators
+    try:
+        plus = _babel_format(sample, currency, locale)
+        minus = _babel_format(-sample, currency, locale)
+    except ValueError:
         return None
-    probe = _babel_format(1234567 * 10**places + (89 if places else 0), currency, locale)
-    found = re.search(r"1(\D*)234\D*567" + (r"(\D*)89" if places else ""), probe)
+    core = re.search(r"1(\D)000(\D)000(?:(\D)(\d+))?", plus)
+    if core is None or (digits and core.group(3) is None) or (not digits and core.group(3) is not None):
+        return None
+    found = re.search(re.escape(core.group(0)), minus)
     if found is None:
         return None
-    prefix, suffix = probe[: found.start()], probe[found.end() :]
-    group = found.group(1)
-    point = found.group(2) if places else ""
-
-    def plain(minor: int) -> str:
-        whole, fraction = divmod(minor, 10**places)
-        grouped = f"{whole:,}".replace(",", group) if group else str(whole)
-        tail = f"{point}{fraction:0{places}d}" if places else ""
-        return f"{prefix}{grouped}{tail}{suffix}"
-
-    for minor in _PROBES:
-        if plain(minor) != _babel_format(minor, currency, locale):
-            return None
-    return plain
-
-
-def format_minor(minor: int, currency: str = "CNY", locale: str = "zh_CN") -> str:
-    """Format integer minor units for people."""
-    return Money(minor, currency).format(locale)
+    layout = _Layout(
+        positive=(plus[: core.start()], plus[core.end() :]),
+        negative=(minus[: found.start()], minus[found.end() :]),
+        group=core.group(1),
+        decimal=core.group(3) or "",
+        digits=digits,
+    )
+    if core.group(1) != core.group(2) or any(
+        layout.render(v) != _babel_format(v, currency, locale) for v in _PROBES
+    ):
+        return None
+    return layout

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError
 
@@ -21,6 +26,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         title="arrears API",
         version=__version__,
         description="Compliance-first debt collection. Amounts are integer minor units (fen, cents).",
+        lifespan=_serving,
     )
     app.state.engine = engine or db.get_engine()
 
@@ -69,6 +75,28 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.include_router(channels.webhooks)
     web.install(app)  # the collection desk's pages
     return app
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI) -> AsyncIterator[None]:
+    """Startup of a server process, before it accepts a request (uvicorn runs it in each worker)."""
+    warm_routes(app)
+    # What startup built (routes, models, mappers, templates) lives as long as the process: kept out of
+    # the garbage collector's scans, a full collection takes a millisecond instead of a tenth of a second
+    # in the middle of somebody's page.
+    gc.collect()
+    gc.freeze()
+    yield
+
+
+def warm_routes(app: FastAPI) -> int:
+    """Build every included route's request handling state now; returns how many routes there are.
+
+    FastAPI builds an included router's routes (dependencies, parameter and response fields) on the first
+    request that walks past them: about half a second of CPU per worker, paid by the first pages a desk
+    asks for. Built here, once per process, before the server accepts a request.
+    """
+    return sum(1 for _ in iter_route_contexts(app.router.routes))
 
 
 def jsonable(errors: object) -> object:

@@ -436,9 +436,12 @@ QUEUE_ORDER = (WorkItem.priority.desc(), WorkItem.window_start_at, WorkItem.id)
 QUEUE_LIMIT = 200
 
 
-def queue_conditions(*, collector_id: int | None, at: datetime) -> list[ColumnElement[bool]]:
+def queue_conditions(
+    *, collector_id: int | ColumnElement[int] | None, at: datetime | ColumnElement[datetime]
+) -> list[ColumnElement[bool]]:
     """What a work queue lists: open and claimed calls and visits still inside their window, of one
-    collector (``collector_id``) or of everyone (None). Ordered by `QUEUE_ORDER`."""
+    collector (``collector_id``) or of everyone (None). Ordered by `QUEUE_ORDER`. Either value may be a
+    bound parameter, for a statement built once and run with each request's values."""
     conditions = [
         # literal values: a prepared statement's generic plan can then use ``ix_work_item_queue``
         WorkItem.status.in_(

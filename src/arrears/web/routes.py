@@ -68,6 +68,7 @@ templates = Environment(
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates ship with the package: no stat() of every template on every page
 )
 
 
