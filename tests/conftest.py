@@ -12,11 +12,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from arrears import db
+
+# Property tests check what holds, not how fast: a shared or loaded machine must not fail them on time.
+settings.register_profile("arrears", deadline=None)
+settings.load_profile("arrears")
 
 PG_URL = os.environ.get("ARREARS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
