@@ -1137,6 +1137,14 @@ def _read_accrual_accounts(session: Session, cfg: LedgerConfig) -> pl.DataFrame:
     )
 
 
+def _followed_day(watermark: date | None) -> pl.Expr:
+    """The day an account without a day of its own has accrued through: its opening day, or the portfolio's
+    day (``watermark``) once that is later."""
+    if watermark is None:
+        return pl.col("ledger_opened_on")
+    return pl.max_horizontal("ledger_opened_on", pl.lit(watermark, dtype=pl.Date))
+
+
 def accrual_frame_input(
     session: Session, cfg: LedgerConfig, *, raw: pl.DataFrame | None = None, watermark: date | None = None
 ) -> pl.DataFrame:
@@ -1152,11 +1160,7 @@ def accrual_frame_input(
         raw = _read_accrual_accounts(session, cfg)
         watermark = _portfolio(session, cfg.portfolio_id).ledger_accrued_through
     raw = raw.filter(pl.col("origination_date").is_not_null() & pl.col("ledger_opened_on").is_not_null())
-    followed = (
-        pl.max_horizontal("ledger_opened_on", pl.lit(watermark, dtype=pl.Date))
-        if watermark is not None
-        else pl.col("ledger_opened_on")
-    )
+    followed = _followed_day(watermark)
     flags = _stop_flags(session, cfg.portfolio_id, cfg.timezone)
     flagged_first = pl.col("flag_stop_date").is_not_null() & (
         pl.col("accrual_stop_date").is_null() | (pl.col("flag_stop_date") < pl.col("accrual_stop_date"))
@@ -1306,11 +1310,7 @@ def _pin_unaccruable(session: Session, raw: pl.DataFrame, watermark: date | None
     )
     if pinned.height == 0:
         return
-    day = (
-        pl.max_horizontal("ledger_opened_on", pl.lit(watermark, dtype=pl.Date))
-        if watermark is not None
-        else pl.col("ledger_opened_on")
-    )
+    day = _followed_day(watermark)
     schema = {"account_id": pl.Int64(), "through": pl.Date()}
     bulk.temp_table(
         session, "ledger_tmp_pin", schema, pinned.select("account_id", through=day).sort("account_id")
