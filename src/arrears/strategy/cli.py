@@ -225,7 +225,7 @@ def _queue_show(collector: str, at: str | None) -> None:
     with _session() as session:
         user = queue_service.get_user(session, _user_ref(collector))
         items = queue_service.work_queue(session, collector_id=user.id, at=moment)
-        following = queue_service.next_case(session, collector_id=user.id, at=moment)
+        following = queue_service.next_case_or_idle(session, collector_id=user.id, at=moment)
         table = Table(
             "id", "case 案件", "kind 类型", "priority 优先级", "window 时间窗口", "now 可联系", "status"
         )
@@ -246,11 +246,18 @@ def _queue_show(collector: str, at: str | None) -> None:
             )
         console.print(f"{user.username}: {len(items)} items 项")
         console.print(table)
-        console.print(
-            f"next case 下一个案件: {following.case_id} (item {following.id})"
-            if following
-            else "no case may be contacted now / 当前无可联系案件"
-        )
+        if not isinstance(following, queue_service.Idle):
+            console.print(f"next case 下一个案件: {following.case_id} (item {following.id})")
+        elif following.empty:
+            console.print("no open calls or visits / 没有待处理的电话或外访任务")
+        else:
+            console.print("no case may be contacted now / 当前无可联系案件")
+            if following.waiting:
+                console.print(f"  {following.waiting} wait for their window / 个任务的时间窗口尚未开始")
+            for reason, count in following.blocked:
+                console.print(f"  {count} blocked by {reason.rule_id}: {reason.zh} / {reason.en}")
+            if following.resumes_at is not None:
+                console.print(f"  earliest 最早: {following.resumes_at:%Y-%m-%d %H:%M} UTC")
 
 
 @queue_app.command("allocate")

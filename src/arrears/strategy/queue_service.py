@@ -4,7 +4,7 @@
   cap, rotation); held cases and cases placed with an agency are never allocated. Only changes are written:
   the case's collector, an `AllocationEvent` (from, to, why) and the collector of the case's open work items.
 * `assign_cases`: a supervisor's manual batch allocation or reassignment, with a reason, recorded the same way.
-* `work_queue` / `next_case` / `claim_work_item` / `complete_work_item`: a collector's calls and visits,
+* `work_queue` / `next_case` (or why there is none: `Idle`) / `claim_work_item` / `complete_work_item`: a collector's calls and visits,
   highest priority first, each only inside its permitted window and only when the compliance gate allows
   it at that moment (the real-time check that also applies the per-contact-point caps).
 
@@ -18,13 +18,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
-from sqlalchemy import ColumnElement, bindparam, select, text, update
+from sqlalchemy import ColumnElement, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from arrears import clock
 from arrears.compliance.pack import load_pack
 from arrears.compliance.rules import decide
-from arrears.compliance.schemas import AccountState, ActiveFlag, Attempt, Context, Decision, Purpose
+from arrears.compliance.schemas import (
+    AccountState,
+    ActiveFlag,
+    Attempt,
+    Context,
+    Decision,
+    Purpose,
+    Reason,
+)
 from arrears.compliance.schemas import ContactPoint as GateContactPoint
 from arrears.compliance.zones import zones_for_phone
 from arrears.enums import Channel, ContactKind, FlagKind, OwnerRelation, Product
@@ -469,8 +477,36 @@ def work_queue(
     )
 
 
+@dataclass(frozen=True)
+class Idle:
+    """Why a collector has nothing to work right now, so the desk can say so rather than show an empty list.
+
+    ``waiting`` open calls and visits whose window has not opened yet; ``blocked`` the in-window items the
+    gate refuses now, counted per rule id with the first reason seen for that rule (of the items scanned);
+    ``resumes_at`` the earliest moment one of them may be worked: a window opening or a gate's
+    ``next_allowed_at`` (None when only a person or new facts can allow any of them).
+    """
+
+    waiting: int
+    blocked: tuple[tuple[Reason, int], ...]
+    resumes_at: datetime | None
+
+    @property
+    def empty(self) -> bool:
+        """No open call or visit at all (none waiting, none blocked)."""
+        return not self.waiting and not self.blocked
+
+
 def next_case(session: Session, *, collector_id: int, at: datetime, scan: int = 50) -> WorkItem | None:
     """The highest-priority open item the collector may work right now: in its window, allowed by the gate."""
+    found = next_case_or_idle(session, collector_id=collector_id, at=at, scan=scan)
+    return None if isinstance(found, Idle) else found
+
+
+def next_case_or_idle(
+    session: Session, *, collector_id: int, at: datetime, scan: int = 50
+) -> WorkItem | Idle:
+    """`next_case`, or when there is none, why (`Idle`): windows not yet open, or which rules block."""
     candidates = session.scalars(
         select(WorkItem)
         .where(
@@ -483,10 +519,35 @@ def next_case(session: Session, *, collector_id: int, at: datetime, scan: int = 
         .order_by(WorkItem.priority.desc(), WorkItem.window_start_at, WorkItem.id)
         .limit(scan)
     )
+    blocked: dict[str, tuple[Reason, int]] = {}
+    resumes: list[datetime] = []
     for item in candidates:
-        if gate_now(session, item=item, at=at).allowed:
+        decision = gate_now(session, item=item, at=at)
+        if decision.allowed:
             return item
-    return None
+        if decision.next_allowed_at is not None and (
+            item.window_end_at is None or decision.next_allowed_at < clock.as_utc(item.window_end_at)
+        ):
+            resumes.append(decision.next_allowed_at)
+        for reason in decision.reasons:
+            first, count = blocked.get(reason.rule_id, (reason, 0))
+            blocked[reason.rule_id] = (first, count + 1)
+    waiting, opens_at = session.execute(
+        select(func.count(), func.min(WorkItem.window_start_at)).where(
+            WorkItem.collector_id == collector_id,
+            WorkItem.status == "open",
+            WorkItem.kind.in_(TASK_KINDS),
+            WorkItem.window_start_at > at,
+            WorkItem.window_end_at > at,
+        )
+    ).one()
+    if opens_at is not None:
+        resumes.append(clock.as_utc(opens_at))
+    return Idle(
+        waiting=int(waiting or 0),
+        blocked=tuple(sorted(blocked.values(), key=lambda pair: (-pair[1], pair[0].rule_id))),
+        resumes_at=min(resumes) if resumes else None,
+    )
 
 
 def gate_now(session: Session, *, item: WorkItem, at: datetime) -> Decision:

@@ -312,9 +312,9 @@ def queue_next(d: DeskDep, csrf_token: Annotated[str, Form()] = "") -> Response:
         d.check_csrf(csrf_token)
         if d.user.role != Role.COLLECTOR:
             raise Forbidden(d.t("not_your_case"), code="not_a_collector")
-        item = queue_service.next_case(d.db, collector_id=d.user.id, at=d.now)
-        if item is None:
-            return _queue_page(d, notice=d.t("no_next_case"))
+        item = queue_service.next_case_or_idle(d.db, collector_id=d.user.id, at=d.now)
+        if isinstance(item, queue_service.Idle):
+            return _queue_page(d, notice=views.idle_notice(item, d.t))
         queue_service.claim_work_item(d.db, item_id=item.id, collector_id=d.user.id, at=d.now)
     except ArrearsError as exc:
         return d.error(exc)

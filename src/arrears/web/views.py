@@ -152,6 +152,28 @@ def local_text(moment: datetime | None, zone: str) -> str:
     return clock.to_local(moment, zone).strftime("%Y-%m-%d %H:%M")
 
 
+def idle_notice(idle: queue_service.Idle, t: Translator, zone: str = clock.DEFAULT_ZONE) -> str:
+    """Why "next case" found nothing, in the user's language: no open items, windows not yet open (and
+    when the next one opens), or which compliance rules block the items in their window now."""
+    if idle.empty:
+        return t("idle_no_items")
+    parts = [t("no_next_case")]
+    if idle.waiting:
+        parts.append(t("idle_waiting", count=idle.waiting))
+    for reason, count in idle.blocked:
+        parts.append(
+            t(
+                "idle_blocked",
+                count=count,
+                rule=reason.rule_id,
+                reason=reason.zh if t.locale == "zh_CN" else reason.en,
+            )
+        )
+    if idle.resumes_at is not None:
+        parts.append(t("idle_resumes", at=local_text(idle.resumes_at, zone)))
+    return " ".join(parts)
+
+
 # The case page's statements are built once: building and keying a statement on every request costs the
 # web process more than the database needs to answer it.
 _ACCOUNTS = (

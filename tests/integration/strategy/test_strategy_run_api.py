@@ -55,6 +55,12 @@ def _walk_through(engine: Engine, p: Portfolio, collector: int) -> None:
     queue = client.get("/api/v1/work-queue", params={"collector": str(collector), "at": at}).json()
     assert queue["next_item_id"] == queue["items"][0]["id"]
     assert all(i["may_contact_now"] for i in queue["items"])
+    assert queue["idle"] is None
+    dawn = client.get(
+        "/api/v1/work-queue", params={"collector": str(collector), "at": "2026-03-02T07:00:00+08:00"}
+    ).json()
+    assert dawn["next_item_id"] is None and dawn["idle"]["waiting"] == len(dawn["items"]) > 0
+    assert dawn["idle"]["resumes_at"] == min(i["window_start_at"] for i in dawn["items"])
     item = queue["next_item_id"]
     night = client.post(
         f"/api/v1/work-items/{item}/claim",

@@ -135,6 +135,33 @@ def test_work_queue_is_ordered_by_priority_and_claims_respect_window_and_gate(
     assert following is not None and following.account_id == p.ids["small"]
 
 
+def test_no_next_case_says_why_windows_not_open_yet_or_which_rule_blocks(
+    session: Session, tmp_path: Path
+) -> None:
+    rows = [Row("one", DAY0 - timedelta(days=4), amount="800.00"), Row("two", DAY0 - timedelta(days=5))]
+    p = import_portfolio(session, tmp_path, rows, as_of=DAY0)
+    (collector,) = make_collectors(session, 1)
+    nobody = queue_service.next_case_or_idle(session, collector_id=collector, at=TEN_AM)
+    assert isinstance(nobody, queue_service.Idle) and nobody.empty and nobody.resumes_at is None
+    daily.run_portfolio(session, portfolio=p.name, as_of=DAY0, now=NOW)
+    queue = queue_service.work_queue(session, collector_id=collector, at=TEN_AM)
+    early = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)  # 07:00 in Shanghai: before every window
+    idle = queue_service.next_case_or_idle(session, collector_id=collector, at=early)
+    assert isinstance(idle, queue_service.Idle) and not idle.empty
+    assert idle.waiting == len(queue) and idle.blocked == ()
+    assert idle.resumes_at == min(w.window_start_at for w in queue)
+    # a dispute on both accounts: in their window, the gate refuses every item (ALL-1), with no time
+    for item in queue:
+        session.add(
+            AccountFlag(account_id=item.account_id, case_id=item.case_id, kind="dispute", source="agent")
+        )
+    session.flush()
+    blocked = queue_service.next_case_or_idle(session, collector_id=collector, at=TEN_AM)
+    assert isinstance(blocked, queue_service.Idle)
+    assert [(reason.rule_id, count) for reason, count in blocked.blocked] == [("ALL-1", len(queue))]
+    assert blocked.waiting == 0 and blocked.resumes_at is None
+
+
 def test_explain_says_why_recorded_and_preview(session: Session, tmp_path: Path) -> None:
     p = import_portfolio(
         session,

@@ -206,7 +206,7 @@ def test_next_case_claims_the_top_item_of_the_collectors_queue(engine: Engine, d
     page = client.get("/queue")
     r = client.post("/queue/next", data={"csrf_token": csrf(page.text)}, follow_redirects=False)
     # no work items yet for this collector: the queue says so instead of failing
-    assert r.status_code == 200 and "当前没有可以联系的案件" in r.text
+    assert r.status_code == 200 and "你没有待处理的电话或外访任务" in r.text
 
 
 def _statements(engine: Engine, fetch: Callable[[], object]) -> list[str]:

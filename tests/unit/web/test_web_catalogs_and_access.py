@@ -54,3 +54,24 @@ def test_pi_4_an_agency_user_reads_no_case_and_readers_cannot_work() -> None:
     for role in ("compliance", "read_only", "agency", "nobody"):
         assert not access.may_work_case(role=role, user_id=1, assignee_id=1)
     assert access.may_work_case(role="supervisor", user_id=1, assignee_id=2)
+
+
+def test_the_idle_notice_says_how_many_wait_which_rule_blocks_and_when_work_resumes() -> None:
+    from datetime import UTC, datetime
+
+    from arrears.compliance.schemas import Reason
+    from arrears.strategy.queue_service import Idle
+    from arrears.web.views import idle_notice
+
+    quiet = Reason(
+        rule_id="CN-1", code="quiet_hours", zh="22:00至次日8:00不得催收", en="no contact 22:00-08:00"
+    )
+    idle = Idle(waiting=3, blocked=((quiet, 2),), resumes_at=datetime(2026, 3, 2, 0, 0, tzinfo=UTC))
+    zh = idle_notice(idle, Translator("zh_CN"))
+    assert "3 个任务的时间窗口尚未开始" in zh and "2 个任务此刻被 CN-1 阻止：22:00至次日8:00不得催收" in zh
+    assert "2026-03-02 08:00" in zh  # Shanghai time
+    en = idle_notice(idle, Translator("en"))
+    assert "3 wait for their window" in en and "2 blocked now by CN-1: no contact 22:00-08:00" in en
+    assert idle_notice(Idle(waiting=0, blocked=(), resumes_at=None), Translator("en")) == (
+        "You have no open calls or visits."
+    )

@@ -218,11 +218,35 @@ def _item_out(item: WorkItem, at: datetime | None = None) -> WorkItemOut:
     )
 
 
+class BlockedOut(BaseModel):
+    rule_id: str
+    count: int = Field(description="in-window items this rule blocks now (of those scanned)")
+    zh: str
+    en: str
+
+
+class IdleOut(BaseModel):
+    """Why there is no next item: windows not yet open, rules blocking, and when work may resume."""
+
+    waiting: int = Field(description="open items whose window has not opened yet")
+    blocked: list[BlockedOut]
+    resumes_at: datetime | None = Field(description="earliest moment one of them may be worked")
+
+
 class WorkQueueOut(BaseModel):
     collector_id: int
     at: datetime
     next_item_id: int | None  # the highest-priority item the collector may contact right now
+    idle: IdleOut | None = None  # set when next_item_id is None
     items: list[WorkItemOut]
+
+
+def _idle_out(idle: queue_service.Idle) -> IdleOut:
+    return IdleOut(
+        waiting=idle.waiting,
+        blocked=[BlockedOut(rule_id=r.rule_id, count=n, zh=r.zh, en=r.en) for r, n in idle.blocked],
+        resumes_at=idle.resumes_at,
+    )
 
 
 @router.get("/work-queue", response_model=WorkQueueOut, responses=ERRORS)
@@ -246,11 +270,13 @@ def work_queue(
     if user.id != caller.id:
         guard.require_role(caller.user, access.READ_ALL)
     items = queue_service.work_queue(session, collector_id=user.id, at=moment, limit=limit)
-    following = queue_service.next_case(session, collector_id=user.id, at=moment)
+    following = queue_service.next_case_or_idle(session, collector_id=user.id, at=moment)
+    idle = following if isinstance(following, queue_service.Idle) else None
     return WorkQueueOut(
         collector_id=user.id,
         at=moment,
-        next_item_id=following.id if following else None,
+        next_item_id=None if isinstance(following, queue_service.Idle) else following.id,
+        idle=_idle_out(idle) if idle is not None else None,
         items=[_item_out(i, moment) for i in items],
     )
 
