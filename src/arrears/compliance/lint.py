@@ -82,9 +82,31 @@ def _lang_of(locale: str | None) -> tuple[str, ...]:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     forbidden: tuple[tuple[ForbiddenPhrases, re.Pattern[str] | None], ...]
+    # per forbidden entry: its phrases folded (`_fold`), or None when it has raw patterns (no quick check)
+    forbidden_keys: tuple[tuple[str, ...] | None, ...]
     third_party: re.Pattern[str] | None
     legal_threat: re.Pattern[str] | None
     required: dict[tuple[int, str], re.Pattern[str] | None]
+
+
+# re.IGNORECASE also equates these with "i"; str.casefold does not
+_DOTTED_I = str.maketrans({"\u0130": "i", "\u0131": "i"})
+
+
+def _fold(text: str) -> str:
+    """Whitespace removed, case folded: any span a phrase's pattern matches in ``text`` folds to a
+    substring of ``_fold(text)``, so a phrase whose folded form is absent cannot match."""
+    return "".join(text.split()).translate(_DOTTED_I).casefold()
+
+
+def _quick_keys(entry: ForbiddenPhrases) -> tuple[str, ...] | None:
+    """The folded phrases of an entry, for the quick check; None when the check would not be exact: the
+    entry has raw patterns, or a phrase has a cased letter beyond ASCII (whose case-insensitive matches
+    were not checked against ``_fold``)."""
+    phrases = entry.zh + entry.en
+    if entry.patterns or any(not ch.isascii() and ch.lower() != ch.upper() for p in phrases for ch in p):
+        return None
+    return tuple(key for key in (_fold(p) for p in phrases) if key)
 
 
 def _disclosure(entry: DisclosureList | None) -> re.Pattern[str] | None:
@@ -116,6 +138,7 @@ def _compiled(pack: RulePack) -> _Compiled:
             (entry, _alternation([*map(_phrase_regex, entry.zh + entry.en), *entry.patterns]))
             for entry in pack.lint.forbidden
         ),
+        forbidden_keys=tuple(_quick_keys(entry) for entry in pack.lint.forbidden),
         third_party=_disclosure(pack.lint.third_party),
         legal_threat=_disclosure(pack.lint.legal_threat),
         required=required,
@@ -193,9 +216,16 @@ def lint_text(
     """
     cache = _compiled(pack)
     findings: list[Finding] = []
-    for entry, pattern in cache.forbidden:
+    folded: str | None = None
+    for (entry, pattern), keys in zip(cache.forbidden, cache.forbidden_keys, strict=True):
         if kind in entry.except_kinds:
             continue
+        if keys is not None:
+            # one substring test per phrase on the folded text instead of a regular-expression scan: a
+            # message almost never holds a forbidden phrase, and the scan is most of the gate's cost
+            folded = _fold(text) if folded is None else folded
+            if not any(key in folded for key in keys):
+                continue
         findings += _span_findings(text, pattern, entry.id, "lint_forbidden", entry.category)
     tp = pack.lint.third_party
     if kind == TemplateKind.THIRD_PARTY and tp is not None:

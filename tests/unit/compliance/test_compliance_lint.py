@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from compliance_builders import CN, US
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from arrears.compliance import lint
 from arrears.compliance.lint import lint_text
+from arrears.compliance.pack import RulePack
 from arrears.compliance.schemas import TemplateKind
 from arrears.enums import Channel
 
@@ -105,3 +109,73 @@ def test_required_content_follows_the_locale() -> None:
     assert "balance" in {f.category for f in r.findings}
     r = lint_text(text, pack=CN, kind=TemplateKind.COLLECTION_NOTICE, locale="en")
     assert "balance" not in {f.category for f in r.findings}
+
+
+_PHRASES = [p for entry in CN.lint.forbidden + US.lint.forbidden for p in entry.zh + entry.en]
+
+
+@st.composite
+def _texts(draw: st.DrawFn) -> str:
+    """Texts around forbidden phrases: spaced out, in any case, with dotted and dotless i, cut short,
+    next to letters, among arbitrary characters."""
+    parts = []
+    for _ in range(draw(st.integers(0, 4))):
+        phrase = draw(st.sampled_from(_PHRASES))
+        cased = "".join(
+            draw(
+                st.sampled_from(
+                    [
+                        ch,
+                        ch.upper(),
+                        ch.lower(),
+                        "\u0130" if ch in "iI" else ch,
+                        "\u0131" if ch in "iI" else ch,
+                    ]
+                )
+            )
+            for ch in phrase
+        )
+        spaced = (
+            draw(st.sampled_from(["", " ", "\u3000", "\n"])).join(cased) if draw(st.booleans()) else cased
+        )
+        cut = spaced[: draw(st.integers(1, len(spaced)))] if draw(st.booleans()) else spaced
+        parts.append(cut)
+        parts.append(draw(st.text(max_size=5)))
+    return "".join(parts)
+
+
+@settings(max_examples=400)
+@given(text=_texts(), pack=st.sampled_from([CN, US]), kind=st.sampled_from(list(TemplateKind)))
+def test_the_quick_phrase_check_finds_whatever_the_full_scan_finds(
+    text: str, pack: RulePack, kind: TemplateKind
+) -> None:
+    """The folded-substring check only skips scans that would find nothing: the forbidden findings are
+    those of scanning every entry's pattern."""
+    compiled = lint._compiled(pack)
+    full = [
+        (f.rule_id, f.category, f.start, f.end)
+        for (entry, pattern) in compiled.forbidden
+        if kind not in entry.except_kinds
+        for f in lint._span_findings(text, pattern, entry.id, "lint_forbidden", entry.category)
+    ]
+    got = [
+        (f.rule_id, f.category, f.start, f.end)
+        for f in lint_text(text, pack=pack, kind=kind).findings
+        if f.code == "lint_forbidden"
+    ]
+    assert sorted(got, key=str) == sorted(full, key=str)
+
+
+def test_every_letter_re_ignorecase_equates_with_an_ascii_letter_folds_to_it() -> None:
+    """What the quick check rests on, over all of Unicode: `_fold` equates whatever re.IGNORECASE does
+    for ASCII letters and digits."""
+    import re
+    import string
+    import sys
+
+    for a in string.ascii_lowercase + string.digits:
+        pattern = re.compile(re.escape(a), re.IGNORECASE)
+        for point in range(sys.maxunicode + 1):
+            ch = chr(point)
+            if pattern.fullmatch(ch):
+                assert lint._fold(ch) == a, (a, hex(point))
