@@ -8,11 +8,19 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from sqlalchemy import func, select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from arrears.models import Account, AccountFlag, ContactPoint, Debtor, ImportChange, Instalment
 from arrears.portfolios import service
+from arrears.users.masking import (
+    mask_bank_account,
+    mask_national_id,
+    sql_mask_bank_account,
+    sql_mask_national_id,
+)
 
 AS_OF = date(2025, 7, 1)
 HEADERS = [
@@ -327,8 +335,9 @@ def test_bank_account_imports_normalised_updates_on_reimport_and_stays_when_the_
     changes = session.scalars(
         select(ImportChange).where(ImportChange.import_batch_id == updated.batch_id)
     ).all()
+    # the record of changes says which number changed and to which (the last 4), never the numbers (PI-6)
     assert [(c.field, c.old_value, c.new_value) for c in changes] == [
-        ("bank_account", "6222021234567890128", "6222021234567890136")
+        ("bank_account", "**** **** **** 0128", "**** **** **** 0136")
     ]
 
     # a file without the columns leaves the stored bank accounts alone
@@ -353,4 +362,47 @@ def test_bad_bank_account_rejects_the_file_naming_row_and_column_and_a_failed_ca
     ]
     assert (
         session.scalar(select(func.count()).select_from(Account).where(Account.external_ref == "LN0001")) == 0
+    )
+
+
+def test_the_record_of_changes_keeps_an_added_id_number_masked(
+    session: Session, portfolio: str, tmp_path: Path
+) -> None:
+    row = ["LN0200", "赵六", "", "13500001234", "信用卡", "50", "2025-06-01", "", "", "", "", "", "", "", ""]
+    first = service.import_accounts(
+        session, path=write_csv(tmp_path / "a.csv", [row]), portfolio_name=portfolio, as_of=AS_OF
+    )
+    assert first.status == "applied", first.errors
+    row[2] = ID_C
+    added = service.import_accounts(
+        session, path=write_csv(tmp_path / "b.csv", [row]), portfolio_name=portfolio, as_of=AS_OF
+    )
+    assert added.status == "applied", added.errors
+    debtor = session.scalar(select(Debtor).where(Debtor.national_id == ID_C))
+    assert debtor is not None  # the stored debtor has the number in full
+    changes = session.scalars(
+        select(ImportChange).where(
+            ImportChange.import_batch_id == added.batch_id, ImportChange.field == "national_id"
+        )
+    ).all()
+    assert [(c.entity_id, c.old_value, c.new_value) for c in changes] == [
+        (debtor.id, None, "110105********0017")
+    ]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    value=st.one_of(
+        st.none(),
+        st.text(alphabet="0123456789X", max_size=40),
+        st.text(alphabet="0123456789 -", max_size=34),
+    )
+)
+def test_the_sql_masks_give_what_the_views_show(session: Session, value: str | None) -> None:
+    query = text(
+        f"SELECT {sql_mask_national_id('CAST(:v AS TEXT)')}, {sql_mask_bank_account('CAST(:v AS TEXT)')}"
+    )
+    assert tuple(session.execute(query, {"v": value}).one()) == (
+        mask_national_id(value),
+        mask_bank_account(value),
     )

@@ -273,7 +273,8 @@ def test_reimport_and_update_after_a_direct_first_import_match_the_merge(
     for table, content in merged["state"].items():
         assert fast["state"][table] == content, table
     changes = fast["state"]["import_change"]
-    assert ("account", "bank_account", "6222021234567890128", "6228480012345678") in changes
+    assert ("account", "bank_account", "**** **** **** 0128", "**** **** **** 5678") in changes
+    assert not [c for c in changes if "6222021234567890128" in str(c) or "6228480012345678" in str(c)]
 
 
 def test_direct_import_rejects_a_repeated_reference_and_writes_nothing(

@@ -49,3 +49,47 @@ def test_sqlite_database_with_rows_upgrades_past_the_dropped_foreign_keys(tmp_pa
         fks = conn.exec_driver_sql("SELECT * FROM pragma_foreign_key_list('account')").fetchall()
         assert fks == []
     engine.dispose()
+
+
+def test_the_record_of_changes_written_before_is_masked_by_the_migration(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'changes.db'}")
+    upgrade(engine, "20261203_bank")
+    with engine.begin() as conn:
+        x = conn.exec_driver_sql
+        x("INSERT INTO creditor (id, name, kind, licensed_lender) VALUES (1, 'c', 'lender', 1)")
+        x(
+            "INSERT INTO portfolio (id, creditor_id, name, currency, timezone, rule_pack, strategy, locale)"
+            " VALUES (1, 1, 'p', 'CNY', 'Asia/Shanghai', 'cn', 'default', 'zh_CN')"
+        )
+        x(
+            "INSERT INTO import_batch (id, portfolio_id, kind, filename, file_sha256, rows_total,"
+            " accounts_created, accounts_updated, accounts_unchanged, debtors_created,"
+            " contact_points_created, warnings_count, started_at)"
+            " VALUES (1, 1, 'accounts', 'a.csv', 'x', 1, 0, 1, 0, 0, 0, 0, '2026-12-01 00:00:00')"
+        )
+        for i, (field, old, new) in enumerate(
+            [
+                ("national_id", None, "11010519491231002X"),
+                ("bank_account", "6222021234567890128", "310066123456"),
+                ("bank_account", "**** **** **** 0128", "**** **** **** 3456"),  # already masked
+                ("principal_minor", "120000", "110000"),
+            ],
+            start=1,
+        ):
+            x(
+                "INSERT INTO import_change (id, import_batch_id, entity, entity_id, field, old_value,"
+                " new_value) VALUES (?, 1, 'account', 1, ?, ?, ?)",
+                (i, field, old, new),
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT field, old_value, new_value FROM import_change ORDER BY id"
+        ).fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("national_id", None, "110105********002X"),
+        ("bank_account", "**** **** **** 0128", "**** **** **** 3456"),
+        ("bank_account", "**** **** **** 0128", "**** **** **** 3456"),
+        ("principal_minor", "120000", "110000"),
+    ]
+    engine.dispose()

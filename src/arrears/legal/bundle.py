@@ -19,6 +19,17 @@ officer hands over when asked what happened on a case. It holds:
 * ``manifest.json``: the SHA-256 and size of every other file, and the bundle's own facts (case, as-of
   date, when and by whom generated, generator version, the chain result).
 
+What it says about the debtor (PI-1, PI-6): a bundle is handed to the lawyers a case is referred to and
+to whoever asks what happened on it, and it is copied and forwarded from there. It has to identify the
+debtor and prove the debt and the contact record, not carry the debtor's identifiers, so the summary shows
+them masked exactly as the desk shows them to every role: the ID number (region and last 4), the address
+(province and city), the debtor's own phones (first 3 and last 4) and the repayment bank accounts (last
+4). A filing that needs a value in full (a complaint names the defendant's ID number and address for
+service) gets it through the logged reveal, with its reason in the access log, by the person preparing it.
+What the record holds as evidence goes in as recorded: the stored documents (lawyer's letters, court
+papers, which carry the address they were sent to) byte for byte against their SHA-256, and the contact
+record's free text (notes, message text, visit place) as it was written and hashed into the chain.
+
 The ZIP is deterministic: files in a fixed order, every entry dated ``generated_at``, so the same record,
 ``as_of`` and ``generated_at`` give the same bytes. Each generation is recorded (`EvidenceBundle`, append-
 only: who, when, the ZIP's SHA-256) and the ZIP is stored as a document, so the desk can list and serve
@@ -75,7 +86,7 @@ from arrears.models import (
     Promise,
 )
 from arrears.money import format_minor
-from arrears.users.masking import mask_bank_account, mask_national_id, mask_phone
+from arrears.users.masking import mask_address, mask_bank_account, mask_national_id, mask_phone
 from arrears.web.i18n import Translator
 
 FORMAT = "arrears-evidence-bundle/1"
@@ -842,7 +853,8 @@ def summary_pdf(
     locale: str = "zh_CN",
 ) -> bytes:
     """The summary page(s): debtor, accounts and contract facts, balances, the chain result and the rest in
-    brief. Chinese text is set in the letters' embedded CJK font."""
+    brief. The debtor's ID number, address, phones and bank accounts are masked as the desk shows them (see
+    the module's docstring). Chinese text is set in the letters' embedded CJK font."""
     lab = _labels(locale)
     words = Translator("en" if locale.lower().startswith("en") else "zh_CN")  # codes in words
     font = letters.cjk_font()
@@ -909,7 +921,7 @@ def summary_pdf(
         [
             (lab["name"], facts.debtor.name),
             (lab["national_id"], mask_national_id(facts.debtor.national_id) or "—"),
-            (lab["address"], facts.debtor.address or "—"),
+            (lab["address"], mask_address(facts.debtor.address) or "—"),
             (lab["phones"], ", ".join(sorted(set(phones))) or "—"),
             *([(lab["bank_accounts"], "; ".join(cards))] if cards else []),
             (lab["creditor"], facts.creditor.name if facts.creditor else "—"),

@@ -160,7 +160,7 @@ def run_job(engine: Engine, job_id: int) -> None:
         }
         if report.issues.height:
             outcome["report_path"] = str(
-                write_report(report.issues, upload_dir() / f"job-{job_id}-problems.csv")
+                write_report(report.issues, upload_dir() / f"job-{job_id}-problems.csv", masked=True)
             )
     except ArrearsError as exc:
         outcome = {"status": "failed", "message": exc.message}

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from arrears.models.base import UTCDateTime
+from arrears.users.masking import sql_mask_bank_account, sql_mask_national_id
 
 DEBTOR_FIELDS = [
     "name",
@@ -50,6 +51,16 @@ ACCOUNT_FIELDS = [
     "bank_name",
 ]
 SCHEDULE_FIELDS = {"instalment_count", "instalment_amount_minor", "first_instalment_date"}
+# The record of changes (``import_change``) keeps these fields' old and new values masked, as every view
+# shows them (PI-6): it says that the number changed and which one it is (the last 4), not the number.
+MASKED_CHANGES = {"national_id": sql_mask_national_id, "bank_account": sql_mask_bank_account}
+
+
+def _change_value(col: str, expr: str) -> str:
+    """A changed value as the record of changes keeps it: as text, masked for a sensitive field."""
+    value = f"CAST({expr} AS TEXT)"
+    mask = MASKED_CHANGES.get(col)
+    return mask(value) if mask else value
 
 
 @dataclass
@@ -207,7 +218,8 @@ class Merger:
             guard = "d.national_id IS NULL AND " if col == "national_id" else ""
             self.counts.changes += self._x(
                 "INSERT INTO import_change (import_batch_id, entity, entity_id, field, old_value, new_value)"
-                f" SELECT :bid, 'debtor', d.id, '{col}', CAST(d.{col} AS TEXT), CAST(s.{src} AS TEXT)"
+                f" SELECT :bid, 'debtor', d.id, '{col}', {_change_value(col, f'd.{col}')},"
+                f" {_change_value(col, f's.{src}')}"
                 f" FROM debtor d JOIN ({rep}) s ON s.debtor_id = d.id"
                 f" WHERE {guard}s.{src} IS NOT NULL AND d.{col} IS DISTINCT FROM s.{src}"
             )
@@ -250,7 +262,8 @@ class Merger:
                 continue
             n = self._x(
                 "INSERT INTO import_change (import_batch_id, entity, entity_id, field, old_value, new_value)"
-                f" SELECT :bid, 'account', a.id, '{col}', CAST(a.{col} AS TEXT), CAST(s.{col} AS TEXT)"
+                f" SELECT :bid, 'account', a.id, '{col}', {_change_value(col, f'a.{col}')},"
+                f" {_change_value(col, f's.{col}')}"
                 " FROM account a JOIN stage_v s ON s.account_id = a.id"
                 f" WHERE s.{col} IS NOT NULL AND a.{col} IS DISTINCT FROM s.{col}"
             )

@@ -1,4 +1,11 @@
-"""The row-level problem report of an import, as CSV (UTF-8 with BOM, opens in Excel) or XLSX."""
+"""The row-level problem report of an import, as CSV (UTF-8 with BOM, opens in Excel) or XLSX.
+
+Each problem names the row, the column and the field, the value found and what is wrong with it. A report
+the server keeps (a desk import job's, shown on the job's page and downloaded from there) is stored at rest,
+so it holds ID numbers and bank account numbers masked as every view shows them (PI-6): the row, the
+column, the problem and the last 4 characters find the cell in the operator's own file. The report the CLI
+writes beside the operator's file keeps the value as they sent it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,10 @@ import polars as pl
 
 from arrears.portfolios.fields import label
 from arrears.portfolios.messages import message
+from arrears.users.masking import mask_bank_account, mask_national_id
+
+# The fields whose values a stored report masks.
+MASKED_FIELDS = {"national_id": mask_national_id, "bank_account": mask_bank_account}
 
 REPORT_HEADERS = [
     "行号 row",
@@ -22,17 +33,20 @@ REPORT_HEADERS = [
 ]
 
 
-def report_rows(issues: pl.DataFrame) -> list[list[str]]:
+def report_rows(issues: pl.DataFrame, *, masked: bool = False) -> list[list[str]]:
+    """The report's rows; with ``masked``, ID numbers and bank account numbers masked."""
     rows: list[list[str]] = []
     for r in issues.iter_rows(named=True):
         params = {"max": r["detail"], "allowed": r["detail"], "other": r["detail"], "expected": r["detail"]}
         field = r["field"] or ""
+        mask = MASKED_FIELDS.get(field) if masked else None
+        value = (mask(r["value"]) if mask else r["value"]) or ""
         rows.append(
             [
                 str(r["row"]),
                 r["column"] or "",
                 f"{label(field, 'zh_CN')} / {label(field, 'en')}" if field else "",
-                r["value"] or "",
+                value,
                 "错误 error" if r["severity"] == "error" else "警告 warning",
                 message(r["code"], "zh_CN", **params),
                 message(r["code"], "en", **params),
@@ -42,9 +56,10 @@ def report_rows(issues: pl.DataFrame) -> list[list[str]]:
     return rows
 
 
-def write_report(issues: pl.DataFrame, path: Path) -> Path:
-    """Write the problems to `path`; the suffix (.csv or .xlsx) picks the format."""
-    rows = report_rows(issues)
+def write_report(issues: pl.DataFrame, path: Path, *, masked: bool = False) -> Path:
+    """Write the problems to `path`; the suffix (.csv or .xlsx) picks the format. ``masked`` for a report
+    kept at rest (ID numbers and bank account numbers masked)."""
+    rows = report_rows(issues, masked=masked)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".xlsx":
         from openpyxl import Workbook

@@ -68,3 +68,34 @@ def mask_contact_value(kind: str, value: str | None) -> str | None:
     if kind == "address":
         return mask_address(value)
     return value
+
+
+# --- the same masks in SQL, for values masked where they are written (the import's record of changes) -----
+# Plain SQL that runs unchanged on SQLite and PostgreSQL (length, substr, replace, ||); ``expr`` is a SQL
+# text expression. Each gives exactly what the Python function above gives for the same text.
+
+_STARS = "*" * 40  # as long as the longest stored ID number (debtor.national_id is 40 characters)
+
+
+def sql_mask_national_id(expr: str) -> str:
+    """``mask_national_id`` in SQL: region code and last 4 kept, the rest starred."""
+    v = f"({expr})"
+    return (
+        f"CASE WHEN {v} IS NULL OR {v} = '' THEN {v}"
+        f" WHEN length({v}) > 10 THEN substr({v}, 1, 6) || substr('{_STARS}', 1, length({v}) - 10)"
+        f" || substr({v}, length({v}) - 3)"
+        f" WHEN length({v}) > 2 THEN substr({v}, 1, 1) || substr('{_STARS}', 1, length({v}) - 2)"
+        f" || substr({v}, length({v}))"
+        f" ELSE substr('{_STARS}', 1, length({v})) END"
+    )
+
+
+def sql_mask_bank_account(expr: str) -> str:
+    """``mask_bank_account`` in SQL for a number of digits, spaces and dashes: the last 4 digits only."""
+    v = f"({expr})"
+    digits = f"replace(replace({v}, ' ', ''), '-', '')"
+    return (
+        f"CASE WHEN {v} IS NULL OR {v} = '' THEN {v}"
+        f" WHEN length({digits}) <= 4 THEN '****'"
+        f" ELSE '**** **** **** ' || substr({digits}, length({digits}) - 3) END"
+    )

@@ -539,6 +539,34 @@ def add_payment(
     return d.redirect(f"/cases/{case.id}?done=payment")
 
 
+# The reveal's refusals, by the guard's error code, in the reader's language (the guard's own messages are
+# bilingual text for the API).
+REVEAL_REFUSALS = {
+    "reason_required": "reveal_reason_required",
+    "bad_field": "reveal_bad_field",
+    "reveal_forbidden": "reveal_forbidden",
+    "not_your_case": "reveal_forbidden",
+    "debtor_not_found": "reveal_not_found",
+    "contact_point_not_found": "reveal_not_found",
+    "account_not_found": "reveal_not_found",
+}
+# The largest id a record can have (the tables' INTEGER keys).
+MAX_RECORD_ID = 2**31 - 1
+
+
+def record_id(text: str) -> int | None:
+    """A record id from a form field: plain ASCII digits naming a possible row, else None.
+
+    ``str.isdigit`` also accepts other scripts' digits and superscripts (``١``, ``²``), which ``int`` reads
+    differently or not at all, and numbers no row can have; none of these names a record.
+    """
+    text = text.strip()
+    if not text or len(text) > 10 or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_RECORD_ID else None
+
+
 @router.post("/cases/{case_id}/reveal")
 def reveal(
     d: DeskDep,
@@ -549,7 +577,13 @@ def reveal(
     account_id: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Show one masked field in clear on the case page; the reveal and its reason go to the access log."""
+    """Show one masked field in clear on the case page; the reveal and its reason go to the access log.
+
+    The page's case must be one the person may open (``_case``); the guard then checks that they may reveal
+    on it, that a phone is one of this debtor's contact points and a bank account one of this case's
+    accounts. A refusal is the case page with the reason in the reader's language, and nothing is logged as
+    revealed: the access log gets a reveal only when the value is shown.
+    """
     try:
         d.check_csrf(csrf_token)
         case = _case(d, case_id)
@@ -559,22 +593,21 @@ def reveal(
         field, contact_point_id = "contact_point", field.split(":", 1)[1]
     if field.startswith("bank_account:"):  # and an account's bank account as bank_account:<account id>
         field, account_id = "bank_account", field.split(":", 1)[1]
-    point = int(contact_point_id) if contact_point_id.strip().isdigit() else None
-    account = int(account_id) if account_id.strip().isdigit() else None
     try:
         shown = guard.reveal(
             d.db,
             user=d.user,
             debtor_id=case.debtor_id,
             field=field,
-            contact_point_id=point,
-            account_id=account,
+            contact_point_id=record_id(contact_point_id) if field == "contact_point" else None,
+            account_id=record_id(account_id) if field == "bank_account" else None,
             reason=reason,
             at=d.now,
             case_id=case.id,
             ip=_client_ip(d.request),
         )
     except ArrearsError as exc:
-        return _form_error(d, case, exc)
+        key = REVEAL_REFUSALS.get(exc.code)
+        return _case_page(d, case, error=d.t(key) if key else exc.message, status=exc.status)
     label = d.t("phone") if field == "contact_point" else d.t(field)
     return _case_page(d, case, notice=d.t("revealed_logged"), revealed={label: shown.value})

@@ -202,7 +202,10 @@ def test_the_summary_pdf_prints_the_debtor_in_chinese_with_balances_and_renders(
     pdf = _read(built.zip_bytes)["summary.pdf"]
     assert b"NotoSansCJK" in pdf  # the letters' CJK font, embedded
     compact = _pdf_text(pdf)
-    assert "催收证据材料汇总" in compact and "张三" in compact and "北京市朝阳区建国路1号" in compact
+    assert "催收证据材料汇总" in compact and "张三" in compact
+    # the address is masked like the ID number, phones and bank account: province and city only
+    assert "地址：北京市朝阳区*****" in compact and "建国路" not in compact
+    assert "+86138****8000" in compact and "13800138000" not in compact
     assert "哈希链校验：完整" in compact
     # balances on the as-of date: account 1 is 10,000.00 - 500.00 paid + 800.00 lawyer's fee
     assert "¥10,300.00" in compact and "¥5,000.00" in compact and "¥15,300.00" in compact

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from api_clients import api_client, make_user_token
-from desk_builders import AS_OF, PASSWORD, Desk, csrf, first_account, make_desk, sign_in
+from desk_builders import AS_OF, PASSWORD, Desk, csrf, first_account, make_desk, own_phone, sign_in
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import Engine, select
 
 from arrears import clock, db
@@ -454,3 +455,149 @@ def test_a_read_only_user_never_reveals_a_bank_account(engine: Engine, desk: Des
             )
         ).all()
     assert logged == []
+
+
+def _error_text(html: str) -> str:
+    found = re.search(r'role="alert" data-testid="error">([^<]*)<', html)
+    assert found, "no error message on the page"
+    return found.group(1)
+
+
+def _reveals(engine: Engine, debtor_ids: list[int]) -> list[tuple[int, str]]:
+    with db.session_scope(engine) as s:
+        return [
+            (r.debtor_id, r.action)
+            for r in s.scalars(
+                select(AccessLog).where(
+                    AccessLog.debtor_id.in_(debtor_ids), AccessLog.action.like("reveal_%")
+                )
+            )
+        ]
+
+
+def test_the_reveal_form_names_only_this_cases_records_and_a_refusal_is_localised_and_logs_nothing(
+    engine: Engine, desk: Desk
+) -> None:
+    own, other = desk.cases[0], desk.cases[1]
+    with db.session_scope(engine) as s:
+        mine, theirs = own_phone(s, own), own_phone(s, other)
+        account = first_account(s, own)
+        account.bank_account = CARD
+        other_account = first_account(s, other)
+        other_account.bank_account = OTHER_CARD
+        account_id, other_account_id = account.id, other_account.id
+        debtors = [account.debtor_id, other_account.debtor_id]
+        number = s.get(ContactPoint, mine).value  # type: ignore[union-attr]
+    collector = TestClient(create_app(engine))
+    sign_in(collector, desk.users["a"].username)
+    token = csrf(collector.get(f"/cases/{own}").text)
+
+    def post(case_id: int, **form: str) -> Response:
+        return collector.post(
+            f"/cases/{case_id}/reveal", data={"reason": "借款人来电核实", "csrf_token": token, **form}
+        )
+
+    arabic = str(mine).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    refused = [
+        {"field": f"contact_point:{theirs}"},  # another debtor's phone
+        {"field": "contact_point", "contact_point_id": str(theirs)},
+        {"field": "contact_point:0"},
+        {"field": "contact_point:99999999999999999999"},  # no row can have it
+        {"field": "contact_point:²"},  # a digit to str.isdigit, not to int
+        {"field": f"contact_point:{arabic}"},  # digits of another script
+        {"field": "contact_point:"},
+        {"field": f"bank_account:{other_account_id}"},  # another case's account
+        {"field": "bank_account:abc"},
+    ]
+    for form in refused:
+        r = post(own, **form)
+        assert r.status_code == 404, (form, r.status_code)
+        assert _error_text(r.text) == "无法显示：该电话或还款账号不属于本案件，未查看任何信息。", form
+        assert 'data-testid="revealed"' not in r.text and OTHER_CARD not in r.text and CARD not in r.text
+    r = post(own, field="contact_point:", reason="")
+    assert r.status_code == 422 and _error_text(r.text) == "请写明查看原因（至少 3 个字符）。"
+    r = post(own, field="password")
+    assert r.status_code == 422 and _error_text(r.text) == "该字段不可查看完整信息。"
+    collector.cookies.set("arrears_lang", "en")
+    r = post(own, field=f"contact_point:{theirs}")
+    assert r.status_code == 404
+    assert _error_text(r.text).startswith("Nothing to show: that phone or bank account is not on this case.")
+    # a case the collector may not open: the page's refusal, in their language, and no reveal
+    r = post(other, field=f"contact_point:{theirs}")
+    assert r.status_code == 403 and "This case is not assigned to you." in r.text
+    assert _reveals(engine, debtors) == []
+
+    # a read-only auditor opens the case but may not reveal
+    auditor = TestClient(create_app(engine))
+    sign_in(auditor, desk.users["auditor"].username)
+    r = auditor.post(
+        f"/cases/{own}/reveal",
+        data={
+            "field": f"contact_point:{mine}",
+            "reason": "curious",
+            "csrf_token": csrf(auditor.get(f"/cases/{own}").text),
+        },
+    )
+    assert r.status_code == 403 and _error_text(r.text) == "你无权查看该债务人的完整信息，未查看任何信息。"
+    assert number not in r.text
+    assert _reveals(engine, debtors) == []
+
+    # the form's own choices still work, each logged once
+    shown = post(own, field=f"contact_point:{mine}")
+    assert shown.status_code == 200 and 'data-testid="revealed"' in shown.text and number in shown.text
+    shown = post(own, field=f"bank_account:{account_id}")
+    assert shown.status_code == 200 and CARD in shown.text
+    assert sorted(_reveals(engine, debtors)) == sorted(
+        [(debtors[0], f"reveal_contact_point:{mine}"), (debtors[0], f"reveal_bank_account:{account_id}")]
+    )
+
+
+def test_an_agency_user_reveals_only_on_a_case_placed_with_them_while_it_is_placed(
+    engine: Engine, desk: Desk
+) -> None:
+    placed = desk.cases[0]
+    agency_id, username = _agency_with_user(engine, desk)
+    with db.session_scope(engine) as s:
+        placement = agencies.place_cases(
+            s, agency_id=agency_id, case_ids=[placed], placed_on=AS_OF, expires_on=AS_OF + timedelta(days=60)
+        )[0]
+        phone = own_phone(s, placed)
+        debtor_id = s.get(Case, placed).debtor_id  # type: ignore[union-attr]
+    page = TestClient(create_app(engine))
+    sign_in(page, username)
+    token = csrf(page.get(f"/cases/{placed}").text)
+    form = {"field": f"contact_point:{phone}", "reason": "核实联系方式", "csrf_token": token}
+    assert page.post(f"/cases/{placed}/reveal", data=form).status_code == 200
+    with db.session_scope(engine) as s:
+        agencies.recall_placement(
+            s,
+            placement_id=placement.id,
+            recalled_on=AS_OF,
+            user_id=desk.users["supervisor"].id,
+            reason="撤案",
+        )
+    r = page.post(f"/cases/{placed}/reveal", data=form)
+    assert r.status_code == 403 and "该案件不在你的名下。" in r.text
+    assert _reveals(engine, [debtor_id]) == [(debtor_id, f"reveal_contact_point:{phone}")]
+
+
+def test_the_api_reveals_only_the_debtors_own_records_and_logs_no_refusal(engine: Engine, desk: Desk) -> None:
+    with db.session_scope(engine) as s:
+        mine, theirs = own_phone(s, desk.cases[0]), own_phone(s, desk.cases[1])
+        debtors = [s.get(Case, c).debtor_id for c in desk.cases[:2]]  # type: ignore[union-attr]
+    supervisor = api_client(engine, role="supervisor")
+    url = f"/api/v1/debtors/{debtors[0]}/reveal"
+    for point in (theirs, 0, -1, 2**31 - 1):
+        r = supervisor.post(
+            url, json={"field": "contact_point", "contact_point_id": point, "reason": "trace"}
+        )
+        assert r.status_code == 404 and r.json()["code"] == "contact_point_not_found", point
+    for account in (0, 2**31 - 1):
+        r = supervisor.post(url, json={"field": "bank_account", "account_id": account, "reason": "trace"})
+        assert r.status_code == 404 and r.json()["code"] == "account_not_found", account
+    r = supervisor.post(url, json={"field": "contact_point", "contact_point_id": 2**40, "reason": "trace"})
+    assert r.status_code in (404, 422)  # beyond PostgreSQL's INTEGER: invalid input there
+    assert _reveals(engine, debtors) == []
+    r = supervisor.post(url, json={"field": "contact_point", "contact_point_id": mine, "reason": "trace"})
+    assert r.status_code == 200 and r.json()["contact_point_id"] == mine
+    assert _reveals(engine, debtors) == [(debtors[0], f"reveal_contact_point:{mine}")]

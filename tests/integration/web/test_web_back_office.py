@@ -164,6 +164,42 @@ def test_an_upload_with_a_bad_row_imports_nothing_and_the_page_names_the_row_the
     assert "lender-fixed.csv" in admin.get("/admin/imports").text
 
 
+def test_a_rejected_uploads_stored_problem_report_names_row_and_column_with_id_and_bank_numbers_masked(
+    engine: Engine, office: tuple[Desk, dict[str, AppUser]], tmp_path: Path
+) -> None:
+    desk, extra = office
+    admin = _client(engine, extra["admin"].username)
+    path = _demo_csv(tmp_path / "lender-ids.csv", accounts=4)
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    bad_id, bad_bank = "110105194912310021", "62220212345678901234567890123456789"  # check digit; 35 digits
+    rows[2][demo.HEADERS.index("身份证号")] = bad_id
+    rows[3][demo.HEADERS.index("还款账号")] = bad_bank
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    token = csrf(admin.get("/admin/imports").text)
+    r = admin.post(
+        "/admin/imports",
+        data={"portfolio_id": str(desk.portfolio_id), "csrf_token": token},
+        files={"file": ("lender-ids.csv", path.read_bytes(), "text/csv")},
+    )
+    assert r.status_code == 200 and "已拒绝" in _text(r.text)
+    with db.session_scope(engine) as s:
+        job = s.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
+        assert job is not None and job.status == "rejected" and job.report_path
+    stored = Path(job.report_path).read_text(encoding="utf-8-sig")  # the report kept at rest
+    downloaded = admin.get(f"/admin/imports/{job.id}/report").content.decode("utf-8-sig")
+    for content in (stored, downloaded, r.text):
+        assert bad_id not in content and bad_bank not in content
+    found = {
+        (row["行号 row"], row["列 column"], row["值 value"], row["代码 code"])
+        for row in csv.DictReader(downloaded.splitlines())
+    }
+    assert ("3", "身份证号", "110105********0021", "id_check_digit") in found
+    assert ("4", "还款账号", "**** **** **** 6789", "bad_bank_account") in found
+    assert "110105********0021" in r.text and "**** **** **** 6789" in r.text  # the job's page
+
+
 def test_an_upload_that_is_not_a_spreadsheet_is_refused_on_the_page_and_queues_nothing(
     engine: Engine, office: tuple[Desk, dict[str, AppUser]]
 ) -> None:

@@ -44,3 +44,11 @@ def test_sign_in_networks() -> None:
     assert not network_allowed(["10.0.0.0/8"], None)
     assert not network_allowed(["10.0.0.0/8"], "testclient")
     assert network_allowed(["2001:db8::/32"], "2001:db8::1")
+
+
+def test_a_reveal_forms_record_id_is_plain_ascii_digits_naming_a_possible_row() -> None:
+    from arrears.web.routes import record_id
+
+    assert record_id("42") == 42 and record_id(" 7 ") == 7 and record_id("2147483647") == 2147483647
+    for text in ("", " ", "0", "-1", "+3", "1.0", "abc", "²", "١٢", "１２", "2147483648", "9" * 30):
+        assert record_id(text) is None, text
