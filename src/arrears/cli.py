@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,13 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def settle() -> None:
+    """Freeze what start-up built (modules, mapped classes, compiled rule packs) out of the garbage
+    collector: it lives until the process ends, so neither the collections during a long command nor the
+    one at exit walk it again (the one at exit alone cost a dispatcher about 0.3 s)."""
+    gc.freeze()
 
 
 def _engine() -> Any:
@@ -317,6 +325,7 @@ app.add_typer(_token_app, name="token")
 from arrears.channels.cli import register as _register_channels  # noqa: E402
 
 _register_channels(app)  # template, letters, channels, dispatch, worker
+settle()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -269,10 +269,11 @@ def dispatch_cmd(
 
         from arrears import clock
         from arrears.channels import outbox
-        from arrears.cli import _engine, console
+        from arrears.cli import _engine, console, settle
         from arrears.db import session_factory
 
         engine = _engine()
+        settle()  # the senders, the gate and the models are loaded: a long drain need not collect them
         with _session() as session:
             pid = _portfolio_id(session, portfolio)
         senders = outbox.ConfiguredSenders()
