@@ -510,6 +510,16 @@ class MessageRequest:
     contact_point_id: int | None = None
 
 
+#: `Account.balance_minor` as a column, for plain rows
+_ACCOUNT_BALANCE = (
+    Account.principal_minor
+    + Account.interest_minor
+    + Account.penalty_minor
+    + Account.fees_minor
+    + Account.costs_minor
+).label("balance_minor")
+
+
 def message_contexts(
     session: Session, *, requests: Sequence[MessageRequest]
 ) -> dict[Hashable, MessageData | ArrearsError]:
@@ -518,16 +528,13 @@ def message_contexts(
     A message that cannot be rendered gets the error `message_context` would raise.
     """
 
-    def load(model: Any, column: Any, ids: Iterable[int | None], *, orm: bool = False) -> list[Any]:
-        # Plain rows unless asked: read-only here, and building thousands of ORM instances costs more than
-        # the query. A row answers the same attribute names (accounts: ORM, for `Account.balance_minor`).
+    def load(model: Any, column: Any, ids: Iterable[int | None]) -> list[Any]:
+        # Plain rows: read-only here, and building thousands of ORM instances costs more than the query.
+        # A row answers the same attribute names (accounts also `balance_minor`, as `Account` does).
         out: list[Any] = []
         for group in gate_batch.id_groups(session, ids):
-            where = gate_batch.id_in(session, column, group)
-            if orm:
-                out.extend(session.scalars(select(model).where(where)))
-            else:
-                out.extend(session.execute(select(model.__table__).where(where)))
+            query = select(model.__table__, _ACCOUNT_BALANCE) if model is Account else select(model.__table__)
+            out.extend(session.execute(query.where(gate_batch.id_in(session, column, group))))
         return out
 
     cases = {c.id: c for c in load(Case, Case.id, (r.case_id for r in requests))}
@@ -535,9 +542,9 @@ def message_contexts(
     debtors = {d.id: d for d in load(Debtor, Debtor.id, (c.debtor_id for c in cases.values()))}
     creditors = {c.id: c for c in load(Creditor, Creditor.id, (p.creditor_id for p in portfolios.values()))}
     whole = {r.case_id for r in requests if r.account_id is None}
-    accounts = {a.id: a for a in load(Account, Account.id, (r.account_id for r in requests), orm=True)}
+    accounts = {a.id: a for a in load(Account, Account.id, (r.account_id for r in requests))}
     by_case: dict[int, list[Any]] = {}
-    for account in load(Account, Account.case_id, whole, orm=True):
+    for account in load(Account, Account.case_id, whole):
         by_case.setdefault(account.case_id, []).append(account)
     points = {p.id: p for p in load(ContactPoint, ContactPoint.id, (r.contact_point_id for r in requests))}
     results: dict[Hashable, MessageData | ArrearsError] = {}

@@ -14,9 +14,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, insert, literal, or_, select, text
+from sqlalchemy import Table, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from arrears.clock import as_utc
@@ -223,6 +223,10 @@ def lock_cases(session: Session, *, case_ids: Iterable[int]) -> set[int]:
     return found
 
 
+#: the table itself: inserting rows through Core skips the ORM's bulk-insert step (same columns, same defaults)
+_ATTEMPTS = cast(Table, ContactAttempt.__table__)
+
+
 def append_attempts(session: Session, *, attempts: Sequence[Mapping[str, Any]]) -> list[int]:
     """Append many attempts (fields as `record_attempt` stores them), chained per case in the given order.
 
@@ -274,14 +278,14 @@ def append_attempts(session: Session, *, attempts: Sequence[Mapping[str, Any]]) 
         ]
         for row, new_id in zip(rows, ids, strict=True):
             row["id"] = new_id
-        session.execute(insert(ContactAttempt), rows)
+        session.execute(insert(_ATTEMPTS), rows)
         return ids
     # SQLite: one executemany (RETURNING in parameter order would be one statement per row), then the new
     # ids read back by (case, seq), which the case locks make unique to this call.
     first_new: dict[int, int] = {}
     for row in rows:
         first_new[row["case_id"]] = min(first_new.get(row["case_id"], row["seq"]), row["seq"])
-    session.execute(insert(ContactAttempt), rows)
+    session.execute(insert(_ATTEMPTS), rows)
     by_key: dict[tuple[int, int], int] = {}
     for group in gate_batch.id_groups(session, first_new):
         for new_id, case_id, seq in session.execute(
