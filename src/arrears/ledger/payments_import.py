@@ -225,10 +225,50 @@ _RESOLVED: dict[str, pl.DataType] = {
     "debtor_id": pl.Int64(),
     "posted": pl.Boolean(),
 }
+_ACCOUNT_REFS: dict[str, pl.DataType] = {
+    "account_ref": pl.String(),
+    "account_id": pl.Int64(),
+    "debtor_id": pl.Int64(),
+}
+
+#: A file of more rows than this is resolved against the portfolio's accounts read once, and its references
+#: are left to the unique constraint (checked row by row only when the file is refused).
+RESOLVE_IN_MEMORY_ROWS = 10_000
 
 
-def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.DataFrame:
-    """Account and debtor of each row, and whether its reference is stored already (one join each)."""
+def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+    """Account and debtor of each row and whether its reference is stored already; and whether that
+    was checked.
+
+    A small file is resolved by the database (one join each). A large one is joined with the portfolio's
+    account references read in one pass (rows naming only an ID number still go to the database), and
+    ``posted`` is left false: the unique constraint on (portfolio, reference) refuses a stored reference
+    when the payments are written, and `_posted_references` then names the rows.
+    """
+    if rows.height <= RESOLVE_IN_MEMORY_ROWS:
+        return _resolve_in_database(session, portfolio_id, rows, references=True), True
+    bulk.roomy_joins(session)
+    refs = bulk.read_frame(
+        session,
+        f"SELECT external_ref, id, debtor_id FROM account WHERE portfolio_id = {int(portfolio_id)}",
+        _ACCOUNT_REFS,
+    )
+    by_ref = (
+        rows.filter(pl.col("account_ref").is_not_null())
+        .select("row", "account_ref")
+        .join(refs, on="account_ref", how="left")
+        .select("row", "account_id", "debtor_id", posted=pl.lit(False))
+    )
+    by_id = rows.filter(pl.col("account_ref").is_null())
+    parts = [by_ref.cast(pl.Schema(_RESOLVED))]
+    if by_id.height:
+        parts.append(_resolve_in_database(session, portfolio_id, by_id, references=False))
+    return pl.concat(parts), False
+
+
+def _resolve_in_database(
+    session: Session, portfolio_id: int, rows: pl.DataFrame, *, references: bool
+) -> pl.DataFrame:
     if rows.height > 10_000:
         bulk.roomy_joins(session)  # the portfolio's accounts hashed in memory, not in batches on disk
     bulk.temp_table(
@@ -238,20 +278,33 @@ def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.Data
         rows,
     )
     pid = int(portfolio_id)
+    posted = "CASE WHEN p.id IS NULL THEN FALSE ELSE TRUE END" if references else "FALSE"
     sql = (
-        "SELECT t.row, a.id, COALESCE(a.debtor_id, d.debtor_id),"
-        f" CASE WHEN p.id IS NULL THEN FALSE ELSE TRUE END"
+        f"SELECT t.row, a.id, COALESCE(a.debtor_id, d.debtor_id), {posted}"
         " FROM ledger_tmp_payment t"
         f" LEFT JOIN account a ON a.portfolio_id = {pid} AND a.external_ref = t.account_ref"
         " LEFT JOIN (SELECT debtor.national_id AS national_id, MIN(debtor.id) AS debtor_id FROM debtor"
         f" JOIN account x ON x.debtor_id = debtor.id AND x.portfolio_id = {pid}"
         " WHERE debtor.national_id IN (SELECT national_id FROM ledger_tmp_payment)"
         " GROUP BY debtor.national_id) d ON t.account_ref IS NULL AND d.national_id = t.national_id"
-        f" LEFT JOIN payment p ON p.portfolio_id = {pid} AND p.reference = t.reference"
     )
+    if references:
+        sql += f" LEFT JOIN payment p ON p.portfolio_id = {pid} AND p.reference = t.reference"
     out = bulk.read_frame(session, sql.replace("t.row", 't."row"'), _RESOLVED)
     bulk.drop_temp(session, "ledger_tmp_payment")
     return out
+
+
+def _posted_references(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``rows`` (``row``, ``reference``) whose reference the portfolio holds already."""
+    bulk.temp_table(session, "ledger_tmp_reference", {"row": pl.Int64(), "reference": pl.String()}, rows)
+    sql = (
+        'SELECT t."row" FROM ledger_tmp_reference t'
+        f" JOIN payment p ON p.portfolio_id = {int(portfolio_id)} AND p.reference = t.reference"
+    )
+    out = bulk.read_frame(session, sql, {"row": pl.Int64()})
+    bulk.drop_temp(session, "ledger_tmp_reference")
+    return rows.join(out, on="row", how="semi")
 
 
 def import_payments(
@@ -298,9 +351,25 @@ def import_payments(
     watch.lap("read, parse")
     savepoint = session.begin_nested()
     try:
-        resolved = rows.join(_resolve(session, portfolio_id, rows), on="row", how="left")
+        found, references_checked = _resolve(session, portfolio_id, rows)
+        resolved = rows.join(found, on="row", how="left")
         watch.lap("resolve")
         payer_col = columns.get("account_ref", columns.get("national_id", ""))
+
+        def posted_issues() -> pl.DataFrame:
+            stored = _posted_references(
+                session,
+                portfolio_id,
+                rows.filter(pl.col("reference").is_not_null()).select("row", "reference"),
+            )
+            return _issues(
+                stored.select("row", reference_raw="reference"),
+                pl.lit(True),
+                "reference_posted",
+                "reference",
+                ref_col,
+            )
+
         extra += [
             _issues(
                 resolved.with_columns(reference_raw="reference"),
@@ -328,6 +397,8 @@ def import_payments(
         ]
         report.issues = pl.concat([issues, *extra]).sort(["row", "column"])
         if report.errors.height:
+            if not references_checked:
+                report.issues = pl.concat([report.issues, posted_issues()]).sort(["row", "column"])
             savepoint.rollback()
             return report
         batch = ImportBatch(
@@ -354,14 +425,25 @@ def import_payments(
             request_sha256=pl.lit(None, dtype=pl.String),
             collector=pl.lit(created_by, dtype=pl.String),
         )
-        applied = service.apply_payments(
-            session,
-            portfolio_id=portfolio_id,
-            payments=frame,
-            source="file",
-            now=now,
-            import_batch_id=batch.id,
-        )
+        try:
+            applied = service.apply_payments(
+                session,
+                portfolio_id=portfolio_id,
+                payments=frame,
+                source="file",
+                now=now,
+                import_batch_id=batch.id,
+            )
+        except Exception:
+            if references_checked:
+                raise
+            # most likely the unique constraint refusing a stored reference: name the rows, else re-raise
+            savepoint.rollback()
+            stored = posted_issues()
+            if stored.height == 0:
+                raise
+            report.issues = pl.concat([report.issues, stored]).sort(["row", "column"])
+            return report
         watch.lap("apply")
         if applied.problems:
             problems = pl.DataFrame(

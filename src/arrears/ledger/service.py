@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from arrears import bulk as table_bulk
 from arrears import clock
 from arrears.enums import AccountStatus, Component, FlagKind, Product
 from arrears.errors import Conflict, NotFound, ValidationFailed
@@ -528,18 +529,27 @@ def apply_payments(
             created_at=pl.lit(_sqlite_ts(now)), updated_at=pl.lit(_sqlite_ts(now))
         )
     watch.lap("frames")
-    bulk.insert_frame(session, "payment", payment_rows)
-    watch.lap("copy payments")
     posting_rows = (
         pl.concat([part.cast(pl.Schema(_POSTING_SCHEMA)) for part in posting_parts])
         # in account order: the (account, day) index then takes its entries page by page
         .sort("account_id", "payment_id", maintain_order=True)
         .select(pl.lit(portfolio_id, dtype=pl.Int64).alias("portfolio_id"), *_POSTING_SCHEMA)
     )
-    bulk.insert_frame(session, "posting", posting_rows)
-    watch.lap("copy postings")
+    # Writes in the order that logs least: PostgreSQL logs a page whole the first time it changes after a
+    # checkpoint, and a million-row batch writes enough to start one. The account rows were just read
+    # (and their pages tidied, logged then), so they are updated before anything else; then the postings,
+    # whose (account, day) index pages are old; the payments last, onto new pages.
     _apply_deltas(session, posting_rows)
     watch.lap("update balances")
+    bulk.insert_frame(session, "posting", posting_rows)
+    watch.lap("copy postings")
+    # The references were checked against the file and the stored ones and the ids are new, so the unique
+    # constraint's rebuild after a deferred load finds nothing (and would refuse the batch if it did).
+    with table_bulk.indexes_deferred(
+        session, ["payment"], rows=n, ascending={"id"}, constant={"portfolio_id"}
+    ):
+        bulk.insert_frame(session, "payment", payment_rows)
+    watch.lap("copy payments")
     results = per_payment.select("row", "payment_id", "allocated_minor", "credit_minor")
     session.expire_all()
     watch.done()

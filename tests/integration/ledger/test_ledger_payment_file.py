@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import ledger_builders as b
+import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from arrears.ledger import service
+from arrears import bulk as table_bulk
+from arrears.ledger import payments_import, service
 from arrears.ledger.payments_import import import_payments
 from arrears.models import Payment, Posting
 from arrears.portfolios.report import write_report
@@ -166,3 +168,49 @@ def test_several_payments_in_one_file_split_as_if_posted_one_by_one(session: Ses
     session.refresh(in_file)
     session.refresh(by_hand)
     assert (in_file.principal_minor, in_file.credit_minor) == (by_hand.principal_minor, by_hand.credit_minor)
+
+
+def test_a_large_file_resolves_in_memory_and_a_stored_reference_still_refuses_it(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every file takes the large-file path: accounts joined in memory, references left to the unique
+    # constraint, the payment indexes rebuilt after the load when the table is small
+    monkeypatch.setattr(payments_import, "RESOLVE_IN_MEMORY_ROWS", 0)
+    monkeypatch.setattr(table_bulk, "DEFER_INDEXES_MIN_ROWS", 0)
+    p = b.portfolio(session)
+    d1, c1 = b.debtor(session, p)
+    d2, c2 = b.debtor(session, p, national_id="11010519491231002X")
+    a1 = b.account(session, p, d1, c1, ref="L-1", principal=10_000)
+    a2 = b.account(session, p, d2, c2, ref="L-2", principal=20_000)
+    f = tmp_path / "bank.csv"
+    f.write_text(
+        "借据号,身份证号,还款金额,还款日期,流水号\nL-1,,40,2025-06-01,S1\n,11010519491231002X,30,2025-06-02,S2\n",
+        encoding="utf-8",
+    )
+    done = import_payments(session, path=f, portfolio_id=p.id, now=NOW)
+    assert done.status == "applied", done.issues
+    session.refresh(a1)
+    session.refresh(a2)
+    assert (a1.principal_minor, a2.principal_minor) == (10_000 - 4_000, 20_000 - 3_000)
+    before = (_count(session, Payment, p.id), _count(session, Posting, p.id))
+
+    # the same references again: refused by the stored ones, named row by row, nothing written
+    again = import_payments(session, path=f, portfolio_id=p.id, now=NOW)
+    assert again.status == "rejected"
+    assert sorted((r["row"], r["code"]) for r in again.errors.iter_rows(named=True)) == [
+        (2, "reference_posted"),
+        (3, "reference_posted"),
+    ]
+    # a stored reference next to other problems is named too
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(
+        "借据号,还款金额,还款日期,流水号\nL-1,10,2025-06-03,S1\nNOPE,10,2025-06-03,S9\nL-2,10,2025-06-03,S10\n",
+        encoding="utf-8",
+    )
+    report = import_payments(session, path=mixed, portfolio_id=p.id, now=NOW)
+    assert sorted((r["row"], r["code"]) for r in report.errors.iter_rows(named=True)) == [
+        (2, "reference_posted"),
+        (3, "account_unknown"),
+    ]
+    assert (_count(session, Payment, p.id), _count(session, Posting, p.id)) == before
+    assert service.verify_balances(session, portfolio_id=p.id) == []
