@@ -10,6 +10,7 @@ must be unique within the file and must not be stored already. Valid files are p
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 import polars as pl
+import psycopg
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from arrears import money
@@ -434,10 +437,11 @@ def import_payments(
                 now=now,
                 import_batch_id=batch.id,
             )
-        except Exception:
+        except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError):
             if references_checked:
                 raise
-            # most likely the unique constraint refusing a stored reference: name the rows, else re-raise
+            # the unique constraint refusing a stored reference (COPY reports it from the driver): name the
+            # rows, else re-raise
             savepoint.rollback()
             stored = posted_issues()
             if stored.height == 0:
