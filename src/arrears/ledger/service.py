@@ -543,8 +543,9 @@ def apply_payments(
     watch.lap("update balances")
     bulk.insert_frame(session, "posting", posting_rows)
     watch.lap("copy postings")
-    # The references were checked against the file and the stored ones and the ids are new, so the unique
-    # constraint's rebuild after a deferred load finds nothing (and would refuse the batch if it did).
+    # The ids are new and a file's references are checked against each other first; a reference stored
+    # already fails the unique constraint (rebuilt as a constraint after a deferred load), which refuses
+    # the whole batch.
     with table_bulk.indexes_deferred(
         session, ["payment"], rows=n, ascending={"id"}, constant={"portfolio_id"}
     ):
