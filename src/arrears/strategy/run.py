@@ -882,21 +882,44 @@ _NEEDS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
 }
 
 
+# Up to this many debtors are named in the contact point query; more read the partition's and are
+# narrowed in Polars (a list that long costs the server more than the rows it saves).
+_NAMED_DEBTORS = 20_000
+
+
 def load_contact_points(
-    session: Session, settings: RunSettings, *, partition: int, partitions: int, account_id: int | None = None
+    session: Session,
+    settings: RunSettings,
+    *,
+    partition: int,
+    partitions: int,
+    account_id: int | None = None,
+    debtor_ids: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """Every valid contact point of the partition's debtors."""
+    """Every valid contact point of the partition's debtors (only of ``debtor_ids``, when given: the
+    debtors with a planned action, which are all `attach_contacts` looks up; after the first run of a
+    portfolio they are a small share of it)."""
     scope = f"a.portfolio_id = {int(settings.portfolio_id)}" + _partition_clause(partition, partitions)
     if account_id is not None:
         scope += f" AND a.id = {int(account_id)}"
-    return bulk.read_frame(
+    wanted = None if debtor_ids is None else debtor_ids.drop_nulls().unique().sort()
+    named = ""
+    if wanted is not None:
+        if wanted.len() == 0:
+            return pl.DataFrame(schema=_CP_SCHEMA)
+        if wanted.len() <= _NAMED_DEBTORS:
+            named = " AND cp.debtor_id IN (" + ", ".join(str(int(i)) for i in wanted) + ")"
+    contacts = bulk.read_frame(
         session,
         "SELECT cp.id AS contact_point_id, cp.debtor_id, cp.kind AS contact_kind, cp.value, cp.owner_relation,"
         " cp.debt_related, cp.verified, cp.is_valid, cp.opted_out, cp.timezone AS cp_zone"
-        " FROM contact_point cp WHERE cp.is_valid = TRUE AND cp.debtor_id IN"
+        f" FROM contact_point cp WHERE cp.is_valid = TRUE{named} AND cp.debtor_id IN"
         f" (SELECT a.debtor_id FROM account a WHERE {scope})",
         _CP_SCHEMA,
     )
+    if wanted is not None and not named:
+        contacts = contacts.filter(pl.col("debtor_id").is_in(wanted.implode()))
+    return contacts
 
 
 def attach_contacts(planned: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
@@ -1348,7 +1371,9 @@ def run_partition(
             _count_decisions(decisions, outcome)
     with _phase(outcome, "plan", progress):
         if planned.height:
-            contacts = load_contact_points(session, settings, partition=partition, partitions=partitions)
+            contacts = load_contact_points(
+                session, settings, partition=partition, partitions=partitions, debtor_ids=planned["debtor_id"]
+            )
             planned = attach_contacts(planned, contacts)
     with _phase(outcome, "gate", progress):
         planned = gate_planned(settings, planned, as_of=as_of)
@@ -1393,7 +1418,7 @@ def stage_order(settings: RunSettings) -> dict[str, int]:
     return order
 
 
-# What the run reads portfolio-wide, and what it writes before the allocation reads it back.
+# What the run reads portfolio-wide (its statistics are refreshed first when stale: `analyse_stale`).
 INPUT_TABLES = (
     "account",
     "case",
@@ -1406,7 +1431,6 @@ INPUT_TABLES = (
     "account_limitation",
     "promise",
 )
-OUTPUT_TABLES = ("strategy_decision", "case", "work_item", "account_strategy_state", "allocation_event")
 
 
 def analyse_stale(session: Session, tables: tuple[str, ...]) -> list[str]:
@@ -1432,14 +1456,27 @@ def analyse_stale(session: Session, tables: tuple[str, ...]) -> list[str]:
     return analysed
 
 
-def refresh_statistics(session: Session) -> None:
-    """The allocation reads back what the partitions wrote; the counters `analyse_stale` reads only move
-    when a transaction ends, and a table filled in this one still looks empty, so the written tables are
-    analysed unconditionally."""
+def refresh_statistics(session: Session, outcome: PartitionOutcome) -> list[str]:
+    """The allocation reads back what the partitions wrote, and the counters `analyse_stale` reads only
+    move when a transaction ends (a table filled in this one still looks empty). The decisions are always
+    analysed: the date they are read by is new to the statistics, which would count it as one row. The
+    work items are analysed when the partitions added a tenth of what the table held; the other tables
+    the allocation reads (cases, allocation events) were not written since the run began, so only their
+    committed changes are looked at (`analyse_stale`). Returns the tables analysed."""
     if bulk.dialect(session) != "postgresql":
-        return
-    for table in OUTPUT_TABLES:
+        return []
+    analysed: list[str] = []
+    if outcome.decisions:
+        analysed.append("strategy_decision")
+    if outcome.work_items:
+        held = session.execute(
+            text("SELECT c.reltuples FROM pg_class c WHERE c.oid = to_regclass('work_item')")
+        ).scalar()
+        if held is None or held < 0 or outcome.work_items > 0.1 * max(float(held), 1000.0):
+            analysed.append("work_item")
+    for table in analysed:
         session.connection().exec_driver_sql(f'ANALYZE "{table}"')
+    return analysed + analyse_stale(session, ("case", "allocation_event"))
 
 
 def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> int:
@@ -1502,7 +1539,7 @@ def finish_run(
     if progress:
         progress("expire", 0, 1)
     if done_by is None:
-        refresh_statistics(session)
+        refresh_statistics(session, outcome)
     expired = expire_work_items(session, settings, as_of=as_of, now=now)
     phases.append({"name": "expire", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
     if progress:
