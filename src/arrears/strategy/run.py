@@ -882,9 +882,11 @@ _NEEDS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
 }
 
 
-# Up to this many debtors are named in the contact point query; more read the partition's and are
-# narrowed in Polars (a list that long costs the server more than the rows it saves).
-_NAMED_DEBTORS = 20_000
+# The debtors with a planned contact are named in the contact point query while they are at most this
+# share of the partition's; more, and the partition's are read and narrowed in Polars (a list that long
+# costs the server more than the rows it saves).
+_NAMED_SHARE = 0.25
+_SQLITE_NAMED = 20_000  # SQLite's statements are at most a million bytes long
 
 
 def load_contact_points(
@@ -895,10 +897,11 @@ def load_contact_points(
     partitions: int,
     account_id: int | None = None,
     debtor_ids: pl.Series | None = None,
+    debtors_in_scope: int | None = None,
 ) -> pl.DataFrame:
     """Every valid contact point of the partition's debtors (only of ``debtor_ids``, when given: the
     debtors with a planned action, which are all `attach_contacts` looks up; after the first run of a
-    portfolio they are a small share of it)."""
+    portfolio they are a small share of the ``debtors_in_scope``)."""
     scope = f"a.portfolio_id = {int(settings.portfolio_id)}" + _partition_clause(partition, partitions)
     if account_id is not None:
         scope += f" AND a.id = {int(account_id)}"
@@ -907,8 +910,12 @@ def load_contact_points(
     if wanted is not None:
         if wanted.len() == 0:
             return pl.DataFrame(schema=_CP_SCHEMA)
-        if wanted.len() <= _NAMED_DEBTORS:
-            named = " AND cp.debtor_id IN (" + ", ".join(str(int(i)) for i in wanted) + ")"
+        share = wanted.len() <= _NAMED_SHARE * debtors_in_scope if debtors_in_scope is not None else True
+        postgres = bulk.dialect(session) == "postgresql"
+        if share and (postgres or wanted.len() <= _SQLITE_NAMED):
+            ids = ",".join(str(int(i)) for i in wanted)
+            # PostgreSQL: one array constant, however long
+            named = f" AND cp.debtor_id = ANY('{{{ids}}}')" if postgres else f" AND cp.debtor_id IN ({ids})"
     contacts = bulk.read_frame(
         session,
         "SELECT cp.id AS contact_point_id, cp.debtor_id, cp.kind AS contact_kind, cp.value, cp.owner_relation,"
@@ -1372,7 +1379,12 @@ def run_partition(
     with _phase(outcome, "plan", progress):
         if planned.height:
             contacts = load_contact_points(
-                session, settings, partition=partition, partitions=partitions, debtor_ids=planned["debtor_id"]
+                session,
+                settings,
+                partition=partition,
+                partitions=partitions,
+                debtor_ids=planned["debtor_id"],
+                debtors_in_scope=snapshot["debtor_id"].n_unique(),
             )
             planned = attach_contacts(planned, contacts)
     with _phase(outcome, "gate", progress):
