@@ -982,18 +982,30 @@ def attach_contacts(planned: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFra
         pl.when(pl.col("contact_kind").is_in(["mobile", "landline"])).then(pl.col("value")).otherwise(None)
     ).to_series()
     derived = gate.phone_zones(phones)
-    out = out.with_columns(derived.alias("_phone_zones"))
+    out = out.with_columns(
+        derived.alias("_phone_zones"),
+        pl.coalesce(pl.col("cp_zone"), derived).alias("_point_zone"),
+    )
     zones = pl.concat_list(
         pl.col("debtor_zone").fill_null("").str.split("|"),
-        pl.coalesce(pl.col("cp_zone"), pl.col("_phone_zones")).fill_null("").str.split("|"),
+        pl.col("_point_zone").fill_null("").str.split("|"),
     )
-    return out.with_columns(
-        zones.list.eval(pl.element().filter(pl.element().is_not_null() & (pl.element() != "")))
-        .list.unique()
-        .list.sort()
-        .list.join("|")
-        .alias("zones")
-    ).drop("_phone_zones")
+    # the few distinct (debtor zone, contact point zone) pairs are merged once each, not once per row
+    keys = ["debtor_zone", "_point_zone"]
+    merged = (
+        out.select(keys)
+        .unique()
+        .with_columns(
+            zones.list.eval(pl.element().filter(pl.element().is_not_null() & (pl.element() != "")))
+            .list.unique()
+            .list.sort()
+            .list.join("|")
+            .alias("zones")
+        )
+    )
+    return out.join(merged, on=keys, how="left", nulls_equal=True, maintain_order="left").drop(
+        "_phone_zones", "_point_zone"
+    )
 
 
 def gate_planned(settings: RunSettings, planned: pl.DataFrame, *, as_of: date) -> pl.DataFrame:
