@@ -137,7 +137,7 @@ def insert_frame(
             return
         temp = _temp_like(session, table, df.columns)
         _copy_in(session, temp, df)
-        session.connection().exec_driver_sql(f"ANALYZE {temp}")
+        # read once, whole, in one scan: its statistics would change no plan
         session.connection().exec_driver_sql(
             f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {temp}{on_conflict}'
         )
@@ -163,7 +163,8 @@ def update_frame(session: Session, table: str, df: pl.DataFrame, *, key: str) ->
     if dialect(session) == "postgresql":
         temp = _temp_like(session, table, df.columns)
         _copy_in(session, temp, df)
-        session.connection().exec_driver_sql(f"ANALYZE {temp}")
+        # not analysed: the planner sizes an unanalysed table by its pages, which is enough to join it
+        # to the table by key (a hash join, or probes of the key's index when it is small)
         sets = ", ".join(f'"{c}" = t."{c}"' for c in others)
         session.connection().exec_driver_sql(
             f'UPDATE "{table}" SET {sets} FROM {temp} t WHERE "{table}"."{key}" = t."{key}"'

@@ -188,19 +188,37 @@ def _allocation_frame(
     """
     day = as_of.isoformat()
     pid = int(portfolio_id)
-    # A case under a placement on the date (placed, not recalled, term not ended) is the agency's (PI-4).
-    # the decisions are summed per case first, so the joins that follow carry one narrow row per case
-    sql = (
-        "WITH s AS (SELECT sd.case_id, MAX(CASE WHEN sd.stage IS NOT NULL THEN sd.dpd END) AS dpd,"
-        " MAX(sd.priority) AS priority, MIN(a.product) AS product,"
-        " MAX(CASE WHEN sd.flags IS NOT NULL AND sd.flags <> '' THEN 1 ELSE 0 END) AS held"
+    # The day's decisions, narrow, once: summed per case and ranked for the lead stage here, rather than
+    # sorted and grouped by the database and read a second time for the staged ones.
+    decided = bulk.read_frame(
+        session,
+        "SELECT sd.case_id, sd.account_id, sd.stage, sd.dpd, sd.priority, a.product,"
+        " CASE WHEN sd.flags IS NOT NULL AND sd.flags <> '' THEN 1 ELSE 0 END AS held"
         " FROM strategy_decision sd JOIN account a ON a.id = sd.account_id"
-        f" WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}' GROUP BY sd.case_id)"
-        " SELECT c.id AS case_id, c.stage, c.assignee_id AS collector_id, s.dpd, s.priority, s.product, s.held,"
+        f" WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}'",
+        {
+            "case_id": pl.Int64(),
+            "account_id": pl.Int64(),
+            "stage": pl.String(),
+            "dpd": pl.Int64(),
+            "priority": pl.Int64(),
+            "product": pl.String(),
+            "held": pl.Int64(),
+        },
+    )
+    per_case = decided.group_by("case_id").agg(
+        pl.col("dpd").filter(pl.col("stage").is_not_null()).max().alias("dpd"),
+        pl.col("priority").max(),
+        pl.col("product").min(),
+        pl.col("held").max(),
+    )
+    # A case under a placement on the date (placed, not recalled, term not ended) is the agency's (PI-4).
+    sql = (
+        "SELECT c.id AS case_id, c.stage, c.assignee_id AS collector_id,"
         " d.preferred_language AS language,"
         " CASE WHEN d.id_type = 'resident_id' THEN SUBSTR(d.national_id, 1, 2) END AS region,"
         " e.assigned_on, CASE WHEN pc.case_id IS NULL THEN 0 ELSE 1 END AS placed"
-        ' FROM "case" c JOIN s ON s.case_id = c.id JOIN debtor d ON d.id = c.debtor_id'
+        ' FROM "case" c JOIN debtor d ON d.id = c.debtor_id'
         " LEFT JOIN (SELECT e.case_id, MAX(e.effective_on) AS assigned_on FROM allocation_event e"
         '  JOIN "case" c2 ON c2.id = e.case_id AND e.to_collector_id = c2.assignee_id'
         f"  WHERE c2.portfolio_id = {pid} GROUP BY e.case_id) e ON e.case_id = c.id"
@@ -208,15 +226,19 @@ def _allocation_frame(
         f'  JOIN "case" c3 ON c3.id = p.case_id AND c3.portfolio_id = {pid}'
         f"  WHERE p.recalled_on IS NULL AND p.placed_on <= '{day}' AND p.expires_on > '{day}') pc"
         " ON pc.case_id = c.id"
-        f" WHERE c.portfolio_id = {pid} ORDER BY c.id"
+        f" WHERE c.portfolio_id = {pid}"
     )
-    cases = bulk.read_frame(session, sql, {k: v for k, v in _CASE_SCHEMA.items() if k != "lead_stage"})
-    staged = bulk.read_frame(
+    stored = bulk.read_frame(
         session,
-        "SELECT sd.case_id, sd.account_id, sd.stage, sd.dpd FROM strategy_decision sd"
-        f" WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}' AND sd.stage IS NOT NULL",
-        {"case_id": pl.Int64(), "account_id": pl.Int64(), "stage": pl.String(), "dpd": pl.Int64()},
+        sql,
+        {
+            k: v
+            for k, v in _CASE_SCHEMA.items()
+            if k not in ("lead_stage", "dpd", "priority", "product", "held")
+        },
     )
+    cases = stored.join(per_case, on="case_id", how="inner").sort("case_id")
+    staged = decided.filter(pl.col("stage").is_not_null()).select("case_id", "account_id", "stage", "dpd")
     leads = (
         staged.with_columns(
             pl.col("stage")

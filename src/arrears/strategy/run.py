@@ -882,21 +882,51 @@ _NEEDS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
 }
 
 
+# The debtors with a planned contact are named in the contact point query while they are at most this
+# share of the partition's; more, and the partition's are read and narrowed in Polars (a list that long
+# costs the server more than the rows it saves).
+_NAMED_SHARE = 0.25
+_SQLITE_NAMED = 20_000  # SQLite's statements are at most a million bytes long
+
+
 def load_contact_points(
-    session: Session, settings: RunSettings, *, partition: int, partitions: int, account_id: int | None = None
+    session: Session,
+    settings: RunSettings,
+    *,
+    partition: int,
+    partitions: int,
+    account_id: int | None = None,
+    debtor_ids: pl.Series | None = None,
+    debtors_in_scope: int | None = None,
 ) -> pl.DataFrame:
-    """Every valid contact point of the partition's debtors."""
+    """Every valid contact point of the partition's debtors (only of ``debtor_ids``, when given: the
+    debtors with a planned action, which are all `attach_contacts` looks up; after the first run of a
+    portfolio they are a small share of the ``debtors_in_scope``)."""
     scope = f"a.portfolio_id = {int(settings.portfolio_id)}" + _partition_clause(partition, partitions)
     if account_id is not None:
         scope += f" AND a.id = {int(account_id)}"
-    return bulk.read_frame(
+    wanted = None if debtor_ids is None else debtor_ids.drop_nulls().unique().sort()
+    named = ""
+    if wanted is not None:
+        if wanted.len() == 0:
+            return pl.DataFrame(schema=_CP_SCHEMA)
+        share = wanted.len() <= _NAMED_SHARE * debtors_in_scope if debtors_in_scope is not None else True
+        postgres = bulk.dialect(session) == "postgresql"
+        if share and (postgres or wanted.len() <= _SQLITE_NAMED):
+            ids = ",".join(str(int(i)) for i in wanted)
+            # PostgreSQL: one array constant, however long
+            named = f" AND cp.debtor_id = ANY('{{{ids}}}')" if postgres else f" AND cp.debtor_id IN ({ids})"
+    contacts = bulk.read_frame(
         session,
         "SELECT cp.id AS contact_point_id, cp.debtor_id, cp.kind AS contact_kind, cp.value, cp.owner_relation,"
         " cp.debt_related, cp.verified, cp.is_valid, cp.opted_out, cp.timezone AS cp_zone"
-        " FROM contact_point cp WHERE cp.is_valid = TRUE AND cp.debtor_id IN"
+        f" FROM contact_point cp WHERE cp.is_valid = TRUE{named} AND cp.debtor_id IN"
         f" (SELECT a.debtor_id FROM account a WHERE {scope})",
         _CP_SCHEMA,
     )
+    if wanted is not None and not named:
+        contacts = contacts.filter(pl.col("debtor_id").is_in(wanted.implode()))
+    return contacts
 
 
 def attach_contacts(planned: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
@@ -952,18 +982,30 @@ def attach_contacts(planned: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFra
         pl.when(pl.col("contact_kind").is_in(["mobile", "landline"])).then(pl.col("value")).otherwise(None)
     ).to_series()
     derived = gate.phone_zones(phones)
-    out = out.with_columns(derived.alias("_phone_zones"))
+    out = out.with_columns(
+        derived.alias("_phone_zones"),
+        pl.coalesce(pl.col("cp_zone"), derived).alias("_point_zone"),
+    )
     zones = pl.concat_list(
         pl.col("debtor_zone").fill_null("").str.split("|"),
-        pl.coalesce(pl.col("cp_zone"), pl.col("_phone_zones")).fill_null("").str.split("|"),
+        pl.col("_point_zone").fill_null("").str.split("|"),
     )
-    return out.with_columns(
-        zones.list.eval(pl.element().filter(pl.element().is_not_null() & (pl.element() != "")))
-        .list.unique()
-        .list.sort()
-        .list.join("|")
-        .alias("zones")
-    ).drop("_phone_zones")
+    # the few distinct (debtor zone, contact point zone) pairs are merged once each, not once per row
+    keys = ["debtor_zone", "_point_zone"]
+    merged = (
+        out.select(keys)
+        .unique()
+        .with_columns(
+            zones.list.eval(pl.element().filter(pl.element().is_not_null() & (pl.element() != "")))
+            .list.unique()
+            .list.sort()
+            .list.join("|")
+            .alias("zones")
+        )
+    )
+    return out.join(merged, on=keys, how="left", nulls_equal=True, maintain_order="left").drop(
+        "_phone_zones", "_point_zone"
+    )
 
 
 def gate_planned(settings: RunSettings, planned: pl.DataFrame, *, as_of: date) -> pl.DataFrame:
@@ -1348,7 +1390,14 @@ def run_partition(
             _count_decisions(decisions, outcome)
     with _phase(outcome, "plan", progress):
         if planned.height:
-            contacts = load_contact_points(session, settings, partition=partition, partitions=partitions)
+            contacts = load_contact_points(
+                session,
+                settings,
+                partition=partition,
+                partitions=partitions,
+                debtor_ids=planned["debtor_id"],
+                debtors_in_scope=snapshot["debtor_id"].n_unique(),
+            )
             planned = attach_contacts(planned, contacts)
     with _phase(outcome, "gate", progress):
         planned = gate_planned(settings, planned, as_of=as_of)
@@ -1393,7 +1442,7 @@ def stage_order(settings: RunSettings) -> dict[str, int]:
     return order
 
 
-# What the run reads portfolio-wide, and what it writes before the allocation reads it back.
+# What the run reads portfolio-wide (its statistics are refreshed first when stale: `analyse_stale`).
 INPUT_TABLES = (
     "account",
     "case",
@@ -1406,7 +1455,6 @@ INPUT_TABLES = (
     "account_limitation",
     "promise",
 )
-OUTPUT_TABLES = ("strategy_decision", "case", "work_item", "account_strategy_state", "allocation_event")
 
 
 def analyse_stale(session: Session, tables: tuple[str, ...]) -> list[str]:
@@ -1432,14 +1480,27 @@ def analyse_stale(session: Session, tables: tuple[str, ...]) -> list[str]:
     return analysed
 
 
-def refresh_statistics(session: Session) -> None:
-    """The allocation reads back what the partitions wrote; the counters `analyse_stale` reads only move
-    when a transaction ends, and a table filled in this one still looks empty, so the written tables are
-    analysed unconditionally."""
+def refresh_statistics(session: Session, outcome: PartitionOutcome) -> list[str]:
+    """The allocation reads back what the partitions wrote, and the counters `analyse_stale` reads only
+    move when a transaction ends (a table filled in this one still looks empty). The decisions are always
+    analysed: the date they are read by is new to the statistics, which would count it as one row. The
+    work items are analysed when the partitions added a tenth of what the table held; the other tables
+    the allocation reads (cases, allocation events) were not written since the run began, so only their
+    committed changes are looked at (`analyse_stale`). Returns the tables analysed."""
     if bulk.dialect(session) != "postgresql":
-        return
-    for table in OUTPUT_TABLES:
+        return []
+    analysed: list[str] = []
+    if outcome.decisions:
+        analysed.append("strategy_decision")
+    if outcome.work_items:
+        held = session.execute(
+            text("SELECT c.reltuples FROM pg_class c WHERE c.oid = to_regclass('work_item')")
+        ).scalar()
+        if held is None or held < 0 or outcome.work_items > 0.1 * max(float(held), 1000.0):
+            analysed.append("work_item")
+    for table in analysed:
         session.connection().exec_driver_sql(f'ANALYZE "{table}"')
+    return analysed + analyse_stale(session, ("case", "allocation_event"))
 
 
 def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> int:
@@ -1502,7 +1563,7 @@ def finish_run(
     if progress:
         progress("expire", 0, 1)
     if done_by is None:
-        refresh_statistics(session)
+        refresh_statistics(session, outcome)
     expired = expire_work_items(session, settings, as_of=as_of, now=now)
     phases.append({"name": "expire", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
     if progress:
