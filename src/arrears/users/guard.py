@@ -302,7 +302,9 @@ def reveal(
 
     ``contact_point`` names one of the debtor's contact points (``contact_point_id``), ``bank_account`` one
     of the debtor's accounts (``account_id``; the user must be allowed to reveal on that account's case).
-    ``case_id`` (the page the person is on) must be one of the debtor's cases the user may work.
+    ``case_id`` (the page the person is on) must be one of the debtor's cases the user may work. A field
+    that holds nothing (no address, an account without a bank account) is refused (``nothing_to_reveal``)
+    and not logged.
     """
     from arrears.models import ContactPoint
     from arrears.users import service as users_service
@@ -357,6 +359,11 @@ def reveal(
             )
         value = point.value
         field = f"contact_point:{point.id}"
+    if not value:
+        # nothing is recorded there: nothing to show, so nothing is logged as revealed
+        raise NotFound(
+            "该字段没有记录，无可查看 / nothing is recorded in that field to reveal", code="nothing_to_reveal"
+        )
     log_id = users_service.log_access(
         session,
         user_id=user.id,

@@ -549,6 +549,7 @@ REVEAL_REFUSALS = {
     "debtor_not_found": "reveal_not_found",
     "contact_point_not_found": "reveal_not_found",
     "account_not_found": "reveal_not_found",
+    "nothing_to_reveal": "reveal_nothing",
 }
 # The largest id a record can have (the tables' INTEGER keys).
 MAX_RECORD_ID = 2**31 - 1

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from arrears import clock, db
 from arrears.agencies import service as agencies
 from arrears.api.app import create_app
-from arrears.models import AccessLog, ApiToken, Case, ContactPoint
+from arrears.models import AccessLog, ApiToken, Case, ContactPoint, Debtor
 from arrears.strategy import queue_service
 from arrears.users import service as users
 
@@ -601,3 +601,19 @@ def test_the_api_reveals_only_the_debtors_own_records_and_logs_no_refusal(engine
     r = supervisor.post(url, json={"field": "contact_point", "contact_point_id": mine, "reason": "trace"})
     assert r.status_code == 200 and r.json()["contact_point_id"] == mine
     assert _reveals(engine, debtors) == [(debtors[0], f"reveal_contact_point:{mine}")]
+
+
+def test_revealing_a_field_that_holds_nothing_is_refused_and_not_logged(engine: Engine, desk: Desk) -> None:
+    with db.session_scope(engine) as s:
+        case = s.get(Case, desk.cases[0])
+        assert case is not None
+        debtor = s.get(Debtor, case.debtor_id)
+        assert debtor is not None
+        debtor.address = None
+        debtor_id = debtor.id
+    supervisor = api_client(engine, role="supervisor")
+    r = supervisor.post(
+        f"/api/v1/debtors/{debtor_id}/reveal", json={"field": "address", "reason": "trace the debtor"}
+    )
+    assert r.status_code == 404 and r.json()["code"] == "nothing_to_reveal"
+    assert _reveals(engine, [debtor_id]) == []
