@@ -73,6 +73,9 @@ def test_the_record_of_changes_written_before_is_masked_by_the_migration(tmp_pat
                 ("bank_account", "6222021234567890128", "310066123456"),
                 ("bank_account", "**** **** **** 0128", "**** **** **** 3456"),  # already masked
                 ("principal_minor", "120000", "110000"),
+                ("contact_point", None, "mobile:emergency:+8613812340001"),
+                ("contact_point", None, "email:self:zhang.san@bank.example"),
+                ("contact_point", None, "mobile:self:+86 135****2222"),  # already masked
             ],
             start=1,
         ):
@@ -91,5 +94,8 @@ def test_the_record_of_changes_written_before_is_masked_by_the_migration(tmp_pat
         ("bank_account", "**** **** **** 0128", "**** **** **** 3456"),
         ("bank_account", "**** **** **** 0128", "**** **** **** 3456"),
         ("principal_minor", "120000", "110000"),
+        ("contact_point", None, "mobile:emergency:+86 138****0001"),
+        ("contact_point", None, "email:self:z***@bank.example"),
+        ("contact_point", None, "mobile:self:+86 135****2222"),
     ]
     engine.dispose()

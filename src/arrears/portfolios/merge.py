@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from arrears.models.base import UTCDateTime
-from arrears.users.masking import sql_mask_bank_account, sql_mask_national_id
+from arrears.users.masking import sql_mask_bank_account, sql_mask_contact_value, sql_mask_national_id
 
 DEBTOR_FIELDS = [
     "name",
@@ -344,8 +344,9 @@ class Merger:
         )
         self.counts.changes += self._x(
             "INSERT INTO import_change (import_batch_id, entity, entity_id, field, old_value, new_value)"
-            " SELECT :bid, 'debtor', debtor_id, 'contact_point', NULL,"
-            f" kind || ':' || owner_relation || ':' || value FROM ({candidates}) x WHERE x.new_debtor = 0"
+            " SELECT :bid, 'debtor', debtor_id, 'contact_point', NULL, kind || ':' || owner_relation || ':' ||"
+            f" {sql_mask_contact_value('kind', 'value', find='strpos' if self.pg else 'instr')}"
+            f" FROM ({candidates}) x WHERE x.new_debtor = 0"
         )
         self.counts.contact_points_created = self._x(
             "INSERT INTO contact_point (debtor_id, kind, value, extension, owner_relation, owner_name,"

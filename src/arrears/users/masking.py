@@ -99,3 +99,52 @@ def sql_mask_bank_account(expr: str) -> str:
         f" WHEN length({digits}) <= 4 THEN '****'"
         f" ELSE '**** **** **** ' || substr({digits}, length({digits}) - 3) END"
     )
+
+
+def sql_mask_phone(expr: str) -> str:
+    """``mask_phone`` in SQL."""
+    v = f"({expr})"
+    national = f"substr({v}, 4)"
+    # the digits after a run of leading '+' (stored numbers carry at most one)
+    digits = f"(CASE WHEN substr({v}, 1, 1) = '+' THEN substr({v}, 2) ELSE {v} END)"
+    prefix = f"(CASE WHEN substr({v}, 1, 1) = '+' THEN '+' ELSE '' END)"
+    return (
+        f"CASE WHEN {v} IS NULL OR {v} = '' THEN {v}"
+        f" WHEN substr({v}, 1, 3) = '+86' AND length({v}) >= 12 THEN '+86 ' || substr({national}, 1, 3)"
+        f" || substr('{_STARS}', 1, length({national}) - 7) || substr({national}, length({national}) - 3)"
+        f" WHEN length({digits}) <= 4 THEN substr('{_STARS}', 1, length({v}))"
+        f" ELSE {prefix} || substr({digits}, 1, 2)"
+        f" || substr('{_STARS}', 1, CASE WHEN length({digits}) > 6 THEN length({digits}) - 6 ELSE 0 END)"
+        f" || substr({digits}, length({digits}) - 3) END"
+    )
+
+
+def sql_mask_email(expr: str, *, find: str) -> str:
+    """``mask_email`` in SQL; ``find`` is the dialect's position function (``instr`` on SQLite,
+    ``strpos`` on PostgreSQL)."""
+    v = f"({expr})"
+    at = f"{find}({v}, '@')"
+    return (
+        f"CASE WHEN {v} IS NULL OR {v} = '' OR {at} = 0 THEN {v}"
+        f" ELSE substr({v}, 1, CASE WHEN {at} > 1 THEN 1 ELSE 0 END) || '***@' || substr({v}, {at} + 1) END"
+    )
+
+
+def sql_mask_address(expr: str) -> str:
+    """``mask_address`` in SQL."""
+    v = f"({expr})"
+    return (
+        f"CASE WHEN {v} IS NULL OR {v} = '' THEN {v}"
+        f" WHEN length({v}) <= 6 THEN {v}"
+        f" WHEN length({v}) >= 14 THEN substr({v}, 1, 6) || '********'"
+        f" ELSE substr({v}, 1, 6) || substr('{_STARS}', 1, length({v}) - 6) END"
+    )
+
+
+def sql_mask_contact_value(kind: str, expr: str, *, find: str) -> str:
+    """``mask_contact_value`` in SQL, ``kind`` and ``expr`` being SQL expressions."""
+    return (
+        f"CASE WHEN ({kind}) IN ('mobile', 'landline') THEN {sql_mask_phone(expr)}"
+        f" WHEN ({kind}) = 'email' THEN {sql_mask_email(expr, find=find)}"
+        f" WHEN ({kind}) = 'address' THEN {sql_mask_address(expr)} ELSE ({expr}) END"
+    )
