@@ -31,7 +31,7 @@ from arrears.contacts import service as contacts_service
 from arrears.enums import Channel, Role
 from arrears.errors import ArrearsError, Forbidden, NotFound, ValidationFailed
 from arrears.ledger import service as ledger_service
-from arrears.models import Account, AppUser, Case, UserSession, WorkItem
+from arrears.models import Account, AppUser, Case, ContactPoint, UserSession, WorkItem
 from arrears.money import format_minor, parse_minor
 from arrears.strategy import queue_service
 from arrears.users import access, guard
@@ -610,5 +610,9 @@ def reveal(
     except ArrearsError as exc:
         key = REVEAL_REFUSALS.get(exc.code)
         return _case_page(d, case, error=d.t(key) if key else exc.message, status=exc.status)
-    label = d.t("phone") if field == "contact_point" else d.t(field)
+    label = d.t(field)
+    if field == "contact_point":  # named by what it is: a phone, an e-mail address or a postal address
+        point = d.db.get(ContactPoint, record_id(contact_point_id))
+        kind = point.kind if point is not None else "mobile"
+        label = {"email": d.t.label("channels", "email"), "address": d.t("address")}.get(kind, d.t("phone"))
     return _case_page(d, case, notice=d.t("revealed_logged"), revealed={label: shown.value})

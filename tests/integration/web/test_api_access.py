@@ -617,3 +617,25 @@ def test_revealing_a_field_that_holds_nothing_is_refused_and_not_logged(engine: 
     )
     assert r.status_code == 404 and r.json()["code"] == "nothing_to_reveal"
     assert _reveals(engine, [debtor_id]) == []
+
+
+def test_a_revealed_contact_point_is_labelled_by_its_kind(engine: Engine, desk: Desk) -> None:
+    own = desk.cases[0]
+    with db.session_scope(engine) as s:
+        case = s.get(Case, own)
+        assert case is not None
+        point = ContactPoint(
+            debtor_id=case.debtor_id, kind="email", value="zhang.san@bank.example", owner_relation="self"
+        )
+        s.add(point)
+        s.flush()
+        email_id = point.id
+    supervisor = TestClient(create_app(engine))
+    sign_in(supervisor, desk.users["supervisor"].username)
+    token = csrf(supervisor.get(f"/cases/{own}").text)
+    shown = supervisor.post(
+        f"/cases/{own}/reveal",
+        data={"field": f"contact_point:{email_id}", "reason": "核实邮箱", "csrf_token": token},
+    )
+    assert shown.status_code == 200
+    assert "<dt>邮件</dt><dd>zhang.san@bank.example</dd>" in shown.text
