@@ -235,6 +235,24 @@ def _databases() -> list[tuple[str, str | None]]:
     return found
 
 
+def _ensure_database(url: str) -> None:
+    """Create the PostgreSQL database ``url`` names when it does not exist yet (the bench's own rows go in
+    a portfolio of their own, so an existing database is used as it is)."""
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy import create_engine, text
+
+    base, name = url.rsplit("/", 1)
+    admin = create_engine(
+        f"{base}/postgres".replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}) is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            print(f"  created database {name}")
+    admin.dispose()
+
+
 def _load() -> float:
     return os.getloadavg()[0]
 
@@ -288,6 +306,7 @@ def main() -> None:
     try:
         for dialect, given in _databases():
             url = given or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
+            _ensure_database(url)
             db.upgrade(db.make_engine(url))
             runs: dict[str, list[Run]] = {}
             loads = [_load()]
