@@ -30,9 +30,12 @@ class RevealIn(BaseModel):
     """Which masked field to see in clear, and why (the reason goes to the access log)."""
 
     field: Literal["national_id", "address", "contact_point", "bank_account"]
-    contact_point_id: int | None = Field(default=None, description="for field=contact_point")
+    # ids beyond the tables' INTEGER keys are invalid input on every database (not a missing row)
+    contact_point_id: int | None = Field(default=None, le=2**31 - 1, description="for field=contact_point")
     account_id: int | None = Field(
-        default=None, description="for field=bank_account: the debtor's account whose bank account to show"
+        default=None,
+        le=2**31 - 1,
+        description="for field=bank_account: the debtor's account whose bank account to show",
     )
     reason: str = Field(
         min_length=3, max_length=500, examples=["debtor asked to confirm identity on the call"]
