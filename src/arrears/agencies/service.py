@@ -147,13 +147,7 @@ def _open_placement(as_of: date) -> ColumnElement[bool]:
 
 def _case_balance() -> ColumnElement[int]:
     """A case's balance, summed over its accounts (in a query grouped by case)."""
-    return func.sum(
-        Account.principal_minor
-        + Account.interest_minor
-        + Account.penalty_minor
-        + Account.fees_minor
-        + Account.costs_minor
-    )
+    return func.sum(Account.balance_minor)
 
 
 def select_cases(session: Session, *, portfolio_id: int, rule: PlacementRule, as_of: date) -> list[int]:

@@ -510,16 +510,6 @@ class MessageRequest:
     contact_point_id: int | None = None
 
 
-#: `Account.balance_minor` as a column, for plain rows
-_ACCOUNT_BALANCE = (
-    Account.principal_minor
-    + Account.interest_minor
-    + Account.penalty_minor
-    + Account.fees_minor
-    + Account.costs_minor
-).label("balance_minor")
-
-
 def message_contexts(
     session: Session, *, requests: Sequence[MessageRequest]
 ) -> dict[Hashable, MessageData | ArrearsError]:
@@ -533,7 +523,11 @@ def message_contexts(
         # A row answers the same attribute names (accounts also `balance_minor`, as `Account` does).
         out: list[Any] = []
         for group in gate_batch.id_groups(session, ids):
-            query = select(model.__table__, _ACCOUNT_BALANCE) if model is Account else select(model.__table__)
+            query = (
+                select(model.__table__, Account.balance_minor.label("balance_minor"))
+                if model is Account
+                else select(model.__table__)
+            )
             out.extend(session.execute(query.where(gate_batch.id_in(session, column, group))))
         return out
 

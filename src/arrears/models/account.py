@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from arrears.models.base import Base, Timestamped
@@ -101,8 +102,9 @@ class Account(Timestamped, Base):
         primaryjoin="Account.id == foreign(Instalment.account_id)",
     )
 
-    @property
+    @hybrid_property
     def balance_minor(self) -> int:
+        """The balance (every component), on a loaded row or as a SQL expression (``Account.balance_minor``)."""
         return (
             self.principal_minor
             + self.interest_minor

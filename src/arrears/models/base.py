@@ -12,6 +12,9 @@ from sqlalchemy.types import TypeDecorator
 
 from arrears import clock
 
+# The largest id a row can have: the tables' keys are INTEGER (32-bit on PostgreSQL).
+MAX_ID = 2**31 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -51,13 +51,7 @@ from arrears.reports.buckets import (
 )
 
 OPEN_ACCOUNT = ("active",)
-_BALANCE = (
-    Account.principal_minor
-    + Account.interest_minor
-    + Account.penalty_minor
-    + Account.fees_minor
-    + Account.costs_minor
-)
+_BALANCE = Account.balance_minor
 
 
 def _scoped(column: Any, portfolio_id: int | None) -> ColumnElement[bool]:

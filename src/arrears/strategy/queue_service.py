@@ -4,9 +4,10 @@
   cap, rotation); held cases and cases placed with an agency are never allocated. Only changes are written:
   the case's collector, an `AllocationEvent` (from, to, why) and the collector of the case's open work items.
 * `assign_cases`: a supervisor's manual batch allocation or reassignment, with a reason, recorded the same way.
-* `work_queue` / `next_case` (or why there is none: `Idle`) / `claim_work_item` / `complete_work_item`: a collector's calls and visits,
-  highest priority first, each only inside its permitted window and only when the compliance gate allows
-  it at that moment (the real-time check that also applies the per-contact-point caps).
+* `work_queue` / `next_case` (or why there is none: `Idle`) / `claim_work_item` / `complete_work_item`: a
+  collector's calls and visits, highest priority first, each only inside its permitted window and only
+  when the compliance gate allows it at that moment (the real-time check that also applies the
+  per-contact-point caps).
 
 Services flush and never commit.
 """
@@ -529,15 +530,16 @@ def next_case_or_idle(
     session: Session, *, collector_id: int, at: datetime, scan: int = 50
 ) -> WorkItem | Idle:
     """`next_case`, or when there is none, why (`Idle`): windows not yet open, or which rules block."""
+    # the collector's open calls and visits whose window has not closed
+    still_open = (
+        WorkItem.collector_id == collector_id,
+        WorkItem.status == "open",
+        WorkItem.kind.in_(TASK_KINDS),
+        WorkItem.window_end_at > at,
+    )
     candidates = session.scalars(
         select(WorkItem)
-        .where(
-            WorkItem.collector_id == collector_id,
-            WorkItem.status == "open",
-            WorkItem.kind.in_(TASK_KINDS),
-            WorkItem.window_start_at <= at,
-            WorkItem.window_end_at > at,
-        )
+        .where(*still_open, WorkItem.window_start_at <= at)
         .order_by(WorkItem.priority.desc(), WorkItem.window_start_at, WorkItem.id)
         .limit(scan)
     )
@@ -556,11 +558,7 @@ def next_case_or_idle(
             blocked[reason.rule_id] = (first, count + 1)
     waiting, opens_at = session.execute(
         select(func.count(), func.min(WorkItem.window_start_at)).where(
-            WorkItem.collector_id == collector_id,
-            WorkItem.status == "open",
-            WorkItem.kind.in_(TASK_KINDS),
-            WorkItem.window_start_at > at,
-            WorkItem.window_end_at > at,
+            *still_open, WorkItem.window_start_at > at
         )
     ).one()
     if opens_at is not None:

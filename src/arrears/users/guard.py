@@ -281,8 +281,9 @@ REVEALABLE = ("national_id", "address", "contact_point", "bank_account")
 
 @dataclass(frozen=True, slots=True)
 class Revealed:
-    value: str | None
+    value: str
     log_id: int
+    kind: str  # what was shown: national_id, address, bank_account, or the contact point's kind
 
 
 def reveal(
@@ -343,6 +344,7 @@ def reveal(
             "无权查看完整信息 / you may not reveal this debtor's masked fields", code="reveal_forbidden"
         )
     value: str | None
+    kind = field
     if field == "national_id":
         value = debtor.national_id
     elif field == "address":
@@ -358,6 +360,7 @@ def reveal(
                 code="contact_point_not_found",
             )
         value = point.value
+        kind = point.kind
         field = f"contact_point:{point.id}"
     if not value:
         # nothing is recorded there: nothing to show, so nothing is logged as revealed
@@ -374,4 +377,4 @@ def reveal(
         ip=ip,
         reason=reason,
     )
-    return Revealed(value=value, log_id=log_id)
+    return Revealed(value=value, log_id=log_id, kind=kind)

@@ -71,8 +71,9 @@ def mask_contact_value(kind: str, value: str | None) -> str | None:
 
 
 # --- the same masks in SQL, for values masked where they are written (the import's record of changes) -----
-# Plain SQL that runs unchanged on SQLite and PostgreSQL (length, substr, replace, ||); ``expr`` is a SQL
-# text expression. Each gives exactly what the Python function above gives for the same text.
+# Plain SQL for SQLite and PostgreSQL (length, substr, replace, ||; the e-mail mask also needs the dialect's
+# position function); ``expr`` is a SQL text expression. Each gives exactly what the Python function above
+# gives for the same text (property-tested on both databases).
 
 _STARS = "*" * 40  # as long as the longest stored ID number (debtor.national_id is 40 characters)
 

@@ -31,7 +31,8 @@ from arrears.contacts import service as contacts_service
 from arrears.enums import Channel, Role
 from arrears.errors import ArrearsError, Forbidden, NotFound, ValidationFailed
 from arrears.ledger import service as ledger_service
-from arrears.models import Account, AppUser, Case, ContactPoint, UserSession, WorkItem
+from arrears.models import Account, AppUser, Case, UserSession, WorkItem
+from arrears.models.base import MAX_ID
 from arrears.money import format_minor, parse_minor
 from arrears.strategy import queue_service
 from arrears.users import access, guard
@@ -551,8 +552,6 @@ REVEAL_REFUSALS = {
     "account_not_found": "reveal_not_found",
     "nothing_to_reveal": "reveal_nothing",
 }
-# The largest id a record can have (the tables' INTEGER keys).
-MAX_RECORD_ID = 2**31 - 1
 
 
 def record_id(text: str) -> int | None:
@@ -565,7 +564,7 @@ def record_id(text: str) -> int | None:
     if not text or len(text) > 10 or not (text.isascii() and text.isdigit()):
         return None
     value = int(text)
-    return value if 0 < value <= MAX_RECORD_ID else None
+    return value if 0 < value <= MAX_ID else None
 
 
 @router.post("/cases/{case_id}/reveal")
@@ -610,9 +609,12 @@ def reveal(
     except ArrearsError as exc:
         key = REVEAL_REFUSALS.get(exc.code)
         return _case_page(d, case, error=d.t(key) if key else exc.message, status=exc.status)
-    label = d.t(field)
-    if field == "contact_point":  # named by what it is: a phone, an e-mail address or a postal address
-        point = d.db.get(ContactPoint, record_id(contact_point_id))
-        kind = point.kind if point is not None else "mobile"
-        label = {"email": d.t.label("channels", "email"), "address": d.t("address")}.get(kind, d.t("phone"))
+    # named by what it is: a contact point as a phone, an e-mail address or a postal address
+    labels = {
+        "email": d.t.label("channels", "email"),
+        "mobile": d.t("phone"),
+        "landline": d.t("phone"),
+        "other": d.t.label("channels", "other"),
+    }
+    label = labels.get(shown.kind) or d.t(shown.kind)
     return _case_page(d, case, notice=d.t("revealed_logged"), revealed={label: shown.value})

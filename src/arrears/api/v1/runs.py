@@ -271,12 +271,15 @@ def work_queue(
         guard.require_role(caller.user, access.READ_ALL)
     items = queue_service.work_queue(session, collector_id=user.id, at=moment, limit=limit)
     following = queue_service.next_case_or_idle(session, collector_id=user.id, at=moment)
-    idle = following if isinstance(following, queue_service.Idle) else None
+    if isinstance(following, queue_service.Idle):
+        next_item_id, idle = None, _idle_out(following)
+    else:
+        next_item_id, idle = following.id, None
     return WorkQueueOut(
         collector_id=user.id,
         at=moment,
-        next_item_id=None if isinstance(following, queue_service.Idle) else following.id,
-        idle=_idle_out(idle) if idle is not None else None,
+        next_item_id=next_item_id,
+        idle=idle,
         items=[_item_out(i, moment) for i in items],
     )
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from arrears.models.base import MAX_ID
+
 
 class ErrorOut(BaseModel):
     """Every error: a machine code, a message for people (Chinese / English) and optional details."""
@@ -31,10 +33,10 @@ class RevealIn(BaseModel):
 
     field: Literal["national_id", "address", "contact_point", "bank_account"]
     # ids beyond the tables' INTEGER keys are invalid input on every database (not a missing row)
-    contact_point_id: int | None = Field(default=None, le=2**31 - 1, description="for field=contact_point")
+    contact_point_id: int | None = Field(default=None, le=MAX_ID, description="for field=contact_point")
     account_id: int | None = Field(
         default=None,
-        le=2**31 - 1,
+        le=MAX_ID,
         description="for field=bank_account: the debtor's account whose bank account to show",
     )
     reason: str = Field(
