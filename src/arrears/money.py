@@ -101,16 +101,21 @@ def parse_minor(text: str | int | Decimal, currency: str = "CNY", *, allow_negat
     else:
         s = normalise_amount_text(str(text))
         if not _AMOUNT_RE.match(s):
-            raise ValidationFailed(f"not an amount: {text!r}", code="bad_amount")
+            raise ValidationFailed(f"不是有效金额：{text!r} / not an amount: {text!r}", code="bad_amount")
         try:
             value = Decimal(s)
         except InvalidOperation as exc:  # pragma: no cover - guarded by the regex
-            raise ValidationFailed(f"not an amount: {text!r}", code="bad_amount") from exc
+            raise ValidationFailed(
+                f"不是有效金额：{text!r} / not an amount: {text!r}", code="bad_amount"
+            ) from exc
     if value < 0 and not allow_negative:
-        raise ValidationFailed(f"negative amount: {text!r}", code="negative_amount")
+        raise ValidationFailed(f"金额不能为负：{text!r} / negative amount: {text!r}", code="negative_amount")
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
-        raise ValidationFailed(f"{text!r} has more decimals than {currency} allows", code="too_many_decimals")
+        raise ValidationFailed(
+            f"{text!r} 的小数位超过 {currency} 允许的位数 / {text!r} has more decimals than {currency} allows",
+            code="too_many_decimals",
+        )
     return int(scaled)
 
 

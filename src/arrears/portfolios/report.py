@@ -4,7 +4,7 @@ Each problem names the row, the column and the field, the value found and what i
 the server keeps (a desk import job's, shown on the job's page and downloaded from there) is stored at rest,
 so it holds ID numbers and bank account numbers masked as every view shows them (PI-6): the row, the
 column, the problem and the last 4 characters find the cell in the operator's own file. The report the CLI
-writes beside the operator's file keeps the value as they sent it.
+writes for the operator (in the working directory, or at ``--report``) keeps the value as they sent it.
 """
 
 from __future__ import annotations

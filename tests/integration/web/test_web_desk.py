@@ -178,6 +178,12 @@ def test_log_a_call_record_a_promise_and_post_a_payment_change_the_page(engine: 
     assert promise.status_code == 200 and "已记录还款承诺" in promise.text
     key = {"payment_key": f"k-{desk.tag}"}
     form = {"csrf_token": token, "account_id": account.id, "amount": "50.00", "received_on": "2026-03-02"}
+    # a mistyped amount: the form says so in the page's language and posts nothing
+    typo = client.post(
+        f"/cases/{case_id}/payments",
+        data={**form, "amount": "12,34x", "payment_key": f"typo-{desk.tag}", "reference": f"RX-{desk.tag}"},
+    )
+    assert typo.status_code == 422 and "不是有效金额" in _text(typo.text)
     paid = client.post(f"/cases/{case_id}/payments", data={**form, **key, "reference": f"RC-{desk.tag}"})
     again = client.post(f"/cases/{case_id}/payments", data={**form, **key, "reference": f"RC-{desk.tag}"})
     assert paid.status_code == 200 and again.status_code == 200

@@ -198,3 +198,25 @@ def test_shipped_sms_fit_in_the_configured_segment_budget() -> None:
         if tpl.channel is Channel.SMS:
             text = render_parts(tpl, CONTEXT)["body"]
             assert sms_length(text).segments <= 3, (tpl.id, tpl.locale)
+
+
+@pytest.mark.parametrize("locale", ["zh_CN", "en"])
+def test_without_a_self_service_link_the_shipped_templates_leave_out_its_sentence(locale: str) -> None:
+    for template in default_templates(locale):
+        names = placeholders_in(" ".join(template.parts.values()))
+        if "self_service_link" not in names:
+            continue
+        with_link = {name: CONTEXT.get(name, "值") for name in names} | {"opt_out_text": opt_out_text(locale)}
+        without = {**with_link, "self_service_link": ""}
+        for part, text in render_parts(template, without).items():
+            assert "访问 查询" not in text and "访问，" not in text and "详情：，" not in text, (
+                template.id,
+                part,
+            )
+            assert "visit  to" not in text and "see \n" not in text and 'href=""' not in text, (
+                template.id,
+                part,
+            )
+            assert not text.rstrip().endswith(("或访问", "or see", "：")), (template.id, part)
+        shown = " ".join(render_parts(template, with_link).values())
+        assert with_link["self_service_link"] in shown, template.id
