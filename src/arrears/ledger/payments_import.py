@@ -226,7 +226,6 @@ _RESOLVED: dict[str, pl.DataType] = {
     "row": pl.Int64(),
     "account_id": pl.Int64(),
     "debtor_id": pl.Int64(),
-    "posted": pl.Boolean(),
 }
 _ACCOUNT_REFS: dict[str, pl.DataType] = {
     "account_ref": pl.String(),
@@ -239,17 +238,14 @@ _ACCOUNT_REFS: dict[str, pl.DataType] = {
 RESOLVE_IN_MEMORY_ROWS = 10_000
 
 
-def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
-    """Account and debtor of each row and whether its reference is stored already; and whether that
-    was checked.
+def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.DataFrame:
+    """Account and debtor of each row.
 
     A small file is resolved by the database (one join each). A large one is joined with the portfolio's
-    account references read in one pass (rows naming only an ID number still go to the database), and
-    ``posted`` is left false: the unique constraint on (portfolio, reference) refuses a stored reference
-    when the payments are written, and `_posted_references` then names the rows.
+    account references read in one pass (rows naming only an ID number still go to the database).
     """
     if rows.height <= RESOLVE_IN_MEMORY_ROWS:
-        return _resolve_in_database(session, portfolio_id, rows, references=True), True
+        return _resolve_in_database(session, portfolio_id, rows)
     bulk.roomy_joins(session)
     refs = bulk.read_frame(
         session,
@@ -260,18 +256,16 @@ def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> tuple[p
         rows.filter(pl.col("account_ref").is_not_null())
         .select("row", "account_ref")
         .join(refs, on="account_ref", how="left")
-        .select("row", "account_id", "debtor_id", posted=pl.lit(False))
+        .select("row", "account_id", "debtor_id")
     )
     by_id = rows.filter(pl.col("account_ref").is_null())
     parts = [by_ref.cast(pl.Schema(_RESOLVED))]
     if by_id.height:
-        parts.append(_resolve_in_database(session, portfolio_id, by_id, references=False))
-    return pl.concat(parts), False
+        parts.append(_resolve_in_database(session, portfolio_id, by_id))
+    return pl.concat(parts)
 
 
-def _resolve_in_database(
-    session: Session, portfolio_id: int, rows: pl.DataFrame, *, references: bool
-) -> pl.DataFrame:
+def _resolve_in_database(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.DataFrame:
     if rows.height > 10_000:
         bulk.roomy_joins(session)  # the portfolio's accounts hashed in memory, not in batches on disk
     bulk.temp_table(
@@ -281,9 +275,8 @@ def _resolve_in_database(
         rows,
     )
     pid = int(portfolio_id)
-    posted = "CASE WHEN p.id IS NULL THEN FALSE ELSE TRUE END" if references else "FALSE"
     sql = (
-        f"SELECT t.row, a.id, COALESCE(a.debtor_id, d.debtor_id), {posted}"
+        "SELECT t.row, a.id, COALESCE(a.debtor_id, d.debtor_id)"
         " FROM ledger_tmp_payment t"
         f" LEFT JOIN account a ON a.portfolio_id = {pid} AND a.external_ref = t.account_ref"
         " LEFT JOIN (SELECT debtor.national_id AS national_id, MIN(debtor.id) AS debtor_id FROM debtor"
@@ -291,8 +284,6 @@ def _resolve_in_database(
         " WHERE debtor.national_id IN (SELECT national_id FROM ledger_tmp_payment)"
         " GROUP BY debtor.national_id) d ON t.account_ref IS NULL AND d.national_id = t.national_id"
     )
-    if references:
-        sql += f" LEFT JOIN payment p ON p.portfolio_id = {pid} AND p.reference = t.reference"
     out = bulk.read_frame(session, sql.replace("t.row", 't."row"'), _RESOLVED)
     bulk.drop_temp(session, "ledger_tmp_payment")
     return out
@@ -354,8 +345,11 @@ def import_payments(
     watch.lap("read, parse")
     savepoint = session.begin_nested()
     try:
-        found, references_checked = _resolve(session, portfolio_id, rows)
-        resolved = rows.join(found, on="row", how="left")
+        resolved = rows.join(_resolve(session, portfolio_id, rows), on="row", how="left")
+        # Stored references: a small file's are looked up now; a large file's are left to the unique
+        # constraint on (portfolio, reference) when the payments are written, and looked up only if the
+        # file is refused (for the report) or the constraint refuses it.
+        references_checked = rows.height <= RESOLVE_IN_MEMORY_ROWS
         watch.lap("resolve")
         payer_col = columns.get("account_ref", columns.get("national_id", ""))
 
@@ -373,14 +367,9 @@ def import_payments(
                 ref_col,
             )
 
+        if references_checked:
+            extra.append(posted_issues())
         extra += [
-            _issues(
-                resolved.with_columns(reference_raw="reference"),
-                pl.col("posted"),
-                "reference_posted",
-                "reference",
-                ref_col,
-            ),
             _issues(
                 resolved.with_columns(account_ref_raw="account_ref"),
                 pl.col("account_ref").is_not_null() & pl.col("account_id").is_null(),
