@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -568,19 +569,23 @@ def apply_payments(
     # Writes in the order that logs least: PostgreSQL logs a page whole the first time it changes after a
     # checkpoint, and a million-row batch writes enough to start one. The account rows were just read
     # (and their pages tidied, logged then), so they are updated before anything else; then the postings,
-    # whose (account, day) index pages are old; the payments last, onto new pages.
-    _apply_deltas(session, posting_rows)
-    watch.lap("update balances")
-    bulk.insert_frame(session, "posting", posting_rows)
-    watch.lap("copy postings")
-    # The ids are new and a file's references are checked against each other first; a reference stored
-    # already fails the unique constraint (rebuilt as a constraint after a deferred load), which refuses
-    # the whole batch.
-    with table_bulk.indexes_deferred(
-        session, ["payment"], rows=n, ascending={"id"}, constant={"portfolio_id"}
-    ):
-        bulk.insert_frame(session, "payment", payment_rows)
-    watch.lap("copy payments")
+    # whose (account, day) index pages are old; the payments last, onto new pages. The rows for each COPY
+    # are encoded in the background while the database works on the statement before it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        posting_csv = bulk.encode_ahead(session, pool, posting_rows)
+        payment_csv = bulk.encode_ahead(session, pool, payment_rows)
+        _apply_deltas(session, posting_rows)
+        watch.lap("update balances")
+        bulk.insert_frame(session, "posting", posting_rows, posting_csv)
+        watch.lap("copy postings")
+        # The ids are new and a file's references are checked against each other first; a reference
+        # stored already fails the unique constraint (rebuilt as a constraint after a deferred load),
+        # which refuses the whole batch.
+        with table_bulk.indexes_deferred(
+            session, ["payment"], rows=n, ascending={"id"}, constant={"portfolio_id"}
+        ):
+            bulk.insert_frame(session, "payment", payment_rows, payment_csv)
+        watch.lap("copy payments")
     results = per_payment.select("row", "payment_id", "allocated_minor", "credit_minor")
     session.expire_all()
     watch.done()
