@@ -169,10 +169,19 @@ def _amounts(values: pl.Series, exponent: int) -> pl.DataFrame:
 
 
 def _parse(chunk: pl.DataFrame, columns: dict[str, str], exponent: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    # NFKC leaves ASCII as it is, so only the columns holding other characters need it (a bank file's
+    # references, amounts and dates are ASCII but for the odd full-width digit)
+    headers = [columns[f] for f in FIELDS if f in columns]
+    non_ascii = chunk.select(pl.col(h).str.contains(r"[^\x00-\x7F]").any() for h in headers).row(0)
+    needs_nfkc = {h for h, flag in zip(headers, non_ascii, strict=True) if flag}
+
     def raw(name: str) -> pl.Expr:
         if name not in columns:
             return pl.lit(None, dtype=pl.String)
-        e = pl.col(columns[name]).str.normalize("NFKC").str.strip_chars()
+        e = pl.col(columns[name])
+        if columns[name] in needs_nfkc:
+            e = e.str.normalize("NFKC")
+        e = e.str.strip_chars()
         return pl.when(e == "").then(None).otherwise(e)
 
     src = chunk.select(pl.col(ROW).alias("row"), *[raw(f).alias(f"{f}_raw") for f in FIELDS])
