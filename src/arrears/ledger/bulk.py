@@ -10,6 +10,7 @@ import io
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future
 from typing import Any
 
 import polars as pl
@@ -88,17 +89,38 @@ def _driver(session: Session) -> Any:
     return session.connection().connection.driver_connection
 
 
-def insert_frame(session: Session, table: str, df: pl.DataFrame) -> None:
-    """Append a frame's rows to ``table`` (columns by name): COPY on PostgreSQL, executemany on SQLite."""
+def _csv(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_csv(buf, include_header=False, null_value="")
+    return buf.getvalue()
+
+
+def encode_ahead(session: Session, pool: Executor, df: pl.DataFrame) -> Future[bytes] | None:
+    """Start turning ``df`` into the CSV `insert_frame` sends (PostgreSQL only), on ``pool``.
+
+    The caller passes the result to `insert_frame` and meanwhile keeps the database busy with earlier
+    statements: the encoding touches no connection, and Polars runs it without holding the GIL.
+    """
+    if df.height == 0 or not is_postgres(session):
+        return None
+    return pool.submit(_csv, df)
+
+
+def insert_frame(
+    session: Session, table: str, df: pl.DataFrame, encoded: Future[bytes] | None = None
+) -> None:
+    """Append a frame's rows to ``table`` (columns by name): COPY on PostgreSQL, executemany on SQLite.
+
+    ``encoded``: the frame's CSV from `encode_ahead`, when it was started earlier.
+    """
     if df.height == 0:
         return
     columns = ", ".join(f'"{c}"' for c in df.columns)
     if is_postgres(session):
-        buf = io.BytesIO()
-        df.write_csv(buf, include_header=False, null_value="")
+        data = encoded.result() if encoded is not None else _csv(df)
         sql = f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)'
         with _driver(session).cursor() as cur, cur.copy(sql) as copy:
-            copy.write(buf.getvalue())
+            copy.write(data)
         return
     prepared = df.with_columns(
         [pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Date()]

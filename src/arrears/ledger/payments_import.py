@@ -169,10 +169,19 @@ def _amounts(values: pl.Series, exponent: int) -> pl.DataFrame:
 
 
 def _parse(chunk: pl.DataFrame, columns: dict[str, str], exponent: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    # NFKC leaves ASCII as it is, so only the columns holding other characters need it (a bank file's
+    # references, amounts and dates are ASCII but for the odd full-width digit)
+    headers = [columns[f] for f in FIELDS if f in columns]
+    non_ascii = chunk.select(pl.col(h).str.contains(r"[^\x00-\x7F]").any() for h in headers).row(0)
+    needs_nfkc = {h for h, flag in zip(headers, non_ascii, strict=True) if flag}
+
     def raw(name: str) -> pl.Expr:
         if name not in columns:
             return pl.lit(None, dtype=pl.String)
-        e = pl.col(columns[name]).str.normalize("NFKC").str.strip_chars()
+        e = pl.col(columns[name])
+        if columns[name] in needs_nfkc:
+            e = e.str.normalize("NFKC")
+        e = e.str.strip_chars()
         return pl.when(e == "").then(None).otherwise(e)
 
     src = chunk.select(pl.col(ROW).alias("row"), *[raw(f).alias(f"{f}_raw") for f in FIELDS])
@@ -227,31 +236,26 @@ _RESOLVED: dict[str, pl.DataType] = {
     "account_id": pl.Int64(),
     "debtor_id": pl.Int64(),
 }
-_ACCOUNT_REFS: dict[str, pl.DataType] = {
-    "account_ref": pl.String(),
-    "account_id": pl.Int64(),
-    "debtor_id": pl.Int64(),
-}
 
 #: A file of more rows than this is resolved against the portfolio's accounts read once, and its references
 #: are left to the unique constraint (checked row by row only when the file is refused).
 RESOLVE_IN_MEMORY_ROWS = 10_000
 
 
-def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.DataFrame:
-    """Account and debtor of each row.
+def _resolve(
+    session: Session, portfolio_id: int, rows: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """Account and debtor of each row, and for a large file the portfolio's accounts it read.
 
     A small file is resolved by the database (one join each). A large one is joined with the portfolio's
-    account references read in one pass (rows naming only an ID number still go to the database).
+    accounts read in one pass under the portfolio's ledger lock (`service.portfolio_accounts`), which
+    `service.apply_payments` then uses as read; rows naming only an ID number still go to the database.
     """
     if rows.height <= RESOLVE_IN_MEMORY_ROWS:
-        return _resolve_in_database(session, portfolio_id, rows)
+        return _resolve_in_database(session, portfolio_id, rows), None
     bulk.roomy_joins(session)
-    refs = bulk.read_frame(
-        session,
-        f"SELECT external_ref, id, debtor_id FROM account WHERE portfolio_id = {int(portfolio_id)}",
-        _ACCOUNT_REFS,
-    )
+    accounts = service.portfolio_accounts(session, portfolio_id=portfolio_id)
+    refs = accounts.select(account_ref="external_ref", account_id="id", debtor_id="debtor_id")
     by_ref = (
         rows.filter(pl.col("account_ref").is_not_null())
         .select("row", "account_ref")
@@ -262,7 +266,7 @@ def _resolve(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.Data
     parts = [by_ref.cast(pl.Schema(_RESOLVED))]
     if by_id.height:
         parts.append(_resolve_in_database(session, portfolio_id, by_id))
-    return pl.concat(parts)
+    return pl.concat(parts), accounts
 
 
 def _resolve_in_database(session: Session, portfolio_id: int, rows: pl.DataFrame) -> pl.DataFrame:
@@ -345,7 +349,8 @@ def import_payments(
     watch.lap("read, parse")
     savepoint = session.begin_nested()
     try:
-        resolved = rows.join(_resolve(session, portfolio_id, rows), on="row", how="left")
+        found, accounts = _resolve(session, portfolio_id, rows)
+        resolved = rows.join(found, on="row", how="left")
         # Stored references: a small file's are looked up now; a large file's are left to the unique
         # constraint on (portfolio, reference) when the payments are written, and looked up only if the
         # file is refused (for the report) or the constraint refuses it.
@@ -425,6 +430,7 @@ def import_payments(
                 source="file",
                 now=now,
                 import_batch_id=batch.id,
+                accounts=accounts,
             )
         except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError):
             if references_checked:

@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -377,6 +378,21 @@ class AppliedPayments:
     postings: int = 0
 
 
+def portfolio_accounts(session: Session, *, portfolio_id: int) -> pl.DataFrame:
+    """Every account of the portfolio, as `apply_payments` reads them, with its ``external_ref``.
+
+    Takes the portfolio's ledger lock first, so the balances stay as read until the transaction ends: a
+    payment file resolves its references against this frame and hands it to `apply_payments`, which then
+    does not read the accounts a second time.
+    """
+    _lock_portfolio(session, portfolio_id)
+    schema = {"external_ref": pl.String(), **_ACCOUNT_SCHEMA}
+    cols = ", ".join(schema)
+    return bulk.read_frame(
+        session, f"SELECT {cols} FROM account WHERE portfolio_id = {int(portfolio_id)}", schema
+    )
+
+
 def _accounts_of(session: Session, portfolio_id: int, debtor_ids: list[int]) -> pl.DataFrame:
     cols = ", ".join(_ACCOUNT_SCHEMA)
     base = f"SELECT {cols} FROM account WHERE portfolio_id = {int(portfolio_id)}"
@@ -414,6 +430,7 @@ def apply_payments(
     source: str,
     now: datetime,
     import_batch_id: int | None = None,
+    accounts: pl.DataFrame | None = None,
 ) -> AppliedPayments:
     """Post a batch of received payments (columns `PAYMENT_IN_SCHEMA`; debtor resolved), all or none.
 
@@ -423,6 +440,10 @@ def apply_payments(
     credit balance. Writes the payment rows, one posting per split and the cached balances in bulk.
     Returns problems (and writes nothing) when a payment predates an account's opening balances or its
     debtor has no account in the portfolio.
+
+    ``accounts``: the portfolio's accounts as `portfolio_accounts` read them earlier in this transaction
+    (under the portfolio's lock), so they are not read again. Used only when every one of them is in the
+    ledger already; otherwise the accounts are opened and read here as without it.
     """
     watch = bulk.Stopwatch("apply_payments")
     cfg = ledger_config(session, portfolio_id=portfolio_id)
@@ -435,12 +456,22 @@ def apply_payments(
         .sort(["received_on", "row"])
     )
     debtor_ids = payments["debtor_id"].unique().sort().to_list()
-    ensure_opening_postings(
-        session, portfolio_id=portfolio_id, debtor_ids=None if len(debtor_ids) > 5000 else debtor_ids
-    )
-    watch.lap("open")
-    accounts = _accounts_of(session, portfolio_id, debtor_ids)
-    watch.lap("read accounts")
+    if accounts is not None and accounts["ledger_opened_on"].null_count() == 0:
+        # every account is open (nothing for `ensure_opening_postings` to do) and the lock held since
+        # the read keeps the balances current
+        accounts = accounts.select(list(_ACCOUNT_SCHEMA)).join(
+            pl.DataFrame({"debtor_id": debtor_ids}, schema={"debtor_id": pl.Int64}),
+            on="debtor_id",
+            how="semi",
+        )
+        watch.lap("accounts as read")
+    else:
+        ensure_opening_postings(
+            session, portfolio_id=portfolio_id, debtor_ids=None if len(debtor_ids) > 5000 else debtor_ids
+        )
+        watch.lap("open")
+        accounts = _accounts_of(session, portfolio_id, debtor_ids)
+        watch.lap("read accounts")
 
     # Checks first, as frames: every debtor has accounts here, no payment predates an opening.
     problems: list[PaymentProblem] = []
@@ -538,19 +569,23 @@ def apply_payments(
     # Writes in the order that logs least: PostgreSQL logs a page whole the first time it changes after a
     # checkpoint, and a million-row batch writes enough to start one. The account rows were just read
     # (and their pages tidied, logged then), so they are updated before anything else; then the postings,
-    # whose (account, day) index pages are old; the payments last, onto new pages.
-    _apply_deltas(session, posting_rows)
-    watch.lap("update balances")
-    bulk.insert_frame(session, "posting", posting_rows)
-    watch.lap("copy postings")
-    # The ids are new and a file's references are checked against each other first; a reference stored
-    # already fails the unique constraint (rebuilt as a constraint after a deferred load), which refuses
-    # the whole batch.
-    with table_bulk.indexes_deferred(
-        session, ["payment"], rows=n, ascending={"id"}, constant={"portfolio_id"}
-    ):
-        bulk.insert_frame(session, "payment", payment_rows)
-    watch.lap("copy payments")
+    # whose (account, day) index pages are old; the payments last, onto new pages. The rows for each COPY
+    # are encoded in the background while the database works on the statement before it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        posting_csv = bulk.encode_ahead(session, pool, posting_rows)
+        payment_csv = bulk.encode_ahead(session, pool, payment_rows)
+        _apply_deltas(session, posting_rows)
+        watch.lap("update balances")
+        bulk.insert_frame(session, "posting", posting_rows, posting_csv)
+        watch.lap("copy postings")
+        # The ids are new and a file's references are checked against each other first; a reference
+        # stored already fails the unique constraint (rebuilt as a constraint after a deferred load),
+        # which refuses the whole batch.
+        with table_bulk.indexes_deferred(
+            session, ["payment"], rows=n, ascending={"id"}, constant={"portfolio_id"}
+        ):
+            bulk.insert_frame(session, "payment", payment_rows, payment_csv)
+        watch.lap("copy payments")
     results = per_payment.select("row", "payment_id", "allocated_minor", "credit_minor")
     session.expire_all()
     watch.done()
