@@ -469,6 +469,7 @@ def gate_inputs_many(session: Session, *, requests: Sequence[ContactRequest], at
     infos = _case_infos(session, {r.case_id for r in requests})
     contexts, points_by_debtor = _contexts(session, infos, at)
     out.history = load_histories(session, case_ids=infos, until=at)
+    packs: dict[str, RulePack] = {}
     for request in requests:
         info = infos.get(request.case_id)
         if info is None:
@@ -496,7 +497,7 @@ def gate_inputs_many(session: Session, *, requests: Sequence[ContactRequest], at
             locale=request.locale,
             facts=info.facts,
         )
-        pack = service.rule_pack(info.rule_pack)
+        pack = packs.get(info.rule_pack) or packs.setdefault(info.rule_pack, service.rule_pack(info.rule_pack))
         out.inputs[request.key] = service.GateInputs(
             attempt, out.history[request.case_id], context, pack, info.portfolio_zone
         )
