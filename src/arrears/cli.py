@@ -62,9 +62,6 @@ def settle() -> None:
     collector: it lives until the process ends, so neither the collections during a long command nor the
     one at exit walk it again (the one at exit alone cost a dispatcher about 0.3 s)."""
     gc.freeze()
-    import os, sys
-    if os.environ.get("XSWITCH"):
-        sys.setswitchinterval(float(os.environ["XSWITCH"]))
 
 
 def _engine() -> Any:

@@ -57,10 +57,12 @@ Why a message is never sent twice for one outbox row (and never lost):
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -805,6 +807,20 @@ def _record_every() -> int:
     return int(service.dispatch_settings()["dispatch"]["record_every"])
 
 
+@contextmanager
+def _switch_interval() -> Iterator[None]:
+    """While a dispatcher drains with its sends overlapping the next batch's prepare step, a sending
+    thread whose reply has arrived waits for the interpreter lock held by the rendering thread: a shorter
+    switch interval (``[dispatch] switch_interval_ms``) keeps that wait, repeated at every reply of every
+    message, from bounding the messages in flight."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(float(service.dispatch_settings()["dispatch"]["switch_interval_ms"]) / 1000)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 @dataclass
 class _Pass:
     """A pass between its prepare step (committed) and its sends."""
@@ -968,7 +984,11 @@ def drain(
         if on_pass is not None:
             on_pass(report)
 
-    with SendPool(concurrency or default_concurrency()) as pool, ThreadPoolExecutor(1) as background:
+    with (
+        SendPool(concurrency or default_concurrency()) as pool,
+        ThreadPoolExecutor(1) as background,
+        _switch_interval() if overlap else nullcontext(),
+    ):
         sending: Future[DispatchReport] | None = None
         requeued_at: float | None = None
         while max_passes is None or passes < max_passes:

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from arrears.clock import as_utc
 from arrears.compliance import service
 from arrears.compliance.limitation import LimitationResult
+from arrears.compliance.pack import RulePack
 from arrears.compliance.schemas import (
     AccountState,
     ActiveFlag,
@@ -497,7 +498,9 @@ def gate_inputs_many(session: Session, *, requests: Sequence[ContactRequest], at
             locale=request.locale,
             facts=info.facts,
         )
-        pack = packs.get(info.rule_pack) or packs.setdefault(info.rule_pack, service.rule_pack(info.rule_pack))
+        pack = packs.get(info.rule_pack) or packs.setdefault(
+            info.rule_pack, service.rule_pack(info.rule_pack)
+        )
         out.inputs[request.key] = service.GateInputs(
             attempt, out.history[request.case_id], context, pack, info.portfolio_zone
         )
