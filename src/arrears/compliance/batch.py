@@ -142,7 +142,8 @@ def id_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bo
     stays short (the driver parses and caches a short statement once, a long IN list every time)."""
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))  # type: ignore[no-any-return]
-    return column.in_(list(ids))  # type: ignore[no-any-return]
+    # one expanding parameter, not one bound literal coerced per id
+    return column.in_(bindparam(None, list(ids), type_=column.type, expanding=True))  # type: ignore[no-any-return]
 
 
 def _rows(session: Session, stmt_for: Any, ids: Iterable[int]) -> list[Any]:
