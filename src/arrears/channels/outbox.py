@@ -211,9 +211,8 @@ def _write_first(session: Session) -> None:
     """SQLite: take the write lock before reading, so a concurrent dispatcher's commit makes this one wait
     (busy timeout) instead of failing on a stale read snapshot. PostgreSQL needs nothing."""
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == -1).values(status=OutboxMessage.status)
-        )
+        # a statement that writes (and matches no row) takes the lock; plain SQL, no ORM bulk update
+        session.execute(text("UPDATE outbox_message SET status = status WHERE id = -1"))
 
 
 def requeue_stale(
@@ -311,17 +310,18 @@ def _claim_update(
         due = due.where(OutboxMessage.portfolio_id == portfolio_id)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+    table = OutboxMessage.__table__
+    assert isinstance(table, Table)
+    result = session.execute(  # the table, not the entity: no ORM bulk-update step for a plain UPDATE
+        update(table)
+        .where(table.c.id.in_(due.scalar_subquery()))
         .values(
             status="sending",
             claimed_by=token,
             claimed_at=now,
-            attempts=OutboxMessage.attempts + 1,
+            attempts=table.c.attempts + 1,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
