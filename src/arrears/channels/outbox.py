@@ -57,10 +57,12 @@ Why a message is never sent twice for one outbox row (and never lost):
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -209,9 +211,8 @@ def _write_first(session: Session) -> None:
     """SQLite: take the write lock before reading, so a concurrent dispatcher's commit makes this one wait
     (busy timeout) instead of failing on a stale read snapshot. PostgreSQL needs nothing."""
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == -1).values(status=OutboxMessage.status)
-        )
+        # a statement that writes (and matches no row) takes the lock; plain SQL, no ORM bulk update
+        session.execute(text("UPDATE outbox_message SET status = status WHERE id = -1"))
 
 
 def requeue_stale(
@@ -309,17 +310,18 @@ def _claim_update(
         due = due.where(OutboxMessage.portfolio_id == portfolio_id)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+    table = OutboxMessage.__table__
+    assert isinstance(table, Table)
+    result = session.execute(  # the table, not the entity: no ORM bulk-update step for a plain UPDATE
+        update(table)
+        .where(table.c.id.in_(due.scalar_subquery()))
         .values(
             status="sending",
             claimed_by=token,
             claimed_at=now,
-            attempts=OutboxMessage.attempts + 1,
+            attempts=table.c.attempts + 1,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -403,9 +405,12 @@ def _purpose(kind: tpl.TemplateKind) -> Purpose:
     return Purpose.MESSAGE_PASSING if kind is tpl.TemplateKind.THIRD_PARTY else Purpose.DEBT_COLLECTION
 
 
-def _render(session: Session, drafts: list[_Draft], *, now: datetime, report: DispatchReport) -> list[_Draft]:
+def _render(
+    session: Session, drafts: list[_Draft], *, dead: list[tuple[OutboxMessage, ArrearsError]]
+) -> list[_Draft]:
     """Resolve each draft's template (once per code, channel and locale) and render it with its case's data,
-    loaded for the whole batch at once; drafts that cannot be rendered are dead-lettered."""
+    loaded for the whole batch at once; drafts that cannot be rendered go to ``dead`` (dead-lettered by
+    the caller, in the write transaction: this step only reads)."""
     templates: dict[tuple[int, str, Channel, str], service.ResolvedTemplate | ArrearsError] = {}
     for draft in drafts:
         row = draft.row
@@ -426,9 +431,9 @@ def _render(session: Session, drafts: list[_Draft], *, now: datetime, report: Di
         row = draft.row
         found = templates[(row.portfolio_id, row.template, draft.channel, row.locale)]
         if row.contact_point_id is None:
-            _dead(row, NotFound("no contact point", code="no_contact_point"), now=now, report=report)
+            dead.append((row, NotFound("no contact point", code="no_contact_point")))
         elif isinstance(found, ArrearsError):
-            _dead(row, found, now=now, report=report)
+            dead.append((row, found))
         else:
             draft.resolved = found
             live.append(draft)
@@ -455,7 +460,7 @@ def _render(session: Session, drafts: list[_Draft], *, now: datetime, report: Di
                 raise data
             draft.parts = tpl.render_parts(draft.resolved.template, data.context)
         except ArrearsError as exc:
-            _dead(draft.row, exc, now=now, report=report)
+            dead.append((draft.row, exc))
             continue
         draft.data = data
         # written with the attempt links in one statement (`_prepare_batch`), not by the unit of work
@@ -497,36 +502,63 @@ def _attempt_fields(
     }
 
 
-def _prepare_batch(
-    session: Session,
-    rows: list[OutboxMessage],
-    *,
-    now: datetime,
-    senders: SenderResolver,
-    collector: str,
-    report: DispatchReport,
-) -> list[_Ready]:
-    """Render and gate the claimed rows; return what to send. Rows settled here (deferred, blocked, dead
-    letter) are updated in the session; the caller commits."""
+@dataclass(slots=True)
+class _Rendered:
+    """The read half of a prepare step: what rendered, and what is to be settled in the write half."""
+
+    drafts: list[_Draft]
+    no_sender: list[OutboxMessage]
+    dead: list[tuple[OutboxMessage, ArrearsError]]
+
+
+def _render_batch(
+    session: Session, rows: list[OutboxMessage], *, now: datetime, senders: SenderResolver
+) -> _Rendered:
+    """Resolve the senders and render the claimed rows, reading only: the rows' own changes (deferred,
+    dead letters) are made by `_settle`, in the write transaction that follows."""
     zones = dict(
         session.execute(
             select(Portfolio.id, Portfolio.timezone).where(Portfolio.id.in_({r.portfolio_id for r in rows}))
         ).all()
     )
     drafts: list[_Draft] = []
+    no_sender: list[OutboxMessage] = []
     for row in rows:
         channel = Channel(row.channel)
         sender = senders(session, row.portfolio_id, channel)
         if sender is None:
-            row.status = "queued"
-            row.claimed_by = None
-            row.next_attempt_at = now + lease()
-            row.last_reason = f"no_sender:{channel.value}"
-            report.deferred += 1
+            no_sender.append(row)
             continue
         as_of = to_local(now, zones.get(row.portfolio_id) or "Asia/Shanghai").date()
         drafts.append(_Draft(row, channel, sender, as_of))
-    drafts = _render(session, drafts, now=now, report=report)
+    dead: list[tuple[OutboxMessage, ArrearsError]] = []
+    return _Rendered(_render(session, drafts, dead=dead), no_sender, dead)
+
+
+def _settle(rendered: _Rendered, *, now: datetime, report: DispatchReport) -> None:
+    """The rows the read half could not take further: back to the queue (no sender) or dead letters."""
+    for row in rendered.no_sender:
+        row.status = "queued"
+        row.claimed_by = None
+        row.next_attempt_at = now + lease()
+        row.last_reason = f"no_sender:{Channel(row.channel).value}"
+        report.deferred += 1
+    for row, exc in rendered.dead:
+        _dead(row, exc, now=now, report=report)
+
+
+def _prepare_batch(
+    session: Session,
+    rendered: _Rendered,
+    *,
+    now: datetime,
+    collector: str,
+    report: DispatchReport,
+) -> list[_Ready]:
+    """Gate the rendered rows and record their attempts; return what to send. Rows settled here
+    (deferred, blocked, dead letter) are updated in the session; the caller commits."""
+    _settle(rendered, now=now, report=report)
+    drafts = rendered.drafts
     if not drafts:
         return []
     # The cases are locked before their records are read: an append by anyone else (a collector's call)
@@ -775,6 +807,20 @@ def _record_every() -> int:
     return int(service.dispatch_settings()["dispatch"]["record_every"])
 
 
+@contextmanager
+def _switch_interval() -> Iterator[None]:
+    """While a dispatcher drains with its sends overlapping the next batch's prepare step, a sending
+    thread whose reply has arrived waits for the interpreter lock held by the rendering thread: a shorter
+    switch interval (``[dispatch] switch_interval_ms``) keeps that wait, repeated at every reply of every
+    message, from bounding the messages in flight."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(float(service.dispatch_settings()["dispatch"]["switch_interval_ms"]) / 1000)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 @dataclass
 class _Pass:
     """A pass between its prepare step (committed) and its sends."""
@@ -830,18 +876,22 @@ def _begin(
         )
     if not report.claimed:
         return done
-    with session_factory() as session, session.begin():
-        _write_first(session)
-        rows = list(
-            session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.claimed_by == token, OutboxMessage.status == "sending")
-                .order_by(OutboxMessage.id)
+    with session_factory() as session:
+        # Reading the claimed rows and rendering them (most of the prepare step's work) only reads, so on
+        # SQLite it runs without the write lock and two dispatchers render at the same time; the gate and
+        # the contact record, which must see no other writer, follow in a transaction that holds it.
+        with session.begin(), session.no_autoflush:
+            rows = list(
+                session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.claimed_by == token, OutboxMessage.status == "sending")
+                    .order_by(OutboxMessage.id)
+                )
             )
-        )
-        done.ready = _prepare_batch(
-            session, rows, now=now, senders=resolver, collector=collector, report=report
-        )
+            rendered = _render_batch(session, rows, now=now, senders=resolver)
+        with session.begin():
+            _write_first(session)
+            done.ready = _prepare_batch(session, rendered, now=now, collector=collector, report=report)
     return done
 
 
@@ -934,7 +984,11 @@ def drain(
         if on_pass is not None:
             on_pass(report)
 
-    with SendPool(concurrency or default_concurrency()) as pool, ThreadPoolExecutor(1) as background:
+    with (
+        SendPool(concurrency or default_concurrency()) as pool,
+        ThreadPoolExecutor(1) as background,
+        _switch_interval() if overlap else nullcontext(),
+    ):
         sending: Future[DispatchReport] | None = None
         requeued_at: float | None = None
         while max_passes is None or passes < max_passes:

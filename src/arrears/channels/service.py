@@ -510,6 +510,17 @@ class MessageRequest:
     contact_point_id: int | None = None
 
 
+#: The columns `_message_data` reads of each row `message_contexts` loads.
+_MESSAGE_COLUMNS: dict[type[Any], tuple[str, ...]] = {
+    Case: ("id", "debtor_id", "portfolio_id"),
+    Portfolio: ("id", "creditor_id", "locale", "currency"),
+    Debtor: ("id", "name", "preferred_language", "address"),
+    Creditor: ("id", "name", "phone", "address"),
+    Account: ("id", "case_id", "currency", "due_date", "external_ref", "overdue_amount_minor"),
+    ContactPoint: ("id", "debtor_id", "owner_name", "value", "kind"),
+}
+
+
 def message_contexts(
     session: Session, *, requests: Sequence[MessageRequest]
 ) -> dict[Hashable, MessageData | ArrearsError]:
@@ -519,16 +530,16 @@ def message_contexts(
     """
 
     def load(model: Any, column: Any, ids: Iterable[int | None]) -> list[Any]:
-        # Plain rows: read-only here, and building thousands of ORM instances costs more than the query.
-        # A row answers the same attribute names (accounts also `balance_minor`, as `Account` does).
+        # Plain rows of the columns `_message_data` reads: read-only here, and building thousands of ORM
+        # instances (or converting columns no placeholder uses) costs more than the query. A row answers
+        # the same attribute names (accounts also `balance_minor`, as `Account` does).
+        table = model.__table__
+        columns = [table.c[name] for name in _MESSAGE_COLUMNS[model]]
+        if model is Account:
+            columns.append(Account.balance_minor.label("balance_minor"))
         out: list[Any] = []
         for group in gate_batch.id_groups(session, ids):
-            query = (
-                select(model.__table__, Account.balance_minor.label("balance_minor"))
-                if model is Account
-                else select(model.__table__)
-            )
-            out.extend(session.execute(query.where(gate_batch.id_in(session, column, group))))
+            out.extend(session.execute(select(*columns).where(gate_batch.id_in(session, column, group))))
         return out
 
     cases = {c.id: c for c in load(Case, Case.id, (r.case_id for r in requests))}

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from arrears.clock import as_utc
 from arrears.compliance import service
 from arrears.compliance.limitation import LimitationResult
+from arrears.compliance.pack import RulePack
 from arrears.compliance.schemas import (
     AccountState,
     ActiveFlag,
@@ -141,7 +142,8 @@ def id_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bo
     stays short (the driver parses and caches a short statement once, a long IN list every time)."""
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))  # type: ignore[no-any-return]
-    return column.in_(list(ids))  # type: ignore[no-any-return]
+    # one expanding parameter, not one bound literal coerced per id
+    return column.in_(bindparam(None, list(ids), type_=column.type, expanding=True))  # type: ignore[no-any-return]
 
 
 def _rows(session: Session, stmt_for: Any, ids: Iterable[int]) -> list[Any]:
@@ -469,6 +471,7 @@ def gate_inputs_many(session: Session, *, requests: Sequence[ContactRequest], at
     infos = _case_infos(session, {r.case_id for r in requests})
     contexts, points_by_debtor = _contexts(session, infos, at)
     out.history = load_histories(session, case_ids=infos, until=at)
+    packs: dict[str, RulePack] = {}
     for request in requests:
         info = infos.get(request.case_id)
         if info is None:
@@ -496,7 +499,9 @@ def gate_inputs_many(session: Session, *, requests: Sequence[ContactRequest], at
             locale=request.locale,
             facts=info.facts,
         )
-        pack = service.rule_pack(info.rule_pack)
+        pack = packs.get(info.rule_pack) or packs.setdefault(
+            info.rule_pack, service.rule_pack(info.rule_pack)
+        )
         out.inputs[request.key] = service.GateInputs(
             attempt, out.history[request.case_id], context, pack, info.portfolio_zone
         )

@@ -16,7 +16,7 @@ from channels_db_builders import (
     savepoint_factory,
     sh,
 )
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from arrears.channels import outbox
 from arrears.channels.gateways import load_preset
@@ -220,3 +220,65 @@ def test_rows_stuck_in_sending_are_requeued_only_for_idempotent_senders(
     session.refresh(mail)
     assert later.requeued == 1 and later.stuck == 1 and later.sent == 1
     assert sms.status == "sent" and mail.status == "sending" and forgetful.sent == []
+
+
+def test_rendering_a_claimed_batch_only_reads_and_the_gate_step_settles_what_could_not_render(
+    world: tuple,
+) -> None:
+    """The read half of the prepare step (senders, templates, case data) sends no statement that writes,
+    so on SQLite it needs no write lock; a row that cannot be rendered is dead-lettered in the write half."""
+    session, factory, portfolio = world
+    debts = [make_debt(session, portfolio, n=i) for i in range(3)]
+    good = [queue_message(session, d, channel="sms", planned_for=sh(2026, 3, 5, 10)) for d in debts]
+    bad = queue_message(session, debts[0], channel="email", planned_for=sh(2026, 3, 5, 10), template="nope")
+    session.commit()
+    now = sh(2026, 3, 5, 10, 5)
+    token = "render-test"
+    senders = outbox.FixedSenders({Channel.SMS: _NullSender(), Channel.EMAIL: _NullSender()})
+    with factory() as claiming, claiming.begin():
+        rows = outbox.claim(
+            claiming, token=token, now=now, limit=10, channels=(Channel.SMS, Channel.EMAIL),
+            portfolio_id=portfolio.id,
+        )  # fmt: skip
+    assert len(rows) == 4
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    work = factory()
+    engine = work.get_bind().engine
+    with work.begin():
+        claimed = list(
+            work.scalars(
+                select(OutboxMessage).where(OutboxMessage.claimed_by == token).order_by(OutboxMessage.id)
+            )
+        )
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            with work.no_autoflush:
+                rendered = outbox._render_batch(work, claimed, now=now, senders=senders)
+            work.flush()  # nothing is pending either
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    assert statements and set(statements) <= {"SELECT", "SAVEPOINT", "RELEASE", "WITH"}
+    assert sorted(d.row.id for d in rendered.drafts) == sorted(r.id for r in good)
+    assert [row.id for row, _ in rendered.dead] == [bad.id]
+    assert all(d.parts and "王小明" in d.parts["body"] for d in rendered.drafts)
+
+    report = outbox.DispatchReport()
+    with work.begin():
+        ready = outbox._prepare_batch(work, rendered, now=now, collector="in_house", report=report)
+    work.close()
+    assert len(ready) == 3 and report.dead_lettered == 1
+    session.expire_all()
+    assert session.get(OutboxMessage, bad.id).status == "dead_letter"
+    assert {session.get(OutboxMessage, r.id).contact_attempt_id is not None for r in good} == {True}
+
+
+class _NullSender:
+    idempotent = True
+
+    def send(self, message: OutboundMessage) -> SendResult:  # pragma: no cover - never sent here
+        raise AssertionError("nothing is sent in this test")
