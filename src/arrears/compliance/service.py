@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy import case as case_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from arrears import bulk as table_bulk
 from arrears.clock import as_utc
 from arrears.clock import now as clock_now
 from arrears.compliance.limitation import (
@@ -1226,7 +1227,12 @@ def refresh_limitations(
             pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
             pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
         )
-        bulk.insert_frame(session, "account_limitation", rows.filter(pl.col("_new")).drop("_new"))
+        new = rows.filter(pl.col("_new")).drop("_new")
+        # a portfolio's first refresh fills the table: its index is built once after the load
+        with table_bulk.indexes_deferred(
+            session, ["account_limitation"], rows=new.height, constant={"portfolio_id"}
+        ):
+            bulk.insert_frame(session, "account_limitation", new)
         bulk.insert_frame(
             session,
             "account_limitation",

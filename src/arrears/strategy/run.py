@@ -48,6 +48,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from arrears import bulk as table_bulk
 from arrears import clock
 from arrears.compliance.pack import RulePack, load_pack
 from arrears.errors import Conflict, NotFound, ValidationFailed
@@ -1060,7 +1061,7 @@ def write_partition(
         _json_list("actions").alias("actions"),
         pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
     )
-    bulk.insert_frame(session, "strategy_decision", rows)
+    _append(session, "strategy_decision", rows)
     outcome.decisions += rows.height
     state = decisions.select(
         "account_id",
@@ -1074,7 +1075,7 @@ def write_partition(
     )
     # rows of accounts (and actions) seen for the first time are copied in; only the others are merged
     stored = (decisions["has_state"] == 1).fill_null(False)
-    bulk.insert_frame(session, "account_strategy_state", state.filter(~stored))
+    _append(session, "account_strategy_state", state.filter(~stored))
     # a stored row keeps its pinned stage (a supervisor sets it)
     bulk.update_frame(
         session, "account_strategy_state", state.filter(stored).drop("pinned_stage"), key="account_id"
@@ -1084,7 +1085,7 @@ def write_partition(
         due = planned.select("account_id", "action_key").join(entered, on="account_id", how="left")
         after = next_history(due, history, as_of)
         keys = ["account_id", "action_key"]
-        bulk.insert_frame(session, "account_action_state", after.join(history, on=keys, how="anti"))
+        _append(session, "account_action_state", after.join(history, on=keys, how="anti"))
         bulk.insert_frame(
             session,
             "account_action_state",
@@ -1099,6 +1100,16 @@ def write_partition(
     _write_work_items(
         session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome
     )
+
+
+def _append(session: Session, table: str, rows: pl.DataFrame) -> None:
+    """Append the run's new rows to ``table``. The first run of a portfolio fills nearly empty tables with
+    a row per account or per planned action: then the table's secondary indexes are built once after the
+    load instead of row by row (`arrears.bulk.indexes_deferred`; unique constraints are rebuilt as
+    constraints, so a duplicate still fails the run). A later day's load into a table as large keeps them.
+    """
+    with table_bulk.indexes_deferred(session, [table], rows=rows.height):
+        bulk.insert_frame(session, table, rows)
 
 
 _PENDING_SCHEMA: dict[str, pl.DataType] = {
@@ -1278,7 +1289,7 @@ def _write_outbox(
         stamp.alias("created_at"),
         stamp.alias("updated_at"),
     )
-    bulk.insert_frame(session, "outbox_message", rows)  # decided accounts are skipped: no duplicates
+    _append(session, "outbox_message", rows)  # decided accounts are skipped: no duplicates
     outcome.outbox += rows.height
 
 
@@ -1335,7 +1346,7 @@ def _write_work_items(
         stamp.alias("created_at"),
         stamp.alias("updated_at"),
     )
-    bulk.insert_frame(session, "work_item", rows)
+    _append(session, "work_item", rows)
     outcome.work_items += rows.height
 
 
