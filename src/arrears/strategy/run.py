@@ -280,6 +280,16 @@ def resolve_settings(session: Session, *, portfolio: str | int) -> RunSettings:
 
 # ---------------------------------------------------------------------------------------------- begin
 
+# Memory for each sort and hash of the run's whole-portfolio queries (PostgreSQL), for its transaction
+# only: the server's default (4 MB) sends the joins and sorts of a million rows to temporary files.
+RUN_WORK_MEM = "64MB"
+
+
+def sort_memory(session: Session) -> None:
+    """Give the run's transaction `RUN_WORK_MEM` per sort and hash (PostgreSQL; reset when it ends)."""
+    if bulk.dialect(session) == "postgresql":
+        session.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": RUN_WORK_MEM})
+
 
 def begin_run(
     session: Session,
@@ -296,6 +306,7 @@ def begin_run(
     (`prepare_portfolio`; skipped when ``dry_run``)."""
     if partitions < 1:
         raise ValidationFailed("partitions must be at least 1", code="bad_partitions")
+    sort_memory(session)
     later = session.scalar(
         select(func.max(_state_table().c.decided_on)).where(
             _state_table().c.portfolio_id == settings.portfolio_id
@@ -1108,8 +1119,22 @@ def _append(session: Session, table: str, rows: pl.DataFrame) -> None:
     load instead of row by row (`arrears.bulk.indexes_deferred`; unique constraints are rebuilt as
     constraints, so a duplicate still fails the run). A later day's load into a table as large keeps them.
     """
+    if rows.height < table_bulk.DEFER_INDEXES_MIN_ROWS or _estimated_rows(session, table) >= rows.height:
+        # as large as the load by its statistics: its rows need not be counted, its indexes stay
+        bulk.insert_frame(session, table, rows)
+        return
     with table_bulk.indexes_deferred(session, [table], rows=rows.height):
         bulk.insert_frame(session, table, rows)
+
+
+def _estimated_rows(session: Session, table: str) -> float:
+    """The table's row count as PostgreSQL's statistics last saw it (-1: never counted, or SQLite)."""
+    if bulk.dialect(session) != "postgresql":
+        return -1.0
+    held = session.execute(
+        text("SELECT c.reltuples FROM pg_class c WHERE c.oid = to_regclass(:t)"), {"t": f'"{table}"'}
+    ).scalar()
+    return float(held) if held is not None else -1.0
 
 
 _PENDING_SCHEMA: dict[str, pl.DataType] = {
@@ -1386,6 +1411,7 @@ def run_partition(
     progress: Progress | None = None,
 ) -> PartitionOutcome:
     """Phases 4-8 for one partition of the portfolio's cases; flushes, never commits."""
+    sort_memory(session)
     outcome = PartitionOutcome()
     with _phase(outcome, "snapshot", progress):
         snapshot, history = load_snapshot(
@@ -1516,7 +1542,7 @@ def refresh_statistics(session: Session, outcome: PartitionOutcome) -> list[str]
 
 def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> int:
     """Phase 12: open calls and visits planned for earlier dates expire (today's plan replaces them)."""
-    from sqlalchemy import update
+    from sqlalchemy import literal_column, update
 
     from arrears.models import WorkItem
 
@@ -1524,7 +1550,8 @@ def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, n
         update(WorkItem)
         .where(
             WorkItem.portfolio_id == settings.portfolio_id,
-            WorkItem.status == "open",
+            # a literal: a prepared statement's generic plan can then use the open items' index
+            WorkItem.status == literal_column("'open'"),
             WorkItem.as_of_date < as_of,
             # a legal referral waits for its approval; it is cancelled when it no longer applies
             WorkItem.kind.in_(("call", "visit")),
@@ -1548,6 +1575,7 @@ def finish_run(
     """Phases 9-11: expire stale work items, allocate cases, record the run and release the lock."""
     from arrears.strategy import queue_service
 
+    sort_memory(session)
     as_of = run.as_of_date
     phases = list(run.phases)
     for name, seconds in sorted(outcome.phase_seconds.items(), key=lambda kv: _PHASE_ORDER.index(kv[0])):
