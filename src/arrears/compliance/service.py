@@ -46,7 +46,6 @@ from sqlalchemy import (
 from sqlalchemy import case as case_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from arrears import bulk as table_bulk
 from arrears.clock import as_utc
 from arrears.clock import now as clock_now
 from arrears.compliance.limitation import (
@@ -1227,6 +1226,8 @@ def refresh_limitations(
             pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
             pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
         )
+        from arrears import bulk as table_bulk
+
         new = rows.filter(pl.col("_new")).drop("_new")
         # a portfolio's first refresh fills the table: its index is built once after the load
         with table_bulk.indexes_deferred(
