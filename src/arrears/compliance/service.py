@@ -1226,7 +1226,14 @@ def refresh_limitations(
             pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
             pl.lit(now, pl.Datetime("us", "UTC")).alias("updated_at"),
         )
-        bulk.insert_frame(session, "account_limitation", rows.filter(pl.col("_new")).drop("_new"))
+        from arrears import bulk as table_bulk
+
+        new = rows.filter(pl.col("_new")).drop("_new")
+        # a portfolio's first refresh fills the table: its index is built once after the load
+        with table_bulk.indexes_deferred(
+            session, ["account_limitation"], rows=new.height, constant={"portfolio_id"}
+        ):
+            bulk.insert_frame(session, "account_limitation", new)
         bulk.insert_frame(
             session,
             "account_limitation",

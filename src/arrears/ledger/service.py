@@ -242,7 +242,12 @@ def ensure_opening_postings(
             for c in COMPONENTS
         ]
     ).sort("account_id")
-    bulk.insert_frame(session, "posting", postings)
+    # a portfolio's first run opens every account: into a nearly empty posting table the indexes are
+    # built once after the load (`indexes_deferred`)
+    with table_bulk.indexes_deferred(
+        session, ["posting"], rows=postings.height, ascending={"id"}, constant={"portfolio_id"}
+    ):
+        bulk.insert_frame(session, "posting", postings)
     # An account opened on a day the portfolio's accrual has already passed keeps its own day (the opening
     # day): it has those days still to accrue. The others follow the portfolio (see `Account`).
     watermark = portfolio.ledger_accrued_through

@@ -100,7 +100,8 @@ class AccountStrategyState(Base):
 
     __tablename__ = "account_strategy_state"
     __table_args__ = (
-        Index("ix_account_strategy_state_portfolio_id_decided_on", "portfolio_id", "decided_on"),
+        # not on ``decided_on``: the run moves every row to the date each day, in place (migration 20261206_run5)
+        Index("ix_account_strategy_state_portfolio_id", "portfolio_id"),
     )
 
     # no foreign keys: written in bulk by the daily run from rows it read (migration 20261201_run)
@@ -130,8 +131,10 @@ class StrategyDecision(Base):
 
     __tablename__ = "strategy_decision"
     __table_args__ = (
-        UniqueConstraint("account_id", "as_of_date"),
-        Index("ix_strategy_decision_portfolio_id_as_of_date", "portfolio_id", "as_of_date"),
+        # led by the date: a day's decisions are appended at the right edge (migration 20261206_run5)
+        UniqueConstraint("as_of_date", "account_id"),
+        # a date's decisions of one portfolio (the allocation) or of all (the reports)
+        Index("ix_strategy_decision_as_of_date_portfolio_id", "as_of_date", "portfolio_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -199,14 +202,33 @@ class OutboxMessage(Timestamped, Base):
     delivered_at: Mapped[datetime | None] = mapped_column()
 
 
+WORK_ITEM_COLLECTED = "collector_id IS NOT NULL"
+WORK_ITEM_OPEN = "status = 'open'"
+
+
 class WorkItem(Timestamped, Base):
     """A call or visit for a collector (or a legal referral awaiting approval), with its permitted window."""
 
     __tablename__ = "work_item"
+    # Partial where the rows they are read by are a share of the table (migration 20261206_run5): a
+    # collector's items (legal referrals and unallocated items have no collector), and a portfolio's open
+    # items (the run's expiry, cancellations and collector sync; blocked and finished items are most rows).
     __table_args__ = (
-        Index("ix_work_item_collector_id_status", "collector_id", "status"),
+        Index(
+            "ix_work_item_collector_id_status",
+            "collector_id",
+            "status",
+            postgresql_where=text(WORK_ITEM_COLLECTED),
+            sqlite_where=text(WORK_ITEM_COLLECTED),
+        ),
         Index("ix_work_item_case_id", "case_id"),
-        Index("ix_work_item_portfolio_id_status", "portfolio_id", "status"),
+        Index(
+            "ix_work_item_open",
+            "portfolio_id",
+            "as_of_date",
+            postgresql_where=text(WORK_ITEM_OPEN),
+            sqlite_where=text(WORK_ITEM_OPEN),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

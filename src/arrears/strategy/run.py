@@ -48,6 +48,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from arrears import bulk as table_bulk
 from arrears import clock
 from arrears.compliance.pack import RulePack, load_pack
 from arrears.errors import Conflict, NotFound, ValidationFailed
@@ -279,6 +280,16 @@ def resolve_settings(session: Session, *, portfolio: str | int) -> RunSettings:
 
 # ---------------------------------------------------------------------------------------------- begin
 
+# Memory for each sort and hash of the run's whole-portfolio queries (PostgreSQL), for its transaction
+# only: the server's default (4 MB) sends the joins and sorts of a million rows to temporary files.
+RUN_WORK_MEM = "64MB"
+
+
+def sort_memory(session: Session) -> None:
+    """Give the run's transaction `RUN_WORK_MEM` per sort and hash (PostgreSQL; reset when it ends)."""
+    if bulk.dialect(session) == "postgresql":
+        session.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": RUN_WORK_MEM})
+
 
 def begin_run(
     session: Session,
@@ -295,6 +306,7 @@ def begin_run(
     (`prepare_portfolio`; skipped when ``dry_run``)."""
     if partitions < 1:
         raise ValidationFailed("partitions must be at least 1", code="bad_partitions")
+    sort_memory(session)
     later = session.scalar(
         select(func.max(_state_table().c.decided_on)).where(
             _state_table().c.portfolio_id == settings.portfolio_id
@@ -1060,7 +1072,7 @@ def write_partition(
         _json_list("actions").alias("actions"),
         pl.lit(now, pl.Datetime("us", "UTC")).alias("created_at"),
     )
-    bulk.insert_frame(session, "strategy_decision", rows)
+    _append(session, "strategy_decision", rows)
     outcome.decisions += rows.height
     state = decisions.select(
         "account_id",
@@ -1074,7 +1086,7 @@ def write_partition(
     )
     # rows of accounts (and actions) seen for the first time are copied in; only the others are merged
     stored = (decisions["has_state"] == 1).fill_null(False)
-    bulk.insert_frame(session, "account_strategy_state", state.filter(~stored))
+    _append(session, "account_strategy_state", state.filter(~stored))
     # a stored row keeps its pinned stage (a supervisor sets it)
     bulk.update_frame(
         session, "account_strategy_state", state.filter(stored).drop("pinned_stage"), key="account_id"
@@ -1084,7 +1096,7 @@ def write_partition(
         due = planned.select("account_id", "action_key").join(entered, on="account_id", how="left")
         after = next_history(due, history, as_of)
         keys = ["account_id", "action_key"]
-        bulk.insert_frame(session, "account_action_state", after.join(history, on=keys, how="anti"))
+        _append(session, "account_action_state", after.join(history, on=keys, how="anti"))
         bulk.insert_frame(
             session,
             "account_action_state",
@@ -1099,6 +1111,30 @@ def write_partition(
     _write_work_items(
         session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome
     )
+
+
+def _append(session: Session, table: str, rows: pl.DataFrame) -> None:
+    """Append the run's new rows to ``table``. The first run of a portfolio fills nearly empty tables with
+    a row per account or per planned action: then the table's secondary indexes are built once after the
+    load instead of row by row (`arrears.bulk.indexes_deferred`; unique constraints are rebuilt as
+    constraints, so a duplicate still fails the run). A later day's load into a table as large keeps them.
+    """
+    if rows.height < table_bulk.DEFER_INDEXES_MIN_ROWS or _estimated_rows(session, table) >= rows.height:
+        # as large as the load by its statistics: its rows need not be counted, its indexes stay
+        bulk.insert_frame(session, table, rows)
+        return
+    with table_bulk.indexes_deferred(session, [table], rows=rows.height):
+        bulk.insert_frame(session, table, rows)
+
+
+def _estimated_rows(session: Session, table: str) -> float:
+    """The table's row count as PostgreSQL's statistics last saw it (-1: never counted, or SQLite)."""
+    if bulk.dialect(session) != "postgresql":
+        return -1.0
+    held = session.execute(
+        text("SELECT c.reltuples FROM pg_class c WHERE c.oid = to_regclass(:t)"), {"t": f'"{table}"'}
+    ).scalar()
+    return float(held) if held is not None else -1.0
 
 
 _PENDING_SCHEMA: dict[str, pl.DataType] = {
@@ -1278,7 +1314,7 @@ def _write_outbox(
         stamp.alias("created_at"),
         stamp.alias("updated_at"),
     )
-    bulk.insert_frame(session, "outbox_message", rows)  # decided accounts are skipped: no duplicates
+    _append(session, "outbox_message", rows)  # decided accounts are skipped: no duplicates
     outcome.outbox += rows.height
 
 
@@ -1335,7 +1371,7 @@ def _write_work_items(
         stamp.alias("created_at"),
         stamp.alias("updated_at"),
     )
-    bulk.insert_frame(session, "work_item", rows)
+    _append(session, "work_item", rows)
     outcome.work_items += rows.height
 
 
@@ -1375,6 +1411,7 @@ def run_partition(
     progress: Progress | None = None,
 ) -> PartitionOutcome:
     """Phases 4-8 for one partition of the portfolio's cases; flushes, never commits."""
+    sort_memory(session)
     outcome = PartitionOutcome()
     with _phase(outcome, "snapshot", progress):
         snapshot, history = load_snapshot(
@@ -1505,7 +1542,7 @@ def refresh_statistics(session: Session, outcome: PartitionOutcome) -> list[str]
 
 def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, now: datetime) -> int:
     """Phase 12: open calls and visits planned for earlier dates expire (today's plan replaces them)."""
-    from sqlalchemy import update
+    from sqlalchemy import literal_column, update
 
     from arrears.models import WorkItem
 
@@ -1513,7 +1550,8 @@ def expire_work_items(session: Session, settings: RunSettings, *, as_of: date, n
         update(WorkItem)
         .where(
             WorkItem.portfolio_id == settings.portfolio_id,
-            WorkItem.status == "open",
+            # a literal: a prepared statement's generic plan can then use the open items' index
+            WorkItem.status == literal_column("'open'"),
             WorkItem.as_of_date < as_of,
             # a legal referral waits for its approval; it is cancelled when it no longer applies
             WorkItem.kind.in_(("call", "visit")),
@@ -1537,6 +1575,7 @@ def finish_run(
     """Phases 9-11: expire stale work items, allocate cases, record the run and release the lock."""
     from arrears.strategy import queue_service
 
+    sort_memory(session)
     as_of = run.as_of_date
     phases = list(run.phases)
     for name, seconds in sorted(outcome.phase_seconds.items(), key=lambda kv: _PHASE_ORDER.index(kv[0])):
