@@ -106,13 +106,15 @@ def reserve_ids(session: Session, table: str, n: int) -> pl.Series:
     conn = session.connection()
     if is_postgres(session):
         seq = conn.exec_driver_sql(f"SELECT pg_get_serial_sequence('\"{table}\"', 'id')").scalar_one()
-        buf = bytearray()
-        sql = f"COPY (SELECT nextval('{seq}') FROM generate_series(1, {int(n)})) TO STDOUT"
-        with _driver(session).cursor() as cur, cur.copy(sql) as copy:
-            for block in copy:
-                buf += block
-        ids = pl.read_csv(bytes(buf), has_header=False, new_columns=["id"], schema={"id": pl.Int64})
-        return ids["id"]
+        # the values come back as runs of consecutive ids (one run unless another writer took some
+        # meanwhile), so only a few rows cross the wire whatever ``n`` is
+        runs = conn.exec_driver_sql(
+            "SELECT MIN(v), MAX(v) FROM (SELECT v, v - ROW_NUMBER() OVER (ORDER BY v) AS run"
+            f" FROM (SELECT nextval('{seq}') AS v FROM generate_series(1, {int(n)})) s) r"
+            " GROUP BY run ORDER BY 1"
+        ).all()
+        ids = pl.concat([pl.int_range(int(lo), int(hi) + 1, dtype=pl.Int64, eager=True) for lo, hi in runs])
+        return ids.alias("id")
     top = conn.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').scalar_one()
     return pl.int_range(int(top) + 1, int(top) + 1 + n, dtype=pl.Int64, eager=True).alias("id")
 
@@ -130,27 +132,29 @@ class Index:
     create: str
 
 
-def _secondary_indexes(session: Session, table: str) -> list[Index]:
-    """Each index of ``table`` other than its primary key.
+def _secondary_indexes(session: Session, table: str, *, primary: bool = False) -> list[Index]:
+    """Each index of ``table`` other than its primary key (``primary``: and the primary key too, when
+    no foreign key refers to it; PostgreSQL only).
 
     PostgreSQL: plain indexes and unique constraints that no foreign key depends on. SQLite: the indexes
     created by name (a UNIQUE constraint's automatic index belongs to the table and cannot be dropped).
     """
     conn = session.connection()
     if is_postgres(session):
+        kinds = "'u', 'p'" if primary else "'u'"
         rows = conn.exec_driver_sql(
             "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname,"
             " pg_get_constraintdef(c.oid),"
             " ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)"
             "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)"
             " FROM pg_index i LEFT JOIN pg_constraint c"
-            "  ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype = 'u'"
-            " WHERE i.indrelid = %(t)s::regclass AND NOT i.indisprimary"
+            f"  ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ({kinds})"
+            " WHERE i.indrelid = %(t)s::regclass AND (%(primary)s OR NOT i.indisprimary)"
             "  AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)"
             "  AND NOT EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid"
-            "   AND x.conrelid = i.indrelid AND x.contype NOT IN ('u', 'f'))"
+            f"   AND x.conrelid = i.indrelid AND x.contype NOT IN ({kinds}, 'f'))"
             " ORDER BY 1",
-            {"t": f'"{table}"'},
+            {"t": f'"{table}"', "primary": primary},
         ).all()
         out = []
         for index, index_def, constraint, constraint_def, columns in rows:
@@ -203,7 +207,7 @@ def indexes_deferred(
 
     Filling a B-tree one random key at a time costs far more than one sorted build, so a load of at least
     ``DEFER_INDEXES_MIN_ROWS`` rows into a table holding fewer rows than the load drops the table's indexes
-    (primary keys stay) and rebuilds them after the block. A unique constraint is rebuilt as a constraint:
+    and rebuilds them after the block. A unique constraint is rebuilt as a constraint:
     a duplicate that slipped in fails the rebuild and so the whole transaction, so the guarantee holds; the
     caller should still check its rows for duplicates first, to report them by row rather than by failure.
 
@@ -214,10 +218,13 @@ def indexes_deferred(
     in one statement, in the order given, so two such imports queue rather than deadlock. The builds get
     a larger ``maintenance_work_mem`` for this transaction only.
 
-    An index whose keys arrive in ascending order is cheap to keep: each key lands at the right edge of
-    the B-tree. The caller names the columns the load writes in ascending order (``ascending``, such as ids
-    it assigned) and those with one value for the whole load (``constant``); an index whose first column
-    not in ``constant`` is in ``ascending`` stays.
+    On PostgreSQL every index goes, a primary key too when no foreign key refers to it: even keys that
+    arrive in ascending order cost about twice as much server time kept up row by row as built once after
+    the load. On SQLite an index whose keys arrive in ascending order is cheap to keep (each key lands at
+    the right edge of the B-tree, while a build reads the whole table again): the caller names the
+    columns the load writes in ascending order (``ascending``, such as ids it assigned) and those with one
+    value for the whole load (``constant``); an index whose first column not in ``constant`` is in
+    ``ascending`` stays there.
     """
     chosen = [t for t in tables if not _has_rows(session, t, rows)] if rows >= DEFER_INDEXES_MIN_ROWS else []
     conn = session.connection()
@@ -226,10 +233,11 @@ def indexes_deferred(
         conn.exec_driver_sql(
             "LOCK TABLE " + ", ".join(f'"{t}"' for t in chosen) + " IN ACCESS EXCLUSIVE MODE"
         )
+    postgres = is_postgres(session)
     for table in chosen:
-        for index in _secondary_indexes(session, table):
+        for index in _secondary_indexes(session, table, primary=postgres):
             leading = next((c for c in index.columns if c not in constant), None)
-            if leading in ascending:
+            if leading in ascending and not postgres:
                 continue
             conn.exec_driver_sql(index.drop)
             dropped.append(index)
