@@ -7,8 +7,10 @@ session's connection and so joins the caller's transaction; nothing here commits
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,8 +79,11 @@ def write_frame(
         buf = io.BytesIO()
         df.write_csv(buf, include_header=False, null_value="")
         sql = f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)'
-        with _driver(session).cursor() as cur, cur.copy(sql) as copy:
-            copy.write(buf.getbuffer())
+        pipeline = session.info.get(_PIPELINE)
+        if pipeline is not None:
+            pipeline.put(sql, buf.getbuffer())
+        else:
+            _copy_in(_driver(session), sql, buf.getbuffer())
         return df.height
     prepared = df.with_columns(
         [pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Date()]
@@ -92,6 +97,69 @@ def write_frame(
     finally:
         cur.close()
     return df.height
+
+
+def _copy_in(driver: Any, sql: str, data: memoryview) -> None:
+    with driver.cursor() as cur, cur.copy(sql) as copy:
+        copy.write(data)
+
+
+_PIPELINE = "arrears.bulk.copy_pipeline"
+
+
+class _CopyPipeline:
+    """COPY statements run in order on a thread of their own while the caller prepares the next ones."""
+
+    def __init__(self, driver: Any, depth: int) -> None:
+        self._driver = driver
+        self._queue: queue.Queue[tuple[str, memoryview] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="arrears-copy", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    _copy_in(self._driver, *item)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def put(self, sql: str, data: memoryview) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((sql, data))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+@contextmanager
+def copies_pipelined(session: Session, *, depth: int = 2) -> Iterator[None]:
+    """Within the block, `write_frame` on PostgreSQL hands each COPY to a writer thread and returns.
+
+    The database loads one frame while Python and Polars prepare the next (at most ``depth`` waiting).
+    The block must not use the session's connection otherwise; leaving it waits for every COPY, and a
+    COPY that failed raises there (or at the next `write_frame`). On SQLite the block changes nothing.
+    """
+    if not is_postgres(session) or _PIPELINE in session.info:
+        yield
+        return
+    pipeline = _CopyPipeline(_driver(session), depth)
+    session.info[_PIPELINE] = pipeline
+    try:
+        yield
+    except BaseException:
+        del session.info[_PIPELINE]
+        # the caller's exception is the one to report; the transaction is rolled back anyway
+        with suppress(BaseException):
+            pipeline.close()
+        raise
+    del session.info[_PIPELINE]
+    pipeline.close()
 
 
 def reserve_ids(session: Session, table: str, n: int) -> pl.Series:

@@ -397,3 +397,20 @@ def test_a_duplicate_reaching_a_deferred_unique_index_fails_the_load(
             },
         )
     nested.rollback()
+
+
+def test_pipelined_copies_are_all_written_and_a_failed_one_raises(session: Session) -> None:
+    session.execute(text("CREATE TEMPORARY TABLE pipe_probe (n INTEGER NOT NULL)"))
+    frames = [pl.DataFrame({"n": list(range(i * 1000, (i + 1) * 1000))}) for i in range(5)]
+    with bulk.copies_pipelined(session):
+        written = sum(bulk.write_frame(session, "pipe_probe", f) for f in frames)
+    assert written == 5000
+    assert session.execute(text("SELECT COUNT(*), SUM(n) FROM pipe_probe")).one() == (5000, sum(range(5000)))
+    nested = session.begin_nested()
+    bad = pl.DataFrame({"n": [1, None]}, schema={"n": pl.Int64})
+    refused = (IntegrityError, psycopg.errors.NotNullViolation, sqlite3.IntegrityError)
+    with pytest.raises(refused), bulk.copies_pipelined(session):
+        for f in (frames[0], bad, frames[1]):
+            bulk.write_frame(session, "pipe_probe", f)
+    nested.rollback()
+    assert session.execute(text("SELECT COUNT(*) FROM pipe_probe")).scalar_one() == 5000
