@@ -7,8 +7,10 @@ session's connection and so joins the caller's transaction; nothing here commits
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,8 +79,11 @@ def write_frame(
         buf = io.BytesIO()
         df.write_csv(buf, include_header=False, null_value="")
         sql = f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)'
-        with _driver(session).cursor() as cur, cur.copy(sql) as copy:
-            copy.write(buf.getbuffer())
+        pipeline = session.info.get(_PIPELINE)
+        if pipeline is not None:
+            pipeline.put(sql, buf.getbuffer())
+        else:
+            _copy_in(_driver(session), sql, buf.getbuffer())
         return df.height
     prepared = df.with_columns(
         [pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Date()]
@@ -94,6 +99,69 @@ def write_frame(
     return df.height
 
 
+def _copy_in(driver: Any, sql: str, data: memoryview) -> None:
+    with driver.cursor() as cur, cur.copy(sql) as copy:
+        copy.write(data)
+
+
+_PIPELINE = "arrears.bulk.copy_pipeline"
+
+
+class _CopyPipeline:
+    """COPY statements run in order on a thread of their own while the caller prepares the next ones."""
+
+    def __init__(self, driver: Any, depth: int) -> None:
+        self._driver = driver
+        self._queue: queue.Queue[tuple[str, memoryview] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="arrears-copy", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    _copy_in(self._driver, *item)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def put(self, sql: str, data: memoryview) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((sql, data))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+@contextmanager
+def copies_pipelined(session: Session, *, depth: int = 2) -> Iterator[None]:
+    """Within the block, `write_frame` on PostgreSQL hands each COPY to a writer thread and returns.
+
+    The database loads one frame while Python and Polars prepare the next (at most ``depth`` waiting).
+    The block must not use the session's connection otherwise; leaving it waits for every COPY, and a
+    COPY that failed raises there (or at the next `write_frame`). On SQLite the block changes nothing.
+    """
+    if not is_postgres(session) or _PIPELINE in session.info:
+        yield
+        return
+    pipeline = _CopyPipeline(_driver(session), depth)
+    session.info[_PIPELINE] = pipeline
+    try:
+        yield
+    except BaseException:
+        del session.info[_PIPELINE]
+        # the caller's exception is the one to report; the transaction is rolled back anyway
+        with suppress(BaseException):
+            pipeline.close()
+        raise
+    del session.info[_PIPELINE]
+    pipeline.close()
+
+
 def reserve_ids(session: Session, table: str, n: int) -> pl.Series:
     """``n`` new primary keys for ``table``, assigned here rather than by the database.
 
@@ -106,13 +174,15 @@ def reserve_ids(session: Session, table: str, n: int) -> pl.Series:
     conn = session.connection()
     if is_postgres(session):
         seq = conn.exec_driver_sql(f"SELECT pg_get_serial_sequence('\"{table}\"', 'id')").scalar_one()
-        buf = bytearray()
-        sql = f"COPY (SELECT nextval('{seq}') FROM generate_series(1, {int(n)})) TO STDOUT"
-        with _driver(session).cursor() as cur, cur.copy(sql) as copy:
-            for block in copy:
-                buf += block
-        ids = pl.read_csv(bytes(buf), has_header=False, new_columns=["id"], schema={"id": pl.Int64})
-        return ids["id"]
+        # the values come back as runs of consecutive ids (one run unless another writer took some
+        # meanwhile), so only a few rows cross the wire whatever ``n`` is
+        runs = conn.exec_driver_sql(
+            "SELECT MIN(v), MAX(v) FROM (SELECT v, v - ROW_NUMBER() OVER (ORDER BY v) AS run"
+            f" FROM (SELECT nextval('{seq}') AS v FROM generate_series(1, {int(n)})) s) r"
+            " GROUP BY run ORDER BY 1"
+        ).all()
+        ids = pl.concat([pl.int_range(int(lo), int(hi) + 1, dtype=pl.Int64, eager=True) for lo, hi in runs])
+        return ids.alias("id")
     top = conn.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').scalar_one()
     return pl.int_range(int(top) + 1, int(top) + 1 + n, dtype=pl.Int64, eager=True).alias("id")
 
@@ -130,27 +200,29 @@ class Index:
     create: str
 
 
-def _secondary_indexes(session: Session, table: str) -> list[Index]:
-    """Each index of ``table`` other than its primary key.
+def _secondary_indexes(session: Session, table: str, *, primary: bool = False) -> list[Index]:
+    """Each index of ``table`` other than its primary key (``primary``: and the primary key too, when
+    no foreign key refers to it; PostgreSQL only).
 
     PostgreSQL: plain indexes and unique constraints that no foreign key depends on. SQLite: the indexes
     created by name (a UNIQUE constraint's automatic index belongs to the table and cannot be dropped).
     """
     conn = session.connection()
     if is_postgres(session):
+        kinds = "'u', 'p'" if primary else "'u'"
         rows = conn.exec_driver_sql(
             "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname,"
             " pg_get_constraintdef(c.oid),"
             " ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)"
             "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)"
             " FROM pg_index i LEFT JOIN pg_constraint c"
-            "  ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype = 'u'"
-            " WHERE i.indrelid = %(t)s::regclass AND NOT i.indisprimary"
+            f"  ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ({kinds})"
+            " WHERE i.indrelid = %(t)s::regclass AND (%(primary)s OR NOT i.indisprimary)"
             "  AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)"
             "  AND NOT EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid"
-            "   AND x.conrelid = i.indrelid AND x.contype NOT IN ('u', 'f'))"
+            f"   AND x.conrelid = i.indrelid AND x.contype NOT IN ({kinds}, 'f'))"
             " ORDER BY 1",
-            {"t": f'"{table}"'},
+            {"t": f'"{table}"', "primary": primary},
         ).all()
         out = []
         for index, index_def, constraint, constraint_def, columns in rows:
@@ -203,7 +275,7 @@ def indexes_deferred(
 
     Filling a B-tree one random key at a time costs far more than one sorted build, so a load of at least
     ``DEFER_INDEXES_MIN_ROWS`` rows into a table holding fewer rows than the load drops the table's indexes
-    (primary keys stay) and rebuilds them after the block. A unique constraint is rebuilt as a constraint:
+    and rebuilds them after the block. A unique constraint is rebuilt as a constraint:
     a duplicate that slipped in fails the rebuild and so the whole transaction, so the guarantee holds; the
     caller should still check its rows for duplicates first, to report them by row rather than by failure.
 
@@ -214,10 +286,13 @@ def indexes_deferred(
     in one statement, in the order given, so two such imports queue rather than deadlock. The builds get
     a larger ``maintenance_work_mem`` for this transaction only.
 
-    An index whose keys arrive in ascending order is cheap to keep: each key lands at the right edge of
-    the B-tree. The caller names the columns the load writes in ascending order (``ascending``, such as ids
-    it assigned) and those with one value for the whole load (``constant``); an index whose first column
-    not in ``constant`` is in ``ascending`` stays.
+    On PostgreSQL every index goes, a primary key too when no foreign key refers to it: even keys that
+    arrive in ascending order cost about twice as much server time kept up row by row as built once after
+    the load. On SQLite an index whose keys arrive in ascending order is cheap to keep (each key lands at
+    the right edge of the B-tree, while a build reads the whole table again): the caller names the
+    columns the load writes in ascending order (``ascending``, such as ids it assigned) and those with one
+    value for the whole load (``constant``); an index whose first column not in ``constant`` is in
+    ``ascending`` stays there.
     """
     chosen = [t for t in tables if not _has_rows(session, t, rows)] if rows >= DEFER_INDEXES_MIN_ROWS else []
     conn = session.connection()
@@ -226,10 +301,11 @@ def indexes_deferred(
         conn.exec_driver_sql(
             "LOCK TABLE " + ", ".join(f'"{t}"' for t in chosen) + " IN ACCESS EXCLUSIVE MODE"
         )
+    postgres = is_postgres(session)
     for table in chosen:
-        for index in _secondary_indexes(session, table):
+        for index in _secondary_indexes(session, table, primary=postgres):
             leading = next((c for c in index.columns if c not in constant), None)
-            if leading in ascending:
+            if leading in ascending and not postgres:
                 continue
             conn.exec_driver_sql(index.drop)
             dropped.append(index)

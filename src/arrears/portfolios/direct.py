@@ -223,13 +223,16 @@ def write(
     # the file has been checked for duplicate references and the ids are new, so rebuilding the unique
     # indexes after the load finds nothing (and would fail the import if it did)
     # ids are assigned in ascending order and written so (debtors too when their key's index is deferred)
-    with bulk.indexes_deferred(
-        session,
-        WRITTEN_TABLES,
-        rows=the_plan.rows.height,
-        ascending={"debtor_id", "case_id", "account_id"},
-        constant={"portfolio_id"},
-    ) as deferred:
+    with (
+        bulk.indexes_deferred(
+            session,
+            WRITTEN_TABLES,
+            rows=the_plan.rows.height,
+            ascending={"debtor_id", "case_id", "account_id"},
+            constant={"portfolio_id"},
+        ) as deferred,
+        bulk.copies_pipelined(session),
+    ):
         for path in parts:
             stage = pl.read_ipc(path).drop("debtor_key")  # the plan's key is the resolved one
             if stage.height == 0:
