@@ -293,7 +293,9 @@ def _report(
     )
     print(f"  2 dispatchers / 1 dispatcher (wall clock): {two / wall['outbox 1']:.2f}")
     if dialect == "sqlite":
-        print("  (SQLite: the dispatchers' prepare and result transactions share one write lock)")
+        print(
+            "  (SQLite: the dispatchers' gate and result transactions share one write lock; rendering reads only)"
+        )
 
 
 def main() -> None:
