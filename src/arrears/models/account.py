@@ -25,7 +25,9 @@ class Case(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     portfolio_id: Mapped[int] = mapped_column(Integer)  # portfolio.id (no database FK, see above)
     debtor_id: Mapped[int] = mapped_column(Integer, index=True)  # debtor.id
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
+    # Not indexed: the daily run rewrites stage and collector together, and without an index on either the
+    # update stays on the row's page (PostgreSQL keeps half of each page free for it, fillfactor 50).
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     stage: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
     # A plan on the case was breached on this day and nobody has re-negotiated yet (the daily run reads it).

@@ -1318,6 +1318,39 @@ def _write_outbox(
     outcome.outbox += rows.height
 
 
+#: Task kinds a collector does once per case however many of its accounts call for them.
+PER_CASE_TASKS = ("call_task", "visit_task")
+
+
+def one_call_per_case(tasks: pl.DataFrame) -> pl.DataFrame:
+    """One call (or visit) per case, person and contact point on a day, however many accounts plan it (pure).
+
+    A debtor with several overdue accounts in the portfolio is called once about all of them: the
+    collector's case page shows every account, and a second call the same day would only spend the call
+    cap (CN-2) and the debtor's patience. The task kept is the one that may go ahead (not blocked by the
+    gate), then the highest priority, then the lowest account id; it carries the highest priority of the
+    ones it stands for. Legal referrals stay one per account: each debt is referred on its own. The order
+    of the rows is kept.
+    """
+    merged = pl.col("kind").is_in(PER_CASE_TASKS)
+    keys = ["case_id", "kind", "audience", "contact_point_id"]
+    indexed = tasks.with_row_index("_row")
+    calls = indexed.filter(merged)
+    if calls.height == calls.select(keys).n_unique():
+        return tasks
+    kept = (
+        calls.with_columns(pl.col("priority").fill_null(0).max().over(keys).alias("_top"))
+        .sort(
+            [(pl.col("gate") == "blocked").fill_null(False), pl.col("priority").fill_null(0), "account_id"],
+            descending=[False, True, False],
+        )
+        .unique(subset=keys, keep="first", maintain_order=True)
+        .with_columns(pl.col("_top").cast(tasks.schema["priority"]).alias("priority"))
+        .drop("_top")
+    )
+    return pl.concat([indexed.filter(~merged), kept]).sort("_row").drop("_row")
+
+
 def _write_work_items(
     session: Session,
     settings: RunSettings,
@@ -1328,7 +1361,7 @@ def _write_work_items(
     planned: pl.DataFrame,
     outcome: PartitionOutcome,
 ) -> None:
-    tasks = planned.filter(pl.col("kind").is_in(list(TASK_KINDS)))
+    tasks = one_call_per_case(planned.filter(pl.col("kind").is_in(list(TASK_KINDS))))
     if tasks.height == 0:
         return
     pairs = tasks.select("stage", "dpd").unique()

@@ -54,6 +54,7 @@ class Row:
     email: bool = True
     originated: date | None = None  # with a rate: an account that accrues interest
     rate: str = ""
+    person: int | None = None  # rows with the same person are one debtor (ID number and mobile)
 
 
 @dataclass
@@ -73,8 +74,11 @@ def import_portfolio(
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(HEADERS + (["放款日期", "年利率", "罚息利率"] if accruing else []))
+        people: dict[int, int] = {}
         for r in rows:
             n = next(_serial) + (uuid.uuid4().int % 500) * 1000
+            if r.person is not None:
+                n = people.setdefault(r.person, n)
             extra = [r.originated.isoformat() if r.originated else "", r.rate, r.rate] if accruing else []
             w.writerow(
                 [

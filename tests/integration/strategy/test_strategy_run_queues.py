@@ -135,6 +135,32 @@ def test_work_queue_is_ordered_by_priority_and_claims_respect_window_and_gate(
     assert following is not None and following.account_id == p.ids["small"]
 
 
+def test_a_debtor_with_two_overdue_accounts_is_one_call_in_the_queue(
+    session: Session, tmp_path: Path
+) -> None:
+    rows = [
+        Row("card", DAY0 - timedelta(days=4), amount="800.00", person=1),
+        Row("loan", DAY0 - timedelta(days=5), amount="20000.00", person=1),
+        Row("other", DAY0 - timedelta(days=4), amount="900.00"),
+    ]
+    p = import_portfolio(session, tmp_path, rows, as_of=DAY0)
+    (collector,) = make_collectors(session, 1)
+    daily.run_portfolio(session, portfolio=p.name, as_of=DAY0, now=NOW)
+    case = _case_of(session, p.ids["card"])
+    assert _case_of(session, p.ids["loan"]).id == case.id
+    # both accounts' decisions plan the call; the case gets one
+    planned = session.scalars(
+        select(StrategyDecision).where(StrategyDecision.account_id.in_([p.ids["card"], p.ids["loan"]]))
+    ).all()
+    assert len(planned) == 2 and all(any("call" in a for a in d.actions) for d in planned)
+    calls = session.scalars(
+        select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.kind == "call")
+    ).all()
+    assert len(calls) == 1
+    queue = queue_service.work_queue(session, collector_id=collector, at=TEN_AM)
+    assert sorted(w.case_id for w in queue) == sorted([case.id, _case_of(session, p.ids["other"]).id])
+
+
 def test_no_next_case_says_why_windows_not_open_yet_or_which_rule_blocks(
     session: Session, tmp_path: Path
 ) -> None:
