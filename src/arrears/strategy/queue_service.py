@@ -22,6 +22,7 @@ import polars as pl
 from sqlalchemy import ColumnElement, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
+from arrears import bulk as table_bulk
 from arrears import clock
 from arrears.compliance.pack import load_pack
 from arrears.compliance.rules import decide
@@ -334,7 +335,10 @@ def allocate_portfolio(
             pl.lit(as_of).alias("effective_on"),
             stamp.alias("created_at"),
         )
-        bulk.insert_frame(session, "allocation_event", events)
+        # a portfolio's first allocation gives every case its first collector: into a table holding fewer
+        # events than that, the index is built once after the load
+        with table_bulk.indexes_deferred(session, ["allocation_event"], rows=events.height):
+            bulk.insert_frame(session, "allocation_event", events)
     synced = sync_work_items(session, portfolio_id=portfolio_id, now=now)
     session.flush()
     return AllocationSummary(

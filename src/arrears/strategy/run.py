@@ -1332,23 +1332,26 @@ def one_call_per_case(tasks: pl.DataFrame) -> pl.DataFrame:
     ones it stands for. Legal referrals stay one per account: each debt is referred on its own. The order
     of the rows is kept.
     """
-    merged = pl.col("kind").is_in(PER_CASE_TASKS)
     keys = ["case_id", "kind", "audience", "contact_point_id"]
-    indexed = tasks.with_row_index("_row")
-    calls = indexed.filter(merged)
+    # on a narrow frame of the calls and visits only: the planned rows are wide and a million or more
+    calls = tasks.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), *keys, "gate", "priority", "account_id"
+    ).filter(pl.col("kind").is_in(PER_CASE_TASKS))
     if calls.height == calls.select(keys).n_unique():
         return tasks
     kept = (
-        calls.with_columns(pl.col("priority").fill_null(0).max().over(keys).alias("_top"))
-        .sort(
+        calls.sort(
             [(pl.col("gate") == "blocked").fill_null(False), pl.col("priority").fill_null(0), "account_id"],
             descending=[False, True, False],
         )
-        .unique(subset=keys, keep="first", maintain_order=True)
-        .with_columns(pl.col("_top").cast(tasks.schema["priority"]).alias("priority"))
-        .drop("_top")
+        .group_by(keys, maintain_order=True)
+        .agg(pl.col("_row").first(), pl.col("priority").fill_null(0).max().alias("_top"))
     )
-    return pl.concat([indexed.filter(~merged), kept]).sort("_row").drop("_row")
+    dropped = calls.join(kept.select("_row"), on="_row", how="anti")["_row"]
+    priority = tasks["priority"].cast(pl.Int64).scatter(kept["_row"], kept["_top"])
+    return tasks.with_columns(priority.cast(tasks.schema["priority"])).filter(
+        ~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(dropped.implode())
+    )
 
 
 def _write_work_items(
