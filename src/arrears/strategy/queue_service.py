@@ -14,7 +14,7 @@ Services flush and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -281,12 +281,15 @@ def allocate_portfolio(
     run_id: int | None = None,
     queue_set: QueueSet | None = None,
     order: Mapping[str, int] | None = None,
+    before_sync: Callable[[pl.DataFrame], None] | None = None,
 ) -> AllocationSummary:
     """Bring the portfolio's cases decided on ``as_of`` to their lead stage and allocate them to
     collectors; write only what changes (one update per changed case: stage and collector together).
 
     A case that is not allocated (held, placed, in no queue, nobody with room) loses its collector.
-    ``order`` is the strategies' stage order (`stage_order`), looked up when not given.
+    ``order`` is the strategies' stage order (`stage_order`), looked up when not given. ``before_sync`` is
+    called with the decided cases' ``case_id`` and ``assignee_id`` once they are written, before the open
+    calls and visits are moved to their case's collector (the daily run writes its new items there).
     """
     now = now or clock.now()
     portfolio = session.get(Portfolio, portfolio_id)
@@ -339,6 +342,8 @@ def allocate_portfolio(
         # events than that, the index is built once after the load
         with table_bulk.indexes_deferred(session, ["allocation_event"], rows=events.height):
             bulk.insert_frame(session, "allocation_event", events)
+    if before_sync is not None:
+        before_sync(both.select("case_id", "assignee_id"))
     synced = sync_work_items(session, portfolio_id=portfolio_id, now=now)
     session.flush()
     return AllocationSummary(

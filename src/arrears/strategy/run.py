@@ -21,10 +21,13 @@ per partition of cases (``case_id % partitions``; in-process or one Celery task 
   9. ``plan``        `planned_actions_frame`, contact points chosen, time zones derived
  10. ``gate``        the compliance rules once per group of identical planned contacts (`gate.check_planned`)
  11. ``write``       decisions, strategy state, action history, outbox messages and work items, in bulk
+                     (in one process the work items wait for ``allocate``, which writes them with their
+                     case's new collector instead of moving them after)
 finish (once per run) -- `finish_run`
  12. ``expire``      open work items of earlier dates expire
  13. ``allocate``    each case's lead stage and its collector by queue, written together in one update per
-                     changed case (`queue_service.allocate_portfolio`; placed cases are not allocated)
+                     changed case (`queue_service.allocate_portfolio`; placed cases are not allocated); the
+                     open calls and visits then go to their case's collector
  14. ``record``      the run row's counts and duration; the lock is released
 
 Idempotent per (account, as-of date): the preparation phases change nothing for a date already prepared,
@@ -1044,9 +1047,13 @@ def write_partition(
     planned: pl.DataFrame,
     history: pl.DataFrame,
     outcome: PartitionOutcome,
+    held: list[pl.DataFrame] | None = None,
 ) -> None:
     """Phase 8: decisions, strategy state, action history, outbox and work items, in bulk (the case's
-    stage is written with its collector by the allocation, one update per changed case)."""
+    stage is written with its collector by the allocation, one update per changed case).
+
+    ``held``: the work items are added to this list instead of written; the caller writes them once the
+    allocation has given their cases collectors (`write_held_work_items`)."""
     if decisions.height == 0:
         return
     rows = decisions.select(
@@ -1109,7 +1116,7 @@ def write_partition(
         return
     _write_outbox(session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome)
     _write_work_items(
-        session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome
+        session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome, held=held
     )
 
 
@@ -1363,6 +1370,7 @@ def _write_work_items(
     now: datetime,
     planned: pl.DataFrame,
     outcome: PartitionOutcome,
+    held: list[pl.DataFrame] | None = None,
 ) -> None:
     tasks = one_call_per_case(planned.filter(pl.col("kind").is_in(list(TASK_KINDS))))
     if tasks.height == 0:
@@ -1407,8 +1415,45 @@ def _write_work_items(
         stamp.alias("created_at"),
         stamp.alias("updated_at"),
     )
-    _append(session, "work_item", rows)
+    if held is not None:
+        held.append(rows)
+    else:
+        _append(session, "work_item", rows)
     outcome.work_items += rows.height
+
+
+def write_held_work_items(
+    session: Session, held: list[pl.DataFrame], collectors: pl.DataFrame | None
+) -> None:
+    """Write the work items a single-process run held back until the allocation (see `finish_run`).
+
+    ``collectors``: ``case_id`` and ``assignee_id`` of the cases the allocation decided; their open calls
+    and visits go to that collector (none for a case left unallocated), as `queue_service.sync_work_items`
+    would move them, so no item is written and then moved. Other items keep the collector their case had.
+    """
+    if not held:
+        return
+    rows = pl.concat(held, how="vertical_relaxed") if len(held) > 1 else held[0]
+    held.clear()
+    if collectors is not None and rows.height:
+        decided = collectors.select(
+            "case_id",
+            pl.col("assignee_id").cast(rows.schema["collector_id"]).alias("_to"),
+            pl.lit(True).alias("_in"),
+        )
+        worked = (
+            pl.col("kind").is_in(["call", "visit"])
+            & (pl.col("status") == "open")
+            & pl.col("_in").fill_null(False)
+        )
+        rows = (
+            rows.join(decided, on="case_id", how="left", maintain_order="left")
+            .with_columns(
+                pl.when(worked).then(pl.col("_to")).otherwise(pl.col("collector_id")).alias("collector_id")
+            )
+            .drop("_to", "_in")
+        )
+    _append(session, "work_item", rows)
 
 
 def _count_decisions(decisions: pl.DataFrame, outcome: PartitionOutcome) -> None:
@@ -1445,8 +1490,12 @@ def run_partition(
     partition: int = 0,
     partitions: int = 1,
     progress: Progress | None = None,
+    held: list[pl.DataFrame] | None = None,
 ) -> PartitionOutcome:
-    """Phases 4-8 for one partition of the portfolio's cases; flushes, never commits."""
+    """Phases 4-8 for one partition of the portfolio's cases; flushes, never commits.
+
+    ``held``: the partition's work items are added to this list instead of written (see `write_partition`).
+    """
     sort_memory(session)
     outcome = PartitionOutcome()
     with _phase(outcome, "snapshot", progress):
@@ -1487,6 +1536,7 @@ def run_partition(
             planned=planned,
             history=history,
             outcome=outcome,
+            held=held,
         )
         session.flush()
     return outcome
@@ -1607,8 +1657,13 @@ def finish_run(
     now: datetime,
     started: float,
     progress: Progress | None = None,
+    held: list[pl.DataFrame] | None = None,
 ) -> RunReport:
-    """Phases 9-11: expire stale work items, allocate cases, record the run and release the lock."""
+    """Phases 9-11: expire stale work items, allocate cases, record the run and release the lock.
+
+    ``held``: work items the partitions held back (a run in one process); they are written as soon as the
+    allocation has given their cases collectors, before the open items of other days are moved to them.
+    """
     from arrears.strategy import queue_service
 
     sort_memory(session)
@@ -1654,6 +1709,9 @@ def finish_run(
             run_id=run.id,
             queue_set=settings.queue_set,
             order=stage_order(settings),
+            before_sync=(lambda collectors: write_held_work_items(session, held, collectors))
+            if held
+            else None,
         )
         outcome.case_stage_changes += allocation.stage_changes
         allocation_counts, allocation_changes = allocation.counts, allocation.changes
@@ -1669,6 +1727,8 @@ def finish_run(
                 "detail": f"已由批次 {done_by} 分案 / already allocated for the date by run {done_by}",
             }
         )
+    if held:  # allocation skipped: nothing moves, the items keep their case's collector
+        write_held_work_items(session, held, None)
     if progress:
         progress("allocate", 1, 1)
     duration_ms = int((time.perf_counter() - started) * 1000)
@@ -1762,6 +1822,8 @@ def run_portfolio(
             dry_run=dry_run,
         )
         outcome = PartitionOutcome()
+        # one transaction: the work items wait for the allocation, which gives their cases collectors
+        held: list[pl.DataFrame] = []
         for k in range(partitions):
             outcome = outcome.merge(
                 run_partition(
@@ -1773,9 +1835,12 @@ def run_portfolio(
                     partition=k,
                     partitions=partitions,
                     progress=progress,
+                    held=held,
                 )
             )
-        report = finish_run(session, settings, run, outcome, now=now, started=started, progress=progress)
+        report = finish_run(
+            session, settings, run, outcome, now=now, started=started, progress=progress, held=held
+        )
     except BaseException:
         if savepoint.is_active:
             savepoint.rollback()

@@ -200,7 +200,10 @@ def _compare(engine: Engine, local: str, spread: str, workers: str) -> None:
         assert there.outcome.stage_counts == here.outcome.stage_counts
         assert there.outcome.action_counts == here.outcome.action_counts
         assert there.outcome.blocked_by_rule == here.outcome.blocked_by_rule
-        assert there.changes == here.changes
+        # the same rows either way; the partitions write their calls before the allocation, which then
+        # moves them to their case's collector, while a run in one process writes them after it
+        assert there.changes - there.allocation_changes == here.changes - here.allocation_changes
+        assert there.allocation_changes >= here.allocation_changes
     with Session(engine) as s:
         assert _results(s, spread) == _results(s, local)
         run = s.get(StrategyRun, there.run_id)
