@@ -1329,6 +1329,22 @@ def _write_outbox(
 PER_CASE_TASKS = ("call_task", "visit_task")
 
 
+_PER_CASE_KEYS = ["case_id", "kind", "audience", "contact_point_id"]
+
+
+def _called_today(session: Session, settings: RunSettings, as_of: date) -> pl.DataFrame:
+    """The open calls and visits an earlier run wrote for ``as_of``, by the keys of `one_call_per_case`."""
+    return bulk.read_frame(
+        session,
+        "SELECT case_id, CASE kind WHEN 'call' THEN 'call_task' ELSE 'visit_task' END AS kind, audience,"
+        " contact_point_id FROM work_item"
+        # literals: the open items' partial index on (portfolio, date) serves it
+        f" WHERE portfolio_id = {int(settings.portfolio_id)} AND status = 'open'"
+        f" AND as_of_date = '{as_of.isoformat()}' AND kind IN ('call', 'visit')",
+        {"case_id": pl.Int64(), "kind": pl.String(), "audience": pl.String(), "contact_point_id": pl.Int64()},
+    )
+
+
 def one_call_per_case(tasks: pl.DataFrame) -> pl.DataFrame:
     """One call (or visit) per case, person and contact point on a day, however many accounts plan it (pure).
 
@@ -1337,9 +1353,10 @@ def one_call_per_case(tasks: pl.DataFrame) -> pl.DataFrame:
     cap (CN-2) and the debtor's patience. The task kept is the one that may go ahead (not blocked by the
     gate), then the highest priority, then the lowest account id; it carries the highest priority of the
     ones it stands for. Legal referrals stay one per account: each debt is referred on its own. The order
-    of the rows is kept.
+    of the rows is kept. (Across runs of one date, `_write_work_items` leaves out a call a case already
+    has open for the day.)
     """
-    keys = ["case_id", "kind", "audience", "contact_point_id"]
+    keys = _PER_CASE_KEYS
     # on a narrow frame of the calls and visits only: the planned rows are wide and a million or more
     calls = tasks.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), *keys, "gate", "priority", "account_id"
@@ -1373,6 +1390,11 @@ def _write_work_items(
     held: list[pl.DataFrame] | None = None,
 ) -> None:
     tasks = one_call_per_case(planned.filter(pl.col("kind").is_in(list(TASK_KINDS))))
+    if tasks.height and tasks["kind"].is_in(PER_CASE_TASKS).any():
+        # a later run of the same date (accounts imported since) adds no second call to a case
+        tasks = tasks.join(
+            _called_today(session, settings, as_of), on=_PER_CASE_KEYS, how="anti", nulls_equal=True
+        )
     if tasks.height == 0:
         return
     pairs = tasks.select("stage", "dpd").unique()

@@ -63,18 +63,31 @@ class Portfolio:
     ids: dict[str, int]  # external ref -> account id
 
 
+_PEOPLE: dict[str, dict[int, int]] = {}  # portfolio name -> person -> the number their ID derives from
+
+
 def import_portfolio(
-    session: Session, tmp_path: Path, rows: list[Row], *, as_of: date, prefix: str = "p"
+    session: Session,
+    tmp_path: Path,
+    rows: list[Row],
+    *,
+    as_of: date,
+    prefix: str = "p",
+    into: Portfolio | None = None,
 ) -> Portfolio:
-    """Create a portfolio with a unique name and import ``rows`` through the normal import."""
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    portfolios.create_portfolio(session, name=name, creditor=f"银行-{name}")
-    path = tmp_path / f"{name}.csv"
+    """Create a portfolio with a unique name and import ``rows`` through the normal import (``into``: import
+    them into that portfolio instead; a ``person`` there is the same debtor as before)."""
+    if into is None:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        portfolios.create_portfolio(session, name=name, creditor=f"银行-{name}")
+    else:
+        name = into.name
+    people = _PEOPLE.setdefault(name, {})
+    path = tmp_path / f"{name}-{uuid.uuid4().hex[:6]}.csv"
     accruing = any(r.originated is not None for r in rows)
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(HEADERS + (["放款日期", "年利率", "罚息利率"] if accruing else []))
-        people: dict[int, int] = {}
         for r in rows:
             n = next(_serial) + (uuid.uuid4().int % 500) * 1000
             if r.person is not None:

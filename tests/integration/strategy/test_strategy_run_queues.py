@@ -161,6 +161,35 @@ def test_a_debtor_with_two_overdue_accounts_is_one_call_in_the_queue(
     assert sorted(w.case_id for w in queue) == sorted([case.id, _case_of(session, p.ids["other"]).id])
 
 
+def test_an_account_imported_later_the_same_day_adds_no_second_call_to_its_case(
+    session: Session, tmp_path: Path
+) -> None:
+    p = import_portfolio(session, tmp_path, [Row("card", DAY0 - timedelta(days=4), person=1)], as_of=DAY0)
+    make_collectors(session, 1)
+    daily.run_portfolio(session, portfolio=p.name, as_of=DAY0, now=NOW)
+    later = import_portfolio(
+        session,
+        tmp_path,
+        [Row("loan", DAY0 - timedelta(days=5), amount="30000.00", person=1)],
+        as_of=DAY0,
+        into=p,
+    )
+    case = _case_of(session, later.ids["loan"])
+    assert _case_of(session, p.ids["card"]).id == case.id
+    report = daily.run_portfolio(session, portfolio=p.name, as_of=DAY0, now=NOW + timedelta(minutes=30))
+    assert report.outcome.accounts_evaluated == 1 and report.outcome.accounts_skipped == 1
+    decision = session.scalars(
+        select(StrategyDecision).where(StrategyDecision.account_id == later.ids["loan"])
+    ).one()
+    assert any("call" in a for a in decision.actions)  # planned, but the case has its call for the day
+    calls = session.scalars(
+        select(WorkItem).where(
+            WorkItem.case_id == case.id, WorkItem.kind == "call", WorkItem.status == "open"
+        )
+    ).all()
+    assert [c.account_id for c in calls] == [p.ids["card"]]
+
+
 def test_no_next_case_says_why_windows_not_open_yet_or_which_rule_blocks(
     session: Session, tmp_path: Path
 ) -> None:
