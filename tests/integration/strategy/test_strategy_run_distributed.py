@@ -219,3 +219,32 @@ def _compare(engine: Engine, local: str, spread: str, workers: str) -> None:
         timeout=180,
     )
     assert again.changes == 0 and again.outcome.accounts_skipped == 12
+
+
+def test_in_process_partitions_give_the_results_of_one_part(engine: Engine, tmp_path: Path) -> None:
+    # partitions in one process hold their work items until the allocation; two accounts of one debtor
+    # are one case, so one partition and one call
+    rows = [
+        *_rows(),
+        Row("b0", DAY0 - timedelta(days=4), amount="500.00", person=1),
+        Row("b1", DAY0 - timedelta(days=6), amount="700.00", person=1),
+    ]
+    with db.session_scope(engine) as s:
+        whole = import_portfolio(s, tmp_path, rows, as_of=DAY0, prefix="whole")
+        parts = import_portfolio(s, tmp_path, rows, as_of=DAY0, prefix="parts")
+    with committed_collectors(engine, 2):
+        for k, as_of in enumerate(days(DAY0, 3)):
+            now = NOW + timedelta(days=k)
+            with db.session_scope(engine) as s:
+                one = daily.run_portfolio(s, portfolio=whole.name, as_of=as_of, now=now)
+            with db.session_scope(engine) as s:
+                three = daily.run_portfolio(s, portfolio=parts.name, as_of=as_of, now=now, partitions=3)
+            assert three.changes == one.changes and three.outcome.work_items == one.outcome.work_items
+        with Session(engine) as s:
+            assert _results(s, parts.name) == _results(s, whole.name)
+            both = [whole.ids["b0"], whole.ids["b1"]]
+            calls = s.scalars(
+                select(WorkItem).where(WorkItem.account_id.in_(both), WorkItem.kind == "call")
+            ).all()
+            debtor_calls = [c.as_of_date for c in calls if c.audience == "debtor"]
+            assert len(set(debtor_calls)) == len(debtor_calls) == 3  # one call a day for the two accounts
