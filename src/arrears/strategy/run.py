@@ -1456,7 +1456,6 @@ def write_held_work_items(
     if not held:
         return
     rows = pl.concat(held, how="vertical_relaxed") if len(held) > 1 else held[0]
-    held.clear()
     if collectors is not None and rows.height:
         decided = collectors.select(
             "case_id",
@@ -1749,8 +1748,8 @@ def finish_run(
                 "detail": f"已由批次 {done_by} 分案 / already allocated for the date by run {done_by}",
             }
         )
-    if held:  # allocation skipped: nothing moves, the items keep their case's collector
-        write_held_work_items(session, held, None)
+        if held:  # nothing moves: the items keep their case's collector
+            write_held_work_items(session, held, None)
     if progress:
         progress("allocate", 1, 1)
     duration_ms = int((time.perf_counter() - started) * 1000)
