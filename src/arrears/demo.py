@@ -300,7 +300,7 @@ def prepare_desk(session: Session, *, as_of: date, now: datetime) -> str:
     report = run.run_portfolio(session, portfolio=DEMO_PORTFOLIO, as_of=as_of, now=now, requested_by="demo")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.allocation_counts.items()))
     return (
-        f"daily run 每日批处理 {as_of}: {report.outcome.work_items} calls and visits, "
+        f"daily run 每日批处理 {as_of}: {report.outcome.work_items} work items (calls, visits, legal referrals), "
         f"{report.outcome.outbox} messages planned; allocation 分案: {counts}"
     )
 
