@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -1117,6 +1117,8 @@ class LimitationRefresh:
     time_barred: int
     newly_time_barred: tuple[int, ...]
     changed: int = 0
+    # every account's ``account_id`` and ``time_barred`` as now stored (the daily run reads no more)
+    statuses: pl.DataFrame | None = field(default=None, compare=False, repr=False)
 
 
 # What makes a stored row current: the date, whether it has passed, and what set it (the explanation is
@@ -1250,4 +1252,5 @@ def refresh_limitations(
         time_barred=barred.len(),
         newly_time_barred=tuple(sorted(barred.filter(~barred.is_in(before.implode())).to_list())),
         changed=changed.height + len(gone),
+        statuses=fresh.select("account_id", "time_barred"),
     )

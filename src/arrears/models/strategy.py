@@ -202,8 +202,12 @@ class OutboxMessage(Timestamped, Base):
     delivered_at: Mapped[datetime | None] = mapped_column()
 
 
-WORK_ITEM_COLLECTED = "collector_id IS NOT NULL"
 WORK_ITEM_OPEN = "status = 'open'"
+# Expired items (most of the table before long) are in neither the collector index nor the idempotency
+# key's: an item expires only when a later date's run replaces it, and runs move forward, so no run
+# plans its key again (migration 20261208_expired_items).
+WORK_ITEM_LIVE = "status <> 'expired'"
+WORK_ITEM_COLLECTED = f"collector_id IS NOT NULL AND {WORK_ITEM_LIVE}"
 
 
 class WorkItem(Timestamped, Base):
@@ -222,6 +226,13 @@ class WorkItem(Timestamped, Base):
             sqlite_where=text(WORK_ITEM_COLLECTED),
         ),
         Index("ix_work_item_case_id", "case_id"),
+        Index(
+            "uq_work_item_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text(WORK_ITEM_LIVE),
+            sqlite_where=text(WORK_ITEM_LIVE),
+        ),
         Index(
             "ix_work_item_open",
             "portfolio_id",
@@ -248,7 +259,7 @@ class WorkItem(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(16))  # open, claimed, done, blocked, expired
     window_start_at: Mapped[datetime | None] = mapped_column()
     window_end_at: Mapped[datetime | None] = mapped_column()
-    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
     claimed_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     outcome: Mapped[str | None] = mapped_column(String(32))

@@ -180,34 +180,46 @@ def stage_order(session: Session, portfolio_id: int) -> dict[str, int]:
     return order
 
 
+# What the allocation reads of each decision of the date: ``held`` is 1 when the account had open flags.
+DECIDED_SCHEMA: dict[str, pl.DataType] = {
+    "case_id": pl.Int64(),
+    "account_id": pl.Int64(),
+    "stage": pl.String(),
+    "dpd": pl.Int64(),
+    "priority": pl.Int64(),
+    "product": pl.String(),
+    "held": pl.Int64(),
+}
+
+
 def _allocation_frame(
-    session: Session, *, portfolio_id: int, as_of: date, order: Mapping[str, int]
+    session: Session,
+    *,
+    portfolio_id: int,
+    as_of: date,
+    order: Mapping[str, int],
+    decided: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per case decided on ``as_of``: its stored and its lead stage, and what allocation reads.
 
     The lead stage is that of the case's most overdue account in a stage (ties: strategy order, account
     id); the run writes it together with the collector, so a case row is written once a day at most.
+    ``decided``: every decision of the date (`DECIDED_SCHEMA`), when the caller holds them all; otherwise
+    they are read.
     """
     day = as_of.isoformat()
     pid = int(portfolio_id)
     # The day's decisions, narrow, once: summed per case and ranked for the lead stage here, rather than
     # sorted and grouped by the database and read a second time for the staged ones.
-    decided = bulk.read_frame(
-        session,
-        "SELECT sd.case_id, sd.account_id, sd.stage, sd.dpd, sd.priority, a.product,"
-        " CASE WHEN sd.flags IS NOT NULL AND sd.flags <> '' THEN 1 ELSE 0 END AS held"
-        " FROM strategy_decision sd JOIN account a ON a.id = sd.account_id"
-        f" WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}'",
-        {
-            "case_id": pl.Int64(),
-            "account_id": pl.Int64(),
-            "stage": pl.String(),
-            "dpd": pl.Int64(),
-            "priority": pl.Int64(),
-            "product": pl.String(),
-            "held": pl.Int64(),
-        },
-    )
+    if decided is None:
+        decided = bulk.read_frame(
+            session,
+            "SELECT sd.case_id, sd.account_id, sd.stage, sd.dpd, sd.priority, a.product,"
+            " CASE WHEN sd.flags IS NOT NULL AND sd.flags <> '' THEN 1 ELSE 0 END AS held"
+            " FROM strategy_decision sd JOIN account a ON a.id = sd.account_id"
+            f" WHERE sd.portfolio_id = {pid} AND sd.as_of_date = '{day}'",
+            DECIDED_SCHEMA,
+        )
     per_case = decided.group_by("case_id").agg(
         pl.col("dpd").filter(pl.col("stage").is_not_null()).max().alias("dpd"),
         pl.col("priority").max(),
@@ -282,6 +294,7 @@ def allocate_portfolio(
     queue_set: QueueSet | None = None,
     order: Mapping[str, int] | None = None,
     before_sync: Callable[[pl.DataFrame], None] | None = None,
+    decided: pl.DataFrame | None = None,
 ) -> AllocationSummary:
     """Bring the portfolio's cases decided on ``as_of`` to their lead stage and allocate them to
     collectors; write only what changes (one update per changed case: stage and collector together).
@@ -290,6 +303,8 @@ def allocate_portfolio(
     ``order`` is the strategies' stage order (`stage_order`), looked up when not given. ``before_sync`` is
     called with the decided cases' ``case_id`` and ``assignee_id`` once they are written, before the open
     calls and visits are moved to their case's collector (the daily run writes its new items there).
+    ``decided``: every decision of the date (`DECIDED_SCHEMA`) when the caller holds them (a run in one
+    process that decided every account of the date); they are then not read back.
     """
     now = now or clock.now()
     portfolio = session.get(Portfolio, portfolio_id)
@@ -299,7 +314,7 @@ def allocate_portfolio(
     queue_set = queue_set or portfolio_queue_set(session, portfolio_id)
     if order is None:
         order = stage_order(session, portfolio_id)
-    frame = _allocation_frame(session, portfolio_id=portfolio_id, as_of=as_of, order=order)
+    frame = _allocation_frame(session, portfolio_id=portfolio_id, as_of=as_of, order=order, decided=decided)
     cases = _queue_cases(
         frame, locale=portfolio.locale, creditor=creditor.name if creditor is not None else None
     )

@@ -147,6 +147,22 @@ class RunSettings:
 
 
 @dataclass
+class Carried:
+    """What a run in one process and one transaction hands from one phase to the next instead of writing
+    it and reading it back (`run_portfolio`); a distributed run's workers read what they need.
+
+    ``limitations``: every account's time-barred status as the limitation refresh left it (``account_id``,
+    ``time_barred``), when the refresh computed them; ``work_items``: the partitions' work items, written
+    once the allocation has given their cases collectors (`write_held_work_items`); ``decided``: what the
+    allocation reads of the partitions' decisions (`decided_for_allocation`).
+    """
+
+    limitations: pl.DataFrame | None = None
+    work_items: list[pl.DataFrame] = field(default_factory=list)
+    decided: list[pl.DataFrame] = field(default_factory=list)
+
+
+@dataclass
 class PartitionOutcome:
     """What one partition (or, merged, the whole run) did."""
 
@@ -304,9 +320,10 @@ def begin_run(
     partitions: int = 1,
     requested_by: str | None = None,
     dry_run: bool = False,
+    carried: Carried | None = None,
 ) -> StrategyRun:
     """Phases 1-6: take the portfolio's lock, create the run row, bring the portfolio up to ``as_of``
-    (`prepare_portfolio`; skipped when ``dry_run``)."""
+    (`prepare_portfolio`; skipped when ``dry_run``; ``carried`` receives what the run reads next)."""
     if partitions < 1:
         raise ValidationFailed("partitions must be at least 1", code="bad_partitions")
     sort_memory(session)
@@ -360,7 +377,9 @@ def begin_run(
             code="run_in_progress",
         ) from exc
     phases: list[dict[str, Any]] = [{"name": "lock", "status": "done"}]
-    phases.extend(prepare_portfolio(session, settings, as_of=as_of, now=now, dry_run=dry_run))
+    phases.extend(
+        prepare_portfolio(session, settings, as_of=as_of, now=now, dry_run=dry_run, carried=carried)
+    )
     run.phases = phases
     session.flush()
     return run
@@ -372,7 +391,13 @@ PREPARE_PHASES = ("release_holds", "recall_placements", "accrue", "commitments",
 
 
 def prepare_portfolio(
-    session: Session, settings: RunSettings, *, as_of: date, now: datetime, dry_run: bool = False
+    session: Session,
+    settings: RunSettings,
+    *,
+    as_of: date,
+    now: datetime,
+    dry_run: bool = False,
+    carried: Carried | None = None,
 ) -> list[dict[str, Any]]:
     """Phases 2-6: expired holds released, expired placements recalled, the ledger opened and accrued to
     ``as_of``, promises and plans evaluated against the ledger's payments, limitation dates refreshed.
@@ -380,14 +405,14 @@ def prepare_portfolio(
     Returns one entry per phase for the run row: ``name``, ``status`` (``done`` / ``skipped``),
     ``seconds``, ``counts`` (what the phase saw) and ``changes`` (rows it changed: zero when the date was
     already run). A dry run skips every one of them (they write), so it previews against the state the
-    last real run left.
+    last real run left. ``carried`` receives the limitation statuses the refresh computed.
     """
     steps: dict[str, Callable[[], dict[str, int]]] = {
         "release_holds": lambda: _release_holds(session, settings, as_of=as_of, now=now),
         "recall_placements": lambda: _recall_placements(session, settings, as_of=as_of),
         "accrue": lambda: _accrue(session, settings, as_of=as_of),
         "commitments": lambda: _refresh_commitments(session, settings, as_of=as_of, now=now),
-        "limitation": lambda: _refresh_limitation(session, settings, as_of=as_of),
+        "limitation": lambda: _refresh_limitation(session, settings, as_of=as_of, carried=carried),
     }
     out: list[dict[str, Any]] = []
     analyse_stale(session, INPUT_TABLES)
@@ -475,11 +500,14 @@ def _refresh_commitments(
     }
 
 
-def _refresh_limitation(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
+def _refresh_limitation(
+    session: Session, settings: RunSettings, *, as_of: date, carried: Carried | None = None
+) -> dict[str, int]:
     """CN-20..CN-26 / US-8: the portfolio's limitation dates and time-barred status at ``as_of``.
 
     Only rows that differ are written. A date a run already completed, with a row for every account, is
-    left as that run refreshed it (invariant 4: the second run of a date changes nothing).
+    left as that run refreshed it (invariant 4: the second run of a date changes nothing). ``carried``
+    receives every account's status when they were computed.
     """
     from arrears.compliance.service import refresh_limitations
 
@@ -506,6 +534,8 @@ def _refresh_limitation(session: Session, settings: RunSettings, *, as_of: date)
         if rows >= accounts:
             return {"accounts": rows, "time_barred": barred, "changes": 0}
     result = refresh_limitations(session, portfolio_id=pid, as_of=as_of)
+    if carried is not None:
+        carried.limitations = result.statuses
     return {
         "accounts": result.accounts,
         "time_barred": result.time_barred,
@@ -549,6 +579,7 @@ def load_snapshot(
     partitions: int = 1,
     account_id: int | None = None,
     include_decided: bool = False,
+    limitations: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Phase 4: the accounts to decide on ``as_of``, one row each, as `evaluate_frame` wants them.
 
@@ -556,6 +587,7 @@ def load_snapshot(
     (open flags: not cleared, not expired on the date) and the ``last_on:`` / ``count:`` history columns
     of every action key. Returns
     the frame and the stored action history (long: ``account_id``, ``action_key``, ``last_on``, ``times``).
+    ``limitations``: the portfolio's time-barred statuses when the caller holds them (`Carried`), else read.
     """
     seams = ", ".join(f"{sql} AS {name}" for name, (sql, _dtype) in SNAPSHOT_SEAMS.items())
     # active accounts, and a settled account once more while it still holds a stage (it exits: paid)
@@ -603,7 +635,7 @@ def load_snapshot(
         frame,
         promises=load_promises(session, scope),
         plans=load_plans(session, scope),
-        limitations=load_limitations(session, scope),
+        limitations=load_limitations(session, scope) if limitations is None else limitations,
         contacts=load_last_rpc(session, scope, as_of=as_of, zone=settings.timezone),
         as_of=as_of,
     )
@@ -1511,17 +1543,23 @@ def run_partition(
     partition: int = 0,
     partitions: int = 1,
     progress: Progress | None = None,
-    held: list[pl.DataFrame] | None = None,
+    carried: Carried | None = None,
 ) -> PartitionOutcome:
     """Phases 4-8 for one partition of the portfolio's cases; flushes, never commits.
 
-    ``held``: the partition's work items are added to this list instead of written (see `write_partition`).
+    ``carried``: the limitation statuses are taken from it rather than read, and the partition's work items
+    and what the allocation reads of its decisions are added to it instead of written or read back.
     """
     sort_memory(session)
     outcome = PartitionOutcome()
     with _phase(outcome, "snapshot", progress):
         snapshot, history = load_snapshot(
-            session, settings, as_of=as_of, partition=partition, partitions=partitions
+            session,
+            settings,
+            as_of=as_of,
+            partition=partition,
+            partitions=partitions,
+            limitations=carried.limitations if carried is not None else None,
         )
         outcome.accounts_skipped = _count_decided(session, settings, as_of, partition, partitions)
     outcome.accounts_evaluated = snapshot.height
@@ -1531,6 +1569,8 @@ def run_partition(
         decisions, planned = evaluate_snapshot(settings, snapshot, as_of=as_of, outcome=outcome)
         if decisions.height:
             _count_decisions(decisions, outcome)
+            if carried is not None:
+                carried.decided.append(decided_for_allocation(decisions))
     with _phase(outcome, "plan", progress):
         if planned.height:
             contacts = load_contact_points(
@@ -1557,10 +1597,21 @@ def run_partition(
             planned=planned,
             history=history,
             outcome=outcome,
-            held=held,
+            held=carried.work_items if carried is not None else None,
         )
         session.flush()
     return outcome
+
+
+def decided_for_allocation(decisions: pl.DataFrame) -> pl.DataFrame:
+    """What the allocation reads of the decisions (`queue_service.DECIDED_SCHEMA`), as it would read the
+    stored rows back: ``held`` is 1 for an account with open flags (pure)."""
+    from arrears.strategy.queue_service import DECIDED_SCHEMA
+
+    held = (pl.col("flags").list.len() > 0).fill_null(False).cast(pl.Int64)
+    return decisions.select(
+        *(pl.col(c).cast(DECIDED_SCHEMA[c]) for c in DECIDED_SCHEMA if c != "held"), held.alias("held")
+    )
 
 
 def _count_decided(
@@ -1678,16 +1729,20 @@ def finish_run(
     now: datetime,
     started: float,
     progress: Progress | None = None,
-    held: list[pl.DataFrame] | None = None,
+    carried: Carried | None = None,
 ) -> RunReport:
     """Phases 9-11: expire stale work items, allocate cases, record the run and release the lock.
 
-    ``held``: work items the partitions held back (a run in one process); they are written as soon as the
-    allocation has given their cases collectors, before the open items of other days are moved to them.
+    ``carried`` (a run in one process): its work items are written as soon as the allocation has given
+    their cases collectors, before the open items of other days are moved to them; its decisions are the
+    allocation's when they are all of the date's (no account was decided by an earlier run of it), else
+    the allocation reads them.
     """
     from arrears.strategy import queue_service
 
     sort_memory(session)
+    held = carried.work_items if carried is not None else None
+    decided = carried.decided if carried is not None else None
     as_of = run.as_of_date
     phases = list(run.phases)
     for name, seconds in sorted(outcome.phase_seconds.items(), key=lambda kv: _PHASE_ORDER.index(kv[0])):
@@ -1732,6 +1787,9 @@ def finish_run(
             order=stage_order(settings),
             before_sync=(lambda collectors: write_held_work_items(session, held, collectors))
             if held
+            else None,
+            decided=pl.concat(decided, how="vertical_relaxed")
+            if decided and outcome.accounts_skipped == 0
             else None,
         )
         outcome.case_stage_changes += allocation.stage_changes
@@ -1833,6 +1891,9 @@ def run_portfolio(
     settings = resolve_settings(session, portfolio=portfolio)
     savepoint = session.begin_nested()
     try:
+        # one transaction: the phases hand on what they computed (`Carried`), and the work items wait
+        # for the allocation, which gives their cases collectors
+        carried = Carried()
         run = begin_run(
             session,
             settings,
@@ -1841,10 +1902,9 @@ def run_portfolio(
             partitions=partitions,
             requested_by=requested_by,
             dry_run=dry_run,
+            carried=carried,
         )
         outcome = PartitionOutcome()
-        # one transaction: the work items wait for the allocation, which gives their cases collectors
-        held: list[pl.DataFrame] = []
         for k in range(partitions):
             outcome = outcome.merge(
                 run_partition(
@@ -1856,11 +1916,18 @@ def run_portfolio(
                     partition=k,
                     partitions=partitions,
                     progress=progress,
-                    held=held,
+                    carried=carried,
                 )
             )
         report = finish_run(
-            session, settings, run, outcome, now=now, started=started, progress=progress, held=held
+            session,
+            settings,
+            run,
+            outcome,
+            now=now,
+            started=started,
+            progress=progress,
+            carried=carried,
         )
     except BaseException:
         if savepoint.is_active:

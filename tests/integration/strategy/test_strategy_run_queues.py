@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from strategy_builders import DAY0, Row, days, import_portfolio, make_collectors
 
@@ -267,3 +268,67 @@ def test_champion_challenger_split_is_stable_and_recorded(
             assert d.challenger_share_bp == 3000
             assert arms.setdefault(d.account_id, d.arm or "") == d.arm  # the same arm every day
     assert set(arms.values()) == {"champion", "challenger"}
+
+
+def _copy_of(item: WorkItem, **changes: object) -> WorkItem:
+    columns = {c.key: getattr(item, c.key) for c in WorkItem.__table__.columns if c.key != "id"}
+    return WorkItem(**{**columns, **changes})
+
+
+def test_a_live_work_items_key_is_unique_and_an_expired_one_leaves_the_index(
+    session: Session, tmp_path: Path
+) -> None:
+    p = import_portfolio(session, tmp_path, [Row("x", DAY0 - timedelta(days=2))], as_of=DAY0)
+    make_collectors(session, 1)
+    daily.run_portfolio(session, portfolio=p.name, as_of=DAY0, now=NOW)
+    first = session.scalars(
+        select(WorkItem).where(
+            WorkItem.account_id == p.ids["x"], WorkItem.kind == "call", WorkItem.status == "open"
+        )
+    ).first()
+    assert first is not None
+    # the run never writes a key twice; a second row with a live item's key is refused by the database
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.add(_copy_of(first))
+    daily.run_portfolio(
+        session, portfolio=p.name, as_of=DAY0 + timedelta(days=1), now=NOW + timedelta(days=1)
+    )
+    session.refresh(first)
+    assert first.status == "expired"
+    # expired: a later date's run replaced it, and no run goes back to its date; its key is out of the
+    # unique index (it is most of the table's rows, rewritten each day), and so out of its upkeep
+    with session.begin_nested():
+        session.add(_copy_of(first, status="expired"))
+    assert (
+        len(session.scalars(select(WorkItem).where(WorkItem.idempotency_key == first.idempotency_key)).all())
+        == 2
+    )
+
+
+def test_the_allocation_reads_the_same_decisions_a_run_hands_it_as_it_reads_back(
+    session: Session, tmp_path: Path
+) -> None:
+    rows = [
+        Row("a1", DAY0 - timedelta(days=3), person=1),
+        Row("a2", DAY0 - timedelta(days=12), person=1),
+        Row("held", DAY0 - timedelta(days=4), hold="投诉"),
+        Row("early", DAY0 - timedelta(days=1)),
+        Row("current", DAY0 + timedelta(days=5)),
+    ]
+    p = import_portfolio(session, tmp_path, rows, as_of=DAY0)
+    make_collectors(session, 2)
+    daily.run_portfolio(session, portfolio=p.name, as_of=DAY0, now=NOW)
+    settings = daily.resolve_settings(session, portfolio=p.name)
+    # the date's decisions again, as the run made them in memory
+    snapshot, _history = daily.load_snapshot(session, settings, as_of=DAY0, include_decided=True)
+    decisions, _planned = daily.evaluate_snapshot(
+        settings, snapshot, as_of=DAY0, outcome=daily.PartitionOutcome()
+    )
+    handed = daily.decided_for_allocation(decisions)
+    assert handed["held"].sum() == 1
+    pid, order = settings.portfolio_id, daily.stage_order(settings)
+    read = queue_service._allocation_frame(session, portfolio_id=pid, as_of=DAY0, order=order)
+    given = queue_service._allocation_frame(
+        session, portfolio_id=pid, as_of=DAY0, order=order, decided=handed
+    )
+    assert read.height == 4 and given.equals(read)

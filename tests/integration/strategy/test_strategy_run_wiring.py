@@ -18,6 +18,7 @@ from strategy_builders import DAY0, Portfolio, Row, days, import_portfolio, make
 from arrears.agencies import service as agencies
 from arrears.arrangements import service as arrangements
 from arrears.arrangements.quote import InstalmentRequest
+from arrears.compliance.service import refresh_limitations
 from arrears.holds import service as holds
 from arrears.ledger import service as ledger
 from arrears.models import (
@@ -286,6 +287,13 @@ def test_a_time_barred_account_gets_no_legal_referral_cn_22(session: Session, tm
     assert list(session.scalars(referrals)) == [p.ids["live"]]
     phase = next(ph for ph in session.get(StrategyRun, report.run_id).phases if ph["name"] == "limitation")  # type: ignore[union-attr]
     assert phase["status"] == "done" and phase["counts"]["time_barred"] == 1
+    # the run takes the statuses from the refresh instead of reading them back: they are the stored ones
+    pid = _portfolio_id(session, p)
+    refreshed = refresh_limitations(session, portfolio_id=pid, as_of=DAY0 + timedelta(days=1))
+    assert refreshed.statuses is not None
+    stored = daily.load_limitations(session, f"a.portfolio_id = {pid}")
+    assert refreshed.statuses.sort("account_id").equals(stored.sort("account_id"))
+    assert dict(stored.iter_rows()) == {p.ids["barred"]: True, p.ids["live"]: False}
 
 
 def _accrual_postings(session: Session, account_id: int) -> list[tuple[date, str]]:
