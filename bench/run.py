@@ -18,8 +18,9 @@ The phases are the run's own (`arrears.strategy.run`). ``accrue`` is the ledger'
 daily accrual, an update of every account row each day; its share of each run is printed on its own
 line, since it is the ledger's cost rather than the strategy's. ``limitation`` rewrites only the rows
 whose limitation date or status changed, so after the first run it writes the accounts that became
-time-barred that day; ``write`` appends a decision per account and moves each account's strategy state
-to the date (both in the floor); ``allocate`` writes only the cases whose stage or collector changed.
+time-barred that day; ``write`` appends a decision per account and writes the strategy states that
+moved (another stage, entry date or strategy; both in the floor); ``allocate`` writes only the cases
+whose stage or collector changed.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ INPUTS = [
 APPENDED = ["strategy_decision", "outbox_message", "work_item", "allocation_event", "posting"]
 # Inserted or updated by the run: the rows it touched, told by the run's date or time.
 TOUCHED = {
-    "account_strategy_state": "decided_on = '{day}'",
+    "account_strategy_state": "changed_on = '{day}'",
     "account_action_state": "last_on = '{day}'",
     "account_limitation": "as_of = '{day}'",
     "case": "updated_at = '{now}'",

@@ -70,7 +70,7 @@ def test_a_compliance_officer_finds_a_night_call_blocked_by_cn1_and_the_case_cha
     expect(collector).to_have_url(re.compile(r"/cases/\d+"))
     case_id = re.search(r"/cases/(\d+)", collector.url).group(1)  # type: ignore[union-attr]
     form = collector.get_by_test_id("attempt-form")
-    form.locator("input[name=started_at]").fill("2026-03-02T22:30")
+    form.locator("input[name=started_at]").fill("2026-03-01T22:30")  # last night
     form.locator("select[name=outcome]").select_option("no_answer")
     form.locator("button[type=submit]").click()
     expect(collector.get_by_test_id("blocked-result")).to_contain_text("CN-1")
@@ -79,7 +79,7 @@ def test_a_compliance_officer_finds_a_night_call_blocked_by_cn1_and_the_case_cha
     sign_in(officer, server, "compliance")
     officer.goto(f"{server}/compliance/contacts?decision=blocked&rule=CN-1")
     table = officer.get_by_test_id("contacts")
-    row = table.locator("tr", has_text="2026-03-02 22:30").first
+    row = table.locator("tr", has_text="2026-03-01 22:30").first
     expect(row).to_contain_text("CN-1")
     expect(officer.get_by_test_id("blocked-by-rule")).to_contain_text("CN-1")
     officer.screenshot(path=str(ARTIFACTS / "22-compliance-contacts.png"), full_page=True)

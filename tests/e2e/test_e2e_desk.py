@@ -56,10 +56,10 @@ def test_a_collectors_journey_sign_in_next_case_blocked_call_outcome_promise_pay
     expect(panel).to_contain_text("2026-03-03 08:00")
     page.screenshot(path=str(ARTIFACTS / "04-call-blocked-2230.png"), full_page=True)
 
-    # a call logged at 22:30 is refused and recorded as blocked
+    # a call logged as made at 22:30 last night is refused and recorded as blocked
     page.goto(case_url)
     form = page.get_by_test_id("attempt-form")
-    form.locator("input[name=started_at]").fill("2026-03-02T22:30")
+    form.locator("input[name=started_at]").fill("2026-03-01T22:30")
     form.locator("select[name=outcome]").select_option("no_answer")
     form.locator("button[type=submit]").click()
     expect(page.get_by_test_id("blocked-result")).to_contain_text("CN-1")

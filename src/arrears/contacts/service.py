@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar, cast
 
@@ -49,6 +49,10 @@ from arrears.models import (
 from arrears.models import ContactPoint as ContactPointRow
 
 _V = TypeVar("_V", bound=StrEnum)
+
+# How far an attempt's start may lie after the moment it is recorded: the clocks of a collector's
+# device and of the server differ by a little.
+CLOCK_TOLERANCE = timedelta(minutes=5)
 
 # Fields a correction may change; the gate's decision, the time and the channel are facts of the attempt.
 CORRECTABLE = frozenset(
@@ -131,12 +135,15 @@ def record_attempt(
     evidence_ref: str | None = None,
     template_kind: TemplateKind | None = None,
     locale: str | None = None,
+    recorded_at: datetime | None = None,
 ) -> RecordedAttempt:
     """Record a contact attempt; an outbound one passes the compliance gate at ``started_at`` first.
 
     A blocked attempt is stored too, with outcome ``blocked``, ``allowed`` false and the blocking rule
     ids; the caller decides how to answer (the API answers 409 with the decision). ``account_ids`` empty
-    means every account of the case.
+    means every account of the case. ``recorded_at`` (the moment of the request that records it): an
+    attempt that would start after it, beyond `CLOCK_TOLERANCE`, is refused; a record says what happened
+    (what the gate would say of a later moment is the what-if check's question).
     """
     channel, outcome, direction, purpose = (
         Channel(channel),
@@ -150,6 +157,12 @@ def record_attempt(
             code="bad_outcome",
         )
     started_at = as_utc(started_at)
+    if recorded_at is not None and started_at > as_utc(recorded_at) + CLOCK_TOLERANCE:
+        raise ValidationFailed(
+            f"开始时间 {started_at:%Y-%m-%d %H:%M} UTC 晚于现在，只能记录已发生的联系 / started_at"
+            f" {started_at:%Y-%m-%d %H:%M} UTC is in the future: only an attempt that happened can be recorded",
+            code="attempt_in_future",
+        )
     if ended_at is not None and as_utc(ended_at) < started_at:
         raise ValidationFailed("ended_at is before started_at / 结束时间早于开始时间", code="bad_times")
     _lock_case(session, case_id)

@@ -96,13 +96,12 @@ class PortfolioStrategy(Timestamped, Base):
 
 
 class AccountStrategyState(Base):
-    """An account's place in its strategy after the last run: stage, since when, the date decided."""
+    """An account's place in its strategy after the last run: strategy, stage, since when; ``changed_on``
+    and ``run_id`` tell the run that last moved it (a run writes only the rows whose place changed; what
+    was decided each day is in ``strategy_decision``)."""
 
     __tablename__ = "account_strategy_state"
-    __table_args__ = (
-        # not on ``decided_on``: the run moves every row to the date each day, in place (migration 20261206_run5)
-        Index("ix_account_strategy_state_portfolio_id", "portfolio_id"),
-    )
+    __table_args__ = (Index("ix_account_strategy_state_portfolio_id", "portfolio_id"),)
 
     # no foreign keys: written in bulk by the daily run from rows it read (migration 20261201_run)
     account_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -111,7 +110,7 @@ class AccountStrategyState(Base):
     stage: Mapped[str | None] = mapped_column(String(32))
     stage_entered_on: Mapped[date | None] = mapped_column(Date)
     pinned_stage: Mapped[str | None] = mapped_column(String(32))  # set by hand by a supervisor
-    decided_on: Mapped[date] = mapped_column(Date)
+    changed_on: Mapped[date] = mapped_column(Date)
     run_id: Mapped[int | None] = mapped_column(Integer)
 
 

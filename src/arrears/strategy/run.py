@@ -59,6 +59,7 @@ from arrears.models import (
     Creditor,
     Portfolio,
     PortfolioStrategy,
+    StrategyDecision,
     StrategyRun,
     StrategyRunLock,
 )
@@ -115,6 +116,7 @@ _SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "debtor_address": pl.String(),
     "renegotiate_since": pl.Date(),
     "has_state": pl.Int64(),  # 1: the account has a strategy state row (written by an earlier run)
+    "stored_strategy": pl.String(),  # the state row's strategy (the arm's may differ)
     **{name: dtype for name, (_sql, dtype) in SNAPSHOT_SEAMS.items()},
 }
 
@@ -327,10 +329,12 @@ def begin_run(
     if partitions < 1:
         raise ValidationFailed("partitions must be at least 1", code="bad_partitions")
     sort_memory(session)
+    # the portfolio's latest decision: read backwards along the (date, portfolio) index, first match
     later = session.scalar(
-        select(func.max(_state_table().c.decided_on)).where(
-            _state_table().c.portfolio_id == settings.portfolio_id
-        )
+        select(StrategyDecision.as_of_date)
+        .where(StrategyDecision.portfolio_id == settings.portfolio_id)
+        .order_by(StrategyDecision.as_of_date.desc())
+        .limit(1)
     )
     if later is not None and later > as_of:
         raise Conflict(
@@ -544,12 +548,6 @@ def _refresh_limitation(
     }
 
 
-def _state_table() -> Any:
-    from arrears.models import AccountStrategyState
-
-    return AccountStrategyState.__table__
-
-
 # ---------------------------------------------------------------------------------------------- partition
 
 
@@ -599,7 +597,11 @@ def load_snapshot(
     if account_id is not None:
         where += f" AND a.id = {int(account_id)}"
     if not include_decided:
-        where += f" AND (s.decided_on IS NULL OR s.decided_on < '{as_of.isoformat()}')"
+        # an account decided for the date has its decision (one per account and date: a unique index)
+        where += (
+            " AND NOT EXISTS (SELECT 1 FROM strategy_decision sd"
+            f" WHERE sd.as_of_date = '{as_of.isoformat()}' AND sd.account_id = a.id)"
+        )
     sql = (
         "SELECT a.id AS account_id, a.case_id, a.debtor_id, a.product, a.currency,"
         # the ledger's cached balances (kept with the postings in the same transaction)
@@ -607,7 +609,7 @@ def load_snapshot(
         " a.due_date, a.overdue_amount_minor, s.stage, s.stage_entered_on, s.pinned_stage, c.stage AS case_stage, c.assignee_id AS case_assignee,"
         " d.timezone AS debtor_zone, d.preferred_language AS language, d.address AS debtor_address,"
         " c.needs_renegotiation_since AS renegotiate_since,"
-        f" CASE WHEN s.account_id IS NULL THEN 0 ELSE 1 END AS has_state, {seams}"
+        f" CASE WHEN s.account_id IS NULL THEN 0 ELSE 1 END AS has_state, s.strategy AS stored_strategy, {seams}"
         ' FROM account a JOIN "case" c ON c.id = a.case_id JOIN debtor d ON d.id = a.debtor_id'
         " LEFT JOIN account_strategy_state s ON s.account_id = a.id"
         f" WHERE {where} ORDER BY a.id"
@@ -889,6 +891,8 @@ def evaluate_snapshot(
             "case_assignee",
             "pinned_stage",
             "has_state",
+            "stored_strategy",
+            pl.col("stage_entered_on").alias("stored_entered_on"),
         )
         decided = result.join(attributes, on="account_id", how="left", maintain_order="left").with_columns(
             pl.lit(strategy.version).alias("strategy_version")
@@ -1120,15 +1124,19 @@ def write_partition(
         "stage",
         "stage_entered_on",
         "pinned_stage",
-        pl.lit(as_of).alias("decided_on"),
+        pl.lit(as_of).alias("changed_on"),
         pl.lit(run_id, pl.Int64()).alias("run_id"),
     )
-    # rows of accounts (and actions) seen for the first time are copied in; only the others are merged
+    # rows of accounts (and actions) seen for the first time are copied in; of the others only those whose
+    # strategy, stage or entry date moved are written (most accounts stay where they were from day to day)
     stored = (decisions["has_state"] == 1).fill_null(False)
     _append(session, "account_strategy_state", state.filter(~stored))
     # a stored row keeps its pinned stage (a supervisor sets it)
     bulk.update_frame(
-        session, "account_strategy_state", state.filter(stored).drop("pinned_stage"), key="account_id"
+        session,
+        "account_strategy_state",
+        state.filter(stored & state_moved(decisions)).drop("pinned_stage"),
+        key="account_id",
     )
     if planned.height:
         entered = decisions.select("account_id", pl.col("stage_entered_on").alias("_entered"))
@@ -1150,6 +1158,18 @@ def write_partition(
     _write_work_items(
         session, settings, run_id=run_id, as_of=as_of, now=now, planned=planned, outcome=outcome, held=held
     )
+
+
+def state_moved(decisions: pl.DataFrame) -> pl.Series:
+    """Whether each decision moves its account's stored strategy state: another strategy, stage or stage
+    entry date than the stored row's (pure; an account without a stored row counts as moved)."""
+    same = (
+        pl.col("strategy").eq_missing(pl.col("stored_strategy"))
+        & pl.col("stage").eq_missing(pl.col("previous_stage"))
+        & pl.col("stage_entered_on").eq_missing(pl.col("stored_entered_on"))
+        & (pl.col("has_state") == 1).fill_null(False)
+    )
+    return decisions.select((~same).alias("moved"))["moved"]
 
 
 def _append(session: Session, table: str, rows: pl.DataFrame) -> None:
@@ -1618,9 +1638,9 @@ def _count_decided(
     session: Session, settings: RunSettings, as_of: date, partition: int, partitions: int
 ) -> int:
     sql = (
-        "SELECT count(*) FROM account_strategy_state s JOIN account a ON a.id = s.account_id"
-        f" WHERE s.portfolio_id = {int(settings.portfolio_id)} AND s.decided_on = '{as_of.isoformat()}'"
-        + _partition_clause(partition, partitions)
+        "SELECT count(*) FROM strategy_decision sd"
+        f" WHERE sd.portfolio_id = {int(settings.portfolio_id)} AND sd.as_of_date = '{as_of.isoformat()}'"
+        + _partition_clause(partition, partitions, "sd.case_id")
     )
     return int(session.execute(text(sql)).scalar() or 0)
 

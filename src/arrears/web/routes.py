@@ -443,6 +443,7 @@ def log_attempt(
             collector=access.collecting_party(d.user.agency_id),
             agent_id=d.user.id,
             notes=notes.strip() or None,
+            recorded_at=d.now,
         )
     except ArrearsError as exc:
         return _form_error(d, case, exc)

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from compliance_db_builders import make_case, sh
 from sqlalchemy import Engine
 
 import arrears
-from arrears import db
+from arrears import clock, db
 from arrears.compliance.schemas import Outcome
 from arrears.contacts import service as contacts
 from arrears.enums import Channel
@@ -92,6 +93,19 @@ def test_api_records_attempts_and_answers_409_for_a_blocked_one_that_is_still_st
     )
     assert ok.status_code == 201, ok.text
     assert ok.json()["attempt"]["seq"] == 1 and ok.json()["decision"]["allowed"] is True
+    # a record says what happened: an attempt starting after the request is refused, and not stored
+    future = (clock.now() + timedelta(hours=1)).isoformat()
+    early = client.post(
+        url,
+        json={
+            "contact_point_id": phone_id,
+            "channel": "call",
+            "collector": "bank",
+            "started_at": future,
+            "outcome": "no_answer",
+        },
+    )
+    assert early.status_code == 422 and early.json()["code"] == "attempt_in_future"
     blocked = client.post(
         url,
         json={

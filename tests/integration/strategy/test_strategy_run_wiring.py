@@ -25,6 +25,7 @@ from arrears.models import (
     Account,
     AccountFlag,
     AccountLimitation,
+    AccountStrategyState,
     AllocationEvent,
     Arrangement,
     Case,
@@ -540,3 +541,28 @@ def test_a_recent_right_party_contact_holds_back_the_field_visit_cn_10(
         "intensive.field_visit",
         "intensive.third_party_call",
     ]
+
+
+def test_a_state_row_is_written_only_when_the_accounts_place_moves(session: Session, tmp_path: Path) -> None:
+    rows = [Row(f"d{k}", DAY0 - timedelta(days=k)) for k in (1, 2, 3, 4, 5, 6, 30, 45)]
+    p = import_portfolio(session, tmp_path, rows, as_of=DAY0)
+    make_collectors(session, 1)
+    first = _run(session, p, DAY0)
+    second = _run(session, p, DAY0 + timedelta(days=1))
+    moved, stayed = 0, 0
+    for account_id in p.ids.values():
+        before = _decision(session, account_id, DAY0)
+        after = _decision(session, account_id, DAY0 + timedelta(days=1))
+        state = session.get(AccountStrategyState, account_id)
+        assert before is not None and after is not None and state is not None
+        session.refresh(state)
+        assert (state.stage, state.stage_entered_on) == (after.stage, after.stage_entered_on)
+        if (after.stage, after.stage_entered_on) == (before.stage, before.stage_entered_on):
+            stayed += 1
+            assert (state.changed_on, state.run_id) == (DAY0, first.run_id)
+        else:
+            moved += 1
+            assert (state.changed_on, state.run_id) == (DAY0 + timedelta(days=1), second.run_id)
+    assert moved and stayed
+    # the accounts decided for the date are told by their decisions: a third run of it decides none
+    assert _run(session, p, DAY0 + timedelta(days=1)).outcome.accounts_evaluated == 0

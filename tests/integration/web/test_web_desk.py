@@ -162,10 +162,21 @@ def test_log_a_call_record_a_promise_and_post_a_payment_change_the_page(engine: 
             "csrf_token": token,
             "contact_point_id": phone,
             "outcome": "no_answer",
-            "started_at": "2026-03-02T22:30",
+            "started_at": "2026-03-01T22:30",  # last night, in quiet hours
         },
     )
     assert blocked.status_code == 409 and "CN-1" in _text(blocked.text)
+    # an attempt can only be recorded once it has happened: tonight's is refused and nothing is stored
+    later = client.post(
+        f"/cases/{case_id}/attempts",
+        data={
+            "csrf_token": token,
+            "contact_point_id": phone,
+            "outcome": "no_answer",
+            "started_at": "2026-03-02T22:30",
+        },
+    )
+    assert later.status_code == 422 and "晚于现在" in _text(later.text)
     ok = client.post(
         f"/cases/{case_id}/attempts",
         data={"csrf_token": token, "contact_point_id": phone, "outcome": "right_party", "notes": "本人接听"},

@@ -296,6 +296,7 @@ def record_contact_attempt(
         evidence_ref=body.evidence_ref,
         template_kind=body.template_kind,
         locale=body.locale,
+        recorded_at=clock.now(),
     )
     out = RecordedOut(
         attempt=attempt_out(recorded.attempt),
