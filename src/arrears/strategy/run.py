@@ -568,6 +568,20 @@ def _partition_clause(partition: int, partitions: int, column: str = "a.case_id"
     return f" AND {column} % {int(partitions)} = {int(partition)}" if partitions > 1 else ""
 
 
+def _decided_any(session: Session, settings: RunSettings, as_of: date) -> bool:
+    """Whether any account of the portfolio has a decision for ``as_of`` (one probe of an index)."""
+    return (
+        session.scalar(
+            select(StrategyDecision.id)
+            .where(
+                StrategyDecision.as_of_date == as_of, StrategyDecision.portfolio_id == settings.portfolio_id
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def load_snapshot(
     session: Session,
     settings: RunSettings,
@@ -596,8 +610,9 @@ def load_snapshot(
     where += _partition_clause(partition, partitions)
     if account_id is not None:
         where += f" AND a.id = {int(account_id)}"
-    if not include_decided:
-        # an account decided for the date has its decision (one per account and date: a unique index)
+    if not include_decided and _decided_any(session, settings, as_of):
+        # an account decided for the date has its decision (one per account and date: a unique index);
+        # looked up only when the date has decisions (the first run of a date has none)
         where += (
             " AND NOT EXISTS (SELECT 1 FROM strategy_decision sd"
             f" WHERE sd.as_of_date = '{as_of.isoformat()}' AND sd.account_id = a.id)"
