@@ -197,7 +197,7 @@ def _progress() -> Progress:
 
 
 def _print_import(result: Any, report_path: Path | None) -> None:
-    from arrears.portfolios.report import report_rows, write_report
+    from arrears.portfolios.report import problem_table, write_report
 
     c = result.counts
     status = {
@@ -220,11 +220,7 @@ def _print_import(result: Any, report_path: Path | None) -> None:
     summary.add_row("warnings 警告", str(result.warnings.height))
     console.print(summary)
     if result.issues.height:
-        shown = result.issues.head(20)
-        t = Table("row 行", "column 列", "value 值", "problem 问题", title="problems 问题 (first 20)")
-        for r in report_rows(shown):
-            t.add_row(r[0], r[1], r[3], f"{r[5]} / {r[6]}", style="red" if "error" in r[4] else "yellow")
-        console.print(t)
+        console.print(problem_table(result.issues))
         path = report_path or Path(f"{Path(result.filename).stem}.problems.csv")
         write_report(result.issues, path)
         console.print(f"problem report 问题报告: {path}")

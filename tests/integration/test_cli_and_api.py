@@ -78,6 +78,18 @@ def test_rejected_import_writes_a_report_naming_the_bad_row(tmp_path: Path) -> N
     assert ok.returncode == 1  # still rejected: nothing changes
 
 
+def test_a_field_the_product_needs_is_named_when_the_file_has_no_column_for_it(tmp_path: Path) -> None:
+    assert run_cli(["portfolio", "create", "p", "--creditor", "银行"], tmp_path).returncode == 0
+    (tmp_path / "a.csv").write_text(
+        "借据号,姓名,身份证号,产品类型,逾期金额,到期日\nA1,张三,11010519491231002X,消费贷,100,2025-06-01\n",
+        encoding="utf-8",
+    )
+    r = run_cli(["import", "accounts", "a.csv"], tmp_path)
+    assert r.returncode == 1 and "rejected" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if "this product needs this field" in x)
+    assert "放款日期 / origination date" in line
+
+
 def test_demo_builds_a_portfolio_through_the_import(tmp_path: Path) -> None:
     r = run_cli(["demo", "--accounts", "300", "--no-serve", "--as-of", "2026-01-15"], tmp_path)
     assert r.returncode == 0, r.stderr

@@ -159,8 +159,8 @@ def record_attempt(
     started_at = as_utc(started_at)
     if recorded_at is not None and started_at > as_utc(recorded_at) + CLOCK_TOLERANCE:
         raise ValidationFailed(
-            f"开始时间 {started_at:%Y-%m-%d %H:%M} UTC 晚于现在，只能记录已发生的联系 / started_at"
-            f" {started_at:%Y-%m-%d %H:%M} UTC is in the future: only an attempt that happened can be recorded",
+            "开始时间晚于现在：只能记录已发生的联系 / the start time is in the future: only an attempt"
+            " that happened can be recorded",
             code="attempt_in_future",
         )
     if ended_at is not None and as_utc(ended_at) < started_at:

@@ -158,7 +158,7 @@ def import_payments_cmd(
     from arrears.cli import _engine, console
     from arrears.db import session_scope
     from arrears.ledger.payments_import import import_payments
-    from arrears.portfolios.report import report_rows, write_report
+    from arrears.portfolios.report import problem_table, write_report
 
     with session_scope(_engine()) as session:
         p = _portfolio(session, portfolio)
@@ -179,10 +179,7 @@ def import_payments_cmd(
         summary.add_row("error rows 错误行", str(result.errors["row"].n_unique()))
         console.print(summary)
         if result.issues.height:
-            t = Table("row 行", "column 列", "value 值", "problem 问题", title="problems 问题 (first 20)")
-            for r in report_rows(result.issues.head(20)):
-                t.add_row(r[0], r[1], r[3], f"{r[5]} / {r[6]}", style="red")
-            console.print(t)
+            console.print(problem_table(result.issues))
             path = report or Path(f"{file.stem}.problems.csv")
             write_report(result.issues, path)
             console.print(f"problem report 问题报告: {path}")

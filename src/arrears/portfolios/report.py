@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 from arrears.portfolios.fields import label
 from arrears.portfolios.messages import message
@@ -54,6 +58,19 @@ def report_rows(issues: pl.DataFrame, *, masked: bool = False) -> list[list[str]
             ]
         )
     return rows
+
+
+def problem_table(issues: pl.DataFrame, *, limit: int = 20) -> Table:
+    """The first ``limit`` problems for a terminal: row, column (the field, when the file has no column
+    for it, as for a field the product requires), value and problem, errors in red."""
+    from rich.table import Table
+
+    table = Table("row 行", "column 列", "value 值", "problem 问题", title=f"problems 问题 (first {limit})")
+    for r in report_rows(issues.head(limit)):
+        table.add_row(
+            r[0], r[1] or r[2], r[3], f"{r[5]} / {r[6]}", style="red" if "error" in r[4] else "yellow"
+        )
+    return table
 
 
 def write_report(issues: pl.DataFrame, path: Path, *, masked: bool = False) -> Path:
