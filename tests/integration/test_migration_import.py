@@ -99,3 +99,38 @@ def test_the_record_of_changes_written_before_is_masked_by_the_migration(tmp_pat
         ("contact_point", None, "mobile:self:+86 135****2222"),
     ]
     engine.dispose()
+
+
+def test_cases_take_since_when_they_are_with_their_collector_from_the_allocation_history(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'assigned.db'}")
+    upgrade(engine, "20261209_state_changed_on")
+    with engine.begin() as conn:
+        x = conn.exec_driver_sql
+        for user in (7, 8):
+            x(
+                "INSERT INTO app_user (id, username, display_name, role, locale, active, password_hash)"
+                f" VALUES ({user}, 'u{user}', 'u', 'collector', 'zh_CN', 1, 'x')"
+            )
+        # case 1: with 7 since 3 May (given to 7, away to 8, back to 7); case 2: nobody; case 3: no history
+        for case_id, assignee in ((1, "7"), (2, "NULL"), (3, "8")):
+            x(
+                f'INSERT INTO "case" (id, portfolio_id, debtor_id, status, assignee_id)'
+                f" VALUES ({case_id}, 1, {case_id}, 'open', {assignee})"
+            )
+        for case_id, to, on in (
+            (1, 7, "2026-05-01"),
+            (1, 8, "2026-05-02"),
+            (1, 7, "2026-05-03"),
+            (2, 8, "2026-05-01"),
+        ):
+            x(
+                "INSERT INTO allocation_event (portfolio_id, case_id, to_collector_id, outcome, effective_on)"
+                f" VALUES (1, {case_id}, {to}, 'assigned', '{on}')"
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql('SELECT id, assigned_on FROM "case" ORDER BY id').fetchall()
+    assert [tuple(r) for r in rows] == [(1, "2026-05-03"), (2, None), (3, None)]
+    engine.dispose()

@@ -60,6 +60,7 @@ class AccrualRun(BaseModel):
     portfolio_id: int
     as_of: date
     accounts: int = 0
+    opened_accounts: int = 0  # entered the ledger first (their opening postings)
     accrued_accounts: int = 0
     interest_minor: int = 0
     penalty_minor: int = 0

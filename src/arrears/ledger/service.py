@@ -1261,7 +1261,8 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
     no rate) are not written: they follow the portfolio's day, which moves to ``as_of`` (see `Account`).
     Caps (CN-30 for private lending, the product cap for licensed lenders) cut what would exceed them;
     settled, written-off, closed and flagged accounts accrue nothing. Running it again for the same
-    ``as_of`` changes nothing.
+    ``as_of`` changes nothing. Accounts not yet in the ledger first get their opening postings
+    (`ensure_opening_postings`; counted in ``opened_accounts``).
     """
     watch = bulk.Stopwatch("accrue_portfolio")
     cfg = ledger_config(session, portfolio_id=portfolio_id)
@@ -1270,10 +1271,15 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
     portfolio = _portfolio(session, portfolio_id)
     watermark = portfolio.ledger_accrued_through
     new_watermark = as_of if watermark is None or as_of > watermark else watermark
-    # one read of the portfolio's accounts; read again only when some had to be opened first
+    # Accounts not yet in the ledger are opened first. A portfolio that never accrued opens them all before
+    # its one read; afterwards the read tells whether any (imported since) are left, and only then is
+    # the portfolio read again after opening them.
+    opened = 0
+    if watermark is None:
+        opened = ensure_opening_postings(session, portfolio_id=portfolio_id)
     raw = _read_accrual_accounts(session, cfg)
     if raw["ledger_opened_on"].null_count():
-        ensure_opening_postings(session, portfolio_id=portfolio_id)
+        opened += ensure_opening_postings(session, portfolio_id=portfolio_id)
         raw = _read_accrual_accounts(session, cfg)
     frame = accrual_frame_input(session, cfg, raw=raw, watermark=watermark)
     watch.lap("read")
@@ -1281,7 +1287,7 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
         _pin_unaccruable(session, raw, watermark)
         portfolio.ledger_accrued_through = new_watermark
         session.flush()
-    run = AccrualRun(portfolio_id=portfolio_id, as_of=as_of, accounts=frame.height)
+    run = AccrualRun(portfolio_id=portfolio_id, as_of=as_of, accounts=frame.height, opened_accounts=opened)
     behind = frame.filter(pl.col("accrued_through_date") < as_of)
     run.already_done_accounts = frame.height - behind.height
     run.caught_up_accounts = behind.filter(pl.col("accrued_through_date") < as_of - timedelta(days=1)).height

@@ -28,6 +28,10 @@ class Case(Timestamped, Base):
     # Not indexed: the daily run rewrites stage and collector together, and without an index on either the
     # update stays on the row's page (PostgreSQL keeps half of each page free for it, fillfactor 50).
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    # Since when the case has been with ``assignee_id``: the day of the allocation that gave it to them
+    # (None without a collector, or for a collector set without an allocation event). Queue rotation
+    # counts from it; written with ``assignee_id`` by the allocation and by a supervisor's reassignment.
+    assigned_on: Mapped[date | None] = mapped_column(Date)
     stage: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
     # A plan on the case was breached on this day and nobody has re-negotiated yet (the daily run reads it).

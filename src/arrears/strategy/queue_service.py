@@ -231,11 +231,8 @@ def _allocation_frame(
         "SELECT c.id AS case_id, c.stage, c.assignee_id AS collector_id,"
         " d.preferred_language AS language,"
         " CASE WHEN d.id_type = 'resident_id' THEN SUBSTR(d.national_id, 1, 2) END AS region,"
-        " e.assigned_on, CASE WHEN pc.case_id IS NULL THEN 0 ELSE 1 END AS placed"
+        " c.assigned_on, CASE WHEN pc.case_id IS NULL THEN 0 ELSE 1 END AS placed"
         ' FROM "case" c JOIN debtor d ON d.id = c.debtor_id'
-        " LEFT JOIN (SELECT e.case_id, MAX(e.effective_on) AS assigned_on FROM allocation_event e"
-        '  JOIN "case" c2 ON c2.id = e.case_id AND e.to_collector_id = c2.assignee_id'
-        f"  WHERE c2.portfolio_id = {pid} GROUP BY e.case_id) e ON e.case_id = c.id"
         " LEFT JOIN (SELECT DISTINCT p.case_id FROM placement p"
         f'  JOIN "case" c3 ON c3.id = p.case_id AND c3.portfolio_id = {pid}'
         f"  WHERE p.recalled_on IS NULL AND p.placed_on <= '{day}' AND p.expires_on > '{day}') pc"
@@ -321,7 +318,10 @@ def allocate_portfolio(
     assigned, _loads = queues.allocate_frame(cases, load_collectors(session), queue_set, as_of)
     counts = dict(assigned.group_by("outcome").len().sort("outcome").iter_rows())
     both = pl.concat(
-        [frame.select("case_id", "stage", "lead_stage", "collector_id"), assigned.drop("case_id")],
+        [
+            frame.select("case_id", "stage", "lead_stage", "collector_id", "assigned_on"),
+            assigned.drop("case_id", "assigned_on", strict=False),
+        ],
         how="horizontal",
     )
     moved_now = (pl.col("assignee_id") != pl.col("collector_id")).fill_null(
@@ -332,10 +332,18 @@ def allocate_portfolio(
     )
     both = both.with_columns(moved_now.alias("_moved"), restaged.alias("_restaged"))
     stamp = pl.lit(now, pl.Datetime("us", "UTC"))
+    # a case given to another collector is theirs from today; one that only changes stage keeps its day
+    since = (
+        pl.when(~pl.col("_moved"))
+        .then(pl.col("assigned_on"))
+        .when(pl.col("assignee_id").is_not_null())
+        .then(pl.lit(as_of, pl.Date()))
+    )
     changed = both.filter(pl.col("_moved") | pl.col("_restaged")).select(
         pl.col("case_id").alias("id"),
         pl.col("lead_stage").alias("stage"),
         "assignee_id",
+        since.alias("assigned_on"),
         stamp.alias("updated_at"),
     )
     bulk.update_frame(session, "case", changed, key="id")
@@ -453,6 +461,7 @@ def assign_cases(
             created_at=now,
         )
         case.assignee_id = person.id
+        case.assigned_on = as_of
         session.add(event)
         events.append(event)
     session.flush()

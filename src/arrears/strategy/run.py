@@ -455,10 +455,11 @@ def _recall_placements(session: Session, settings: RunSettings, *, as_of: date) 
 
 
 def _accrue(session: Session, settings: RunSettings, *, as_of: date) -> dict[str, int]:
-    from arrears.ledger.service import accrue_portfolio, ensure_opening_postings
+    from arrears.ledger.service import accrue_portfolio
 
-    opened = ensure_opening_postings(session, portfolio_id=settings.portfolio_id)
+    # the accrual opens the accounts not yet in the ledger (their opening postings) before it accrues
     accrual = accrue_portfolio(session, portfolio_id=settings.portfolio_id, as_of=as_of)
+    opened = accrual.opened_accounts
     return {
         "opened": opened,
         "accounts": accrual.accounts,

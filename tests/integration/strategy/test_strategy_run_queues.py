@@ -332,3 +332,52 @@ def test_the_allocation_reads_the_same_decisions_a_run_hands_it_as_it_reads_back
         session, portfolio_id=pid, as_of=DAY0, order=order, decided=handed
     )
     assert read.height == 4 and given.equals(read)
+
+
+def test_a_case_rotates_after_its_days_with_one_collector_counted_from_the_day_it_came(
+    session: Session, tmp_path: Path
+) -> None:
+    p = import_portfolio(session, tmp_path, [Row("late", DAY0 - timedelta(days=8))], as_of=DAY0)
+    make_collectors(session, 2)
+    case = _case_of(session, p.ids["late"])
+    default = queue_service.portfolio_queue_set(session, case.portfolio_id)
+    rotating = default.model_copy(
+        update={
+            "queues": tuple(
+                q.model_copy(update={"rotation_days": 2}) if q.name == "late" else q for q in default.queues
+            )
+        }
+    )
+    daily.run_portfolio(session, portfolio=p.name, as_of=DAY0, now=NOW)
+    session.refresh(case)
+    first = case.assignee_id
+    assert first is not None and case.assigned_on == DAY0
+    for k in (1, 2):
+        day = DAY0 + timedelta(days=k)
+        daily.run_portfolio(session, portfolio=p.name, as_of=day, now=NOW + timedelta(days=k))
+        queue_service.allocate_portfolio(
+            session,
+            portfolio_id=case.portfolio_id,
+            as_of=day,
+            now=NOW + timedelta(days=k),
+            queue_set=rotating,
+        )
+        session.refresh(case)
+        if k == 1:  # one day with the collector: kept, and still counted from the first day
+            assert (case.assignee_id, case.assigned_on) == (first, DAY0)
+    # two days: rotated to the other collector, who has it from today
+    assert case.assignee_id not in (None, first)
+    assert case.assigned_on == DAY0 + timedelta(days=2)
+    history = queue_service.allocation_history(session, case_id=case.id)
+    assert [(e.from_collector_id, e.effective_on) for e in history][-1] == (first, DAY0 + timedelta(days=2))
+    # a supervisor's reassignment starts the count again
+    queue_service.assign_cases(
+        session,
+        case_ids=[case.id],
+        collector=first,
+        actor="lead",
+        reason="交接 / handover",
+        as_of=DAY0 + timedelta(days=3),
+    )
+    session.refresh(case)
+    assert (case.assignee_id, case.assigned_on) == (first, DAY0 + timedelta(days=3))
