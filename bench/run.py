@@ -10,7 +10,8 @@ next day (a day's accrual, and what changed). Each run prints its phases and its
 in the same database right after it: COPY out of the run's inputs (accounts, cases, debtors, contact
 points, flags, instalments, strategy state, action history, limitation rows, promises, plans) plus COPY in
 of every row the run wrote (appended decisions, outbox, work items, allocation events, postings; touched
-strategy state, action history, limitation rows, cases, accounts) into bare tables without indexes.
+strategy state, action history, limitation rows, cases, accounts; the earlier outbox rows and work items it
+updated: cancelled, expired, moved to another collector) into bare tables without indexes.
 
 ``BENCH_DATABASE=sqlite`` runs the same three runs on a SQLite file (there is no COPY, so no floor).
 
@@ -57,6 +58,9 @@ INPUTS = [
 ]
 # Appended by the run: rows with an id above the largest id before it.
 APPENDED = ["strategy_decision", "outbox_message", "work_item", "allocation_event", "posting"]
+# Appended tables whose earlier rows the run also updates (messages and items cancelled, calls and visits
+# expired, items moved to their case's collector): those rows carry the run's time.
+UPDATED_TOO = ["outbox_message", "work_item"]
 # Inserted or updated by the run: the rows it touched, told by the run's date or time.
 TOUCHED = {
     "account_strategy_state": "changed_on = '{day}'",
@@ -156,6 +160,7 @@ def copy_floor(
                     pass
         out_seconds = time.perf_counter() - start
         where = {t: f"id > {before[t]}" for t in APPENDED}
+        where.update({t: f"id > {before[t]} OR updated_at = '{now.isoformat()}'" for t in UPDATED_TOO})
         where.update({t: w.format(day=day.isoformat(), now=now.isoformat()) for t, w in TOUCHED.items()})
         if not outputs:
             where = {}
