@@ -121,6 +121,20 @@ def labels(locale: str) -> Mapping[str, str]:
     return table[resolve_locale(locale)]
 
 
+def contact_line(institution: Institution, locale: str) -> str:
+    """The header's contact line: address, phone and website, each only when the sender has one.
+
+    A law firm may be referred without an address or a phone; the letter then prints no empty label.
+    """
+    lab = labels(locale)
+    parts = [
+        f"{lab['address']}{institution.address.strip()}" if institution.address.strip() else "",
+        f"{lab['phone']}{institution.phone.strip()}" if institution.phone.strip() else "",
+        (institution.website or "").strip(),
+    ]
+    return "    ".join(part for part in parts if part)
+
+
 def letter_from_template(
     template: MessageTemplate,
     context: Mapping[str, Any],
@@ -263,10 +277,9 @@ def _draw_letter(pdf: FPDF, letter: Letter) -> BatchEntry:
     pdf.set_xy(_MARGIN, _MARGIN)
     pdf.multi_cell(width - _QR_SIZE - 6, 8, inst.name, wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT_FAMILY, size=9)
-    contact = f"{lab['address']}{inst.address}    {lab['phone']}{inst.phone}"
-    if inst.website:
-        contact += f"    {inst.website}"
-    pdf.multi_cell(width - _QR_SIZE - 6, 5, contact, wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    contact = contact_line(inst, letter.locale)
+    if contact:
+        pdf.multi_cell(width - _QR_SIZE - 6, 5, contact, wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     _draw_qr(pdf, letter.qr_payload or letter.case_reference, _PAGE_W - _MARGIN - _QR_SIZE, _MARGIN, _QR_SIZE)
     pdf.set_font(FONT_FAMILY, size=7)
     pdf.set_xy(_PAGE_W - _MARGIN - _QR_SIZE - 4, _MARGIN + _QR_SIZE + 1)

@@ -561,6 +561,13 @@ def lawyer_letter(
     assert creditor is not None and debtor is not None
     loc = resolve_locale(locale or portfolio.locale)
     template = lawyer_letter_template(loc)
+    # CN-5: the sender is the law firm, never the creditor or an agency posing as one. An address or
+    # phone the referral left blank is printed nowhere, neither in the header nor in the closing.
+    firm = letters.Institution(
+        name=legal.law_firm_name,
+        address=(legal.law_firm_address or "").strip(),
+        phone=(legal.law_firm_phone or "").strip(),
+    )
     currency = accounts[0].currency
     due_on = min(a.due_date for a in accounts)
     response_on = letter_date + timedelta(days=int(_letter_settings()["response_days"]))
@@ -568,9 +575,9 @@ def lawyer_letter(
         **default_context(loc),
         "debtor_name": debtor.name,
         "law_firm_name": legal.law_firm_name,
-        "law_firm_address": legal.law_firm_address or "",
-        "law_firm_phone": legal.law_firm_phone or "",
-        "lawyer_name": legal.lawyer_name or "",
+        "law_firm_address": firm.address,
+        "law_firm_phone": firm.phone,
+        "lawyer_name": (legal.lawyer_name or "").strip(),
         "creditor_name": creditor.name,
         "institution_name": creditor.name,
         "institution_phone": creditor.phone or "",
@@ -595,12 +602,7 @@ def lawyer_letter(
         letter_date=letter_date,
         recipient_name=debtor.name,
         recipient_address=debtor.address or "",
-        # CN-5: the sender is the law firm, never the creditor or an agency posing as one.
-        institution=letters.Institution(
-            name=legal.law_firm_name,
-            address=legal.law_firm_address or "",
-            phone=legal.law_firm_phone or "",
-        ),
+        institution=firm,
     )
     linted = lint_text(
         f"{letter.title}\n{letter.body}",

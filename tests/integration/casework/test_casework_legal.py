@@ -210,3 +210,55 @@ def test_lawyer_letter_is_refused_once_the_account_is_disputed(
         legal.lawyer_letter(
             session, legal_case_id=case.id, letter_date=date(2025, 7, 3), document_dir=tmp_path
         )
+
+
+def _letter_text(session: Session, book: Book, tmp_path: Path, *, with_contact: bool, locale: str) -> str:
+    contact = (
+        {"law_firm_address": "北京市东城区东长安街1号东方广场W3座8层", "law_firm_phone": "010-85001234"}
+        if with_contact
+        else {"law_firm_address": "  ", "law_firm_phone": None}  # left blank on the referral
+    )
+    case = legal.refer_to_legal(
+        session,
+        account_ids=[book.account("1").id],
+        kind="lawyer_letter",
+        referred_by_id=book.users["collector"].id,
+        referred_on=date(2025, 7, 1),
+        law_firm_name=FIRM,
+        **contact,
+    )
+    legal.decide_referral(
+        session, legal_case_id=case.id, user_id=book.users["supervisor"].id, approve=True, at=AT
+    )
+    letter = legal.lawyer_letter(
+        session,
+        legal_case_id=case.id,
+        letter_date=date(2025, 7, 3),
+        locale=locale,
+        document_dir=tmp_path / "docs",
+    )
+    pdf_path = tmp_path / f"letter-{locale}-{with_contact}.pdf"
+    pdf_path.write_bytes(letter.pdf)
+    text = subprocess.run(
+        ["pdftotext", str(pdf_path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return "".join(text.split())
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+@pytest.mark.parametrize(
+    ("locale", "labels"),
+    [("zh_CN", ("地址：", "电话：", "联系电话", "，地址")), ("en", ("Address:", "Tel.", "telephone"))],
+)
+def test_lawyer_letter_prints_no_empty_address_or_phone_label(
+    session: Session, book: Book, tmp_path: Path, locale: str, labels: tuple[str, ...]
+) -> None:
+    without = _letter_text(session, book, tmp_path, with_contact=False, locale=locale)
+    assert FIRM in without
+    for label in labels:
+        assert label not in without, label
+    with_contact = _letter_text(session, book, tmp_path, with_contact=True, locale=locale)
+    assert "010-85001234" in with_contact and "东方广场W3座8层" in with_contact
+    header = {"zh_CN": ("地址：北京市", "电话：010-85001234"), "en": ("Address:北京市", "Tel.010-85001234")}
+    for label in header[locale]:
+        assert label in with_contact, label

@@ -18,6 +18,7 @@ from arrears.channels.letters import (
     Institution,
     Letter,
     cjk_font,
+    contact_line,
     letter_from_template,
     render_letter_pdf,
     render_print_batch,
@@ -228,3 +229,13 @@ def test_pdffonts_reports_the_cjk_font_embedded(tmp_path: Path) -> None:
     (row,) = [line for line in listing.splitlines() if "NotoSansCJKSC" in line]
     emb, sub, uni = row.split()[-5:-2]
     assert (emb, sub, uni) == ("yes", "yes", "yes")
+
+
+def test_the_header_prints_only_the_contact_details_the_sender_has() -> None:
+    assert contact_line(INSTITUTION, "zh_CN") == (
+        "地址：上海市浦东新区世纪大道100号20层    电话：400-800-1234    https://www.example.cn"
+    )
+    bare = Institution(name="北京市正衡律师事务所", address="", phone=" ")
+    assert contact_line(bare, "zh_CN") == "" and contact_line(bare, "en") == ""
+    phone_only = Institution(name="Zhengheng Law Firm", address="", phone="010-85001234")
+    assert contact_line(phone_only, "en") == "Tel. 010-85001234"
