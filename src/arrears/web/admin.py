@@ -30,9 +30,9 @@ from arrears.portfolios import jobs
 from arrears.portfolios import service as portfolios_service
 from arrears.users import service as users_service
 from arrears.web.guard import ADMIN, desk_for
-from arrears.web.routes import Desk
+from arrears.web.routes import Desk, DeskRoute
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
+router = APIRouter(prefix="/admin", include_in_schema=False, route_class=DeskRoute)
 # every page here is for administrators only; anyone else gets the 403 page before the handler runs
 AdminDesk = Annotated[Desk, Depends(desk_for(ADMIN))]
 

@@ -32,9 +32,9 @@ from arrears.models import (
 )
 from arrears.users import service as users_service
 from arrears.web.guard import COMPLIANCE, desk_for
-from arrears.web.routes import Desk
+from arrears.web.routes import Desk, DeskRoute
 
-router = APIRouter(prefix="/compliance", include_in_schema=False)
+router = APIRouter(prefix="/compliance", include_in_schema=False, route_class=DeskRoute)
 # compliance officers, administrators and read-only auditors; anyone else gets the 403 page first
 OversightDesk = Annotated[Desk, Depends(desk_for(COMPLIANCE))]
 

@@ -26,9 +26,9 @@ from arrears.users import access
 from arrears.users import service as users_service
 from arrears.web import views
 from arrears.web.i18n import Translator
-from arrears.web.routes import Desk, DeskDep, _case
+from arrears.web.routes import Desk, DeskDep, DeskRoute, _case
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=DeskRoute)
 
 KINDS = tuple(k.value for k in ArrangementKind)
 FIELDS = (

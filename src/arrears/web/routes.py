@@ -11,14 +11,19 @@ in clear only through the reveal form, which needs a reason and is logged.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from arrears import clock
@@ -28,6 +33,7 @@ from arrears.arrangements import service as arrangements_service
 from arrears.compliance.schemas import Outcome
 from arrears.config import get_settings
 from arrears.contacts import service as contacts_service
+from arrears.db import session_factory
 from arrears.enums import Channel, Role
 from arrears.errors import ArrearsError, Forbidden, NotFound, ValidationFailed
 from arrears.ledger import service as ledger_service
@@ -63,7 +69,42 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-router = APIRouter(include_in_schema=False)
+
+class DeskRoute(APIRoute):
+    """A desk route: input no browser form sends gets a page, never the API's JSON error.
+
+    A field that does not parse (a letter where an id belongs), a missing field, or a number beyond what
+    the database holds is answered by `bad_input_page`: the case page (or the error page) saying the form
+    could not be read, with HTTP 422. The request's own transaction has been rolled back by then, so
+    nothing of the form is stored.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except RequestValidationError as exc:
+                fields = _field_names(exc)
+                return await run_in_threadpool(bad_input_page, request, "form_unreadable", fields)
+            except (DataError, OverflowError):
+                return await run_in_threadpool(bad_input_page, request, "value_out_of_range", "")
+
+        return route
+
+
+def _field_names(exc: RequestValidationError) -> str:
+    names: list[str] = []
+    for error in exc.errors():
+        location = error.get("loc") or ()
+        name = str(location[-1]) if location else ""
+        if name and name not in names:
+            names.append(name)
+    return ", ".join(names)
+
+
+router = APIRouter(include_in_schema=False, route_class=DeskRoute)
 templates = Environment(
     loader=PackageLoader("arrears.web", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -385,6 +426,28 @@ def _case_page(
         revealed=revealed or {},
         payment_key=secrets.token_urlsafe(16),
     )
+
+
+def bad_input_page(request: Request, message_key: str, fields: str) -> Response:
+    """The page for a request whose input could not be read (see `DeskRoute`).
+
+    The case page with the message when the address names a case the person may open, else the error
+    page; a visitor without a session is sent to sign in, as on every page.
+    """
+    with session_factory(request.app.state.engine)() as db:
+        try:
+            d = desk(request, db)
+        except SignInRequired as exc:
+            return sign_in_redirect(request, exc)
+        error = ValidationFailed(d.t(message_key, fields=fields), code=message_key)
+        case_id = record_id(str(request.path_params.get("case_id", "")))
+        if case_id is not None:
+            try:
+                case = _case(d, case_id)
+            except ArrearsError:
+                return d.error(error)
+            return _case_page(d, case, error=error.message, status=error.status)
+        return d.error(error)
 
 
 NOTICES = {

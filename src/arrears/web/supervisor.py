@@ -41,9 +41,9 @@ from arrears.web import views
 from arrears.web.charts import Series, bar_chart
 from arrears.web.guard import desk_for
 from arrears.web.navigation import SUPERVISING
-from arrears.web.routes import Desk
+from arrears.web.routes import Desk, DeskRoute
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=DeskRoute)
 # every page here is for supervisors and administrators; anyone else gets the 403 page before the handler runs
 SupervisorDesk = Annotated[Desk, Depends(desk_for(SUPERVISING))]
 

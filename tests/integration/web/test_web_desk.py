@@ -304,3 +304,84 @@ def test_queue_and_case_pages_cost_a_few_queries_whatever_the_queue_or_history_h
     assert collector.get("/queue").text.count(f'href="/cases/{case_id}?item=') == 6
     assert len(queue_one) == len(queue_many) <= 3
     assert len(case_one) == len(case_many) <= 13
+
+
+def test_a_tampered_form_gets_the_case_page_with_a_message_and_stores_nothing(
+    engine: Engine, desk: Desk
+) -> None:
+    case_id = desk.cases[0]
+    client = TestClient(create_app(engine))
+    sign_in(client, desk.users["a"].username)
+    with db.session_scope(engine) as s:
+        phone = own_phone(s, case_id)
+        account = first_account(s, case_id)
+    token = csrf(client.get(f"/cases/{case_id}").text)
+
+    def stored() -> tuple[int | None, ...]:
+        with db.session_scope(engine) as s:
+            count = select(func.count())
+            return (
+                s.scalar(count.select_from(ContactAttempt).where(ContactAttempt.case_id == case_id)),
+                s.scalar(count.select_from(Promise).where(Promise.case_id == case_id)),
+                s.scalar(count.select_from(Payment).where(Payment.account_id == account.id)),
+            )
+
+    before = stored()
+    call = {"csrf_token": token, "contact_point_id": phone, "outcome": "right_party"}
+    promise = {"csrf_token": token, "account_id": account.id, "amount": "100.00", "promised_on": "2026-03-09"}
+    payment = {
+        "csrf_token": token,
+        "account_id": account.id,
+        "amount": "50.00",
+        "reference": f"RT-{desk.tag}",
+        "received_on": "2026-03-02",
+    }
+    unreadable = [
+        ("attempts", {**call, "contact_point_id": "abc"}, "contact_point_id"),
+        ("attempts", {k: v for k, v in call.items() if k != "outcome"}, "outcome"),
+        ("promises", {**promise, "account_id": "1 OR 1=1"}, "account_id"),
+        ("payments", {**payment, "account_id": "x"}, "account_id"),
+        ("reveal", {"csrf_token": token}, "field"),
+    ]
+    for form, data, field in unreadable:
+        r = client.post(f"/cases/{case_id}/{form}", data=data)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html"), form
+        text = _text(r.text)
+        assert "表单内容无效" in text and field in text and "没有保存任何内容" in text, form
+        assert 'data-testid="error"' in r.text and 'name="contact_point_id"' in r.text, "the case page"
+    # an id beyond what the database holds: the same page, not the API's JSON
+    for form, data in (
+        ("attempts", {**call, "contact_point_id": str(2**70)}),
+        ("promises", {**promise, "account_id": str(2**70)}),
+    ):
+        r = client.post(f"/cases/{case_id}/{form}", data=data)
+        assert r.status_code == 422 and "数值超出范围" in _text(r.text), form
+    client.get("/lang/en")
+    r = client.post(f"/cases/{case_id}/attempts", data={**call, "contact_point_id": "abc"})
+    assert r.status_code == 422 and "The form could not be read (contact_point_id)" in _text(r.text)
+    # a case id that is not a number: the error page
+    r = client.post("/cases/abc/attempts", data=call)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert "The form could not be read (case_id)" in _text(r.text)
+    assert stored() == before
+
+
+def test_every_desk_door_answers_unreadable_input_with_a_page(engine: Engine, desk: Desk) -> None:
+    supervisor = TestClient(create_app(engine))
+    sign_in(supervisor, desk.users["supervisor"].username)
+    token = csrf(supervisor.get("/supervisor/approvals").text)
+    for url in ("/supervisor/approvals/arrangements/abc", f"/supervisor/approvals/legal/{2**70}"):
+        r = supervisor.post(url, data={"csrf_token": token, "decision": "approve"})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html"), url
+        assert 'data-testid="error"' in r.text, url
+    r = supervisor.get(f"/cases/{desk.cases[0]}", params={"item": "x"})
+    assert r.status_code == 422 and "表单内容无效（item）" in _text(r.text)
+    # without a session it is still the sign-in page, as for any page
+    anonymous = TestClient(create_app(engine))
+    r = anonymous.post(
+        f"/cases/{desk.cases[0]}/attempts", data={"contact_point_id": "abc"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    # the API keeps its JSON answer
+    r = anonymous.get("/api/v1/cases/abc")
+    assert r.headers["content-type"].startswith("application/json")
