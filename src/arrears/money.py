@@ -88,6 +88,17 @@ def normalise_amount_text(text: str) -> str:
     return s.replace(",", "").replace(" ", "").replace("\u00a0", "")
 
 
+#: The largest amount the product takes, in minor units (10 trillion yuan): far above any real debt, and
+#: far enough below the database's 64-bit integers that sums of many such amounts cannot overflow.
+MAX_MINOR = 10**15
+
+
+def check_magnitude(amount_minor: int, shown: object) -> None:
+    """Refuse an amount beyond `MAX_MINOR` either way (``shown``: how the user wrote it)."""
+    if abs(amount_minor) > MAX_MINOR:
+        raise ValidationFailed(f"金额过大：{shown!r} / amount too large: {shown!r}", code="amount_too_large")
+
+
 def parse_minor(text: str | int | Decimal, currency: str = "CNY", *, allow_negative: bool = False) -> int:
     """Parse a human amount into integer minor units.
 
@@ -116,6 +127,7 @@ def parse_minor(text: str | int | Decimal, currency: str = "CNY", *, allow_negat
             f"{text!r} 的小数位超过 {currency} 允许的位数 / {text!r} has more decimals than {currency} allows",
             code="too_many_decimals",
         )
+    check_magnitude(int(scaled), text)
     return int(scaled)
 
 

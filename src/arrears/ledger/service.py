@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from arrears import bulk as table_bulk
-from arrears import clock
+from arrears import clock, money
 from arrears.enums import AccountStatus, Component, FlagKind, Product
 from arrears.errors import Conflict, NotFound, ValidationFailed
 from arrears.ledger import bulk
@@ -683,6 +683,7 @@ def post_payment(
             return _replay(session, stored, request_sha256)
     if amount_minor <= 0:
         raise ValidationFailed("还款金额必须大于零 / a payment is a positive amount", code="bad_amount")
+    money.check_magnitude(amount_minor, amount_minor)
     reference = reference.strip()
     if not reference:
         raise ValidationFailed("需要流水号或收据号 / a reference is needed", code="reference_required")

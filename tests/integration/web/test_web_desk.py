@@ -356,6 +356,13 @@ def test_a_tampered_form_gets_the_case_page_with_a_message_and_stores_nothing(
     ):
         r = client.post(f"/cases/{case_id}/{form}", data=data)
         assert r.status_code == 422 and "数值超出范围" in _text(r.text), form
+    # an amount beyond any real debt: refused with the case page, not a server error
+    for form, data in (
+        ("payments", {**payment, "amount": "99999999999999999999999"}),
+        ("promises", {**promise, "amount": "99999999999999999999999"}),
+    ):
+        r = client.post(f"/cases/{case_id}/{form}", data=data)
+        assert r.status_code < 500 and "金额过大" in _text(r.text), form
     client.get("/lang/en")
     r = client.post(f"/cases/{case_id}/attempts", data={**call, "contact_point_id": "abc"})
     assert r.status_code == 422 and "The form could not be read (contact_point_id)" in _text(r.text)

@@ -72,3 +72,14 @@ def test_fast_money_format_matches_babel(currency: str, locale: str) -> None:
 def test_format_minor_writes_what_babel_writes(minor: int, currency: str, locale: str) -> None:
     # the desk formats amounts from a layout derived from Babel's; the text must not change
     assert format_minor(minor, currency, locale) == money_mod._babel_format(minor, currency, locale)
+
+
+def test_an_amount_beyond_any_real_debt_is_refused_not_overflowed() -> None:
+    assert parse_minor("10,000,000,000,000") == money_mod.MAX_MINOR  # 10 trillion yuan, in fen
+    for too_large in ("10000000000000.01", "99999999999999999999999", 10**13 + 1):
+        with pytest.raises(ValidationFailed) as refused:
+            parse_minor(too_large)
+        assert refused.value.code == "amount_too_large"
+    with pytest.raises(ValidationFailed) as refused:
+        parse_minor("-99999999999999999999999", allow_negative=True)
+    assert refused.value.code == "amount_too_large"
