@@ -320,7 +320,7 @@ def allocate_portfolio(
     both = pl.concat(
         [
             frame.select("case_id", "stage", "lead_stage", "collector_id", "assigned_on"),
-            assigned.drop("case_id", "assigned_on", strict=False),
+            assigned.drop("case_id"),
         ],
         how="horizontal",
     )
