@@ -121,6 +121,8 @@ class AccountActionState(Base):
 
     account_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # no FK: bulk
     action_key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    # the account's, so a run reads its portfolio's rows without the account table (never changes)
+    portfolio_id: Mapped[int] = mapped_column(Integer, index=True)
     last_on: Mapped[date] = mapped_column(Date)
     times: Mapped[int] = mapped_column(Integer)
 
@@ -232,9 +234,12 @@ class WorkItem(Timestamped, Base):
             postgresql_where=text(WORK_ITEM_LIVE),
             sqlite_where=text(WORK_ITEM_LIVE),
         ),
+        # by kind (migration 20261211_open_items_by_kind): the expiry reads the calls and visits of
+        # earlier dates without the legal referrals that wait for approval
         Index(
             "ix_work_item_open",
             "portfolio_id",
+            "kind",
             "as_of_date",
             postgresql_where=text(WORK_ITEM_OPEN),
             sqlite_where=text(WORK_ITEM_OPEN),

@@ -667,11 +667,14 @@ def load_snapshot(
     )
     per_account = flags.group_by("account_id").agg(pl.col("kind").unique().sort().alias("flags"))
     frame = frame.join(per_account, on="account_id", how="left", maintain_order="left")
+    # the whole portfolio's rows by their own column; a partition's or one account's through the account
+    history_from = (
+        f"account_action_state h WHERE h.portfolio_id = {int(settings.portfolio_id)}"
+        if partitions == 1 and account_id is None
+        else f"account_action_state h JOIN account a ON a.id = h.account_id WHERE {scope}"
+    )
     history = bulk.read_frame(
-        session,
-        "SELECT h.account_id, h.action_key, h.last_on, h.times FROM account_action_state h"
-        f" JOIN account a ON a.id = h.account_id WHERE {scope}",
-        _HISTORY_SCHEMA,
+        session, f"SELECT h.account_id, h.action_key, h.last_on, h.times FROM {history_from}", _HISTORY_SCHEMA
     )
     return _with_history(frame, history), history
 
@@ -1157,7 +1160,9 @@ def write_partition(
     if planned.height:
         entered = decisions.select("account_id", pl.col("stage_entered_on").alias("_entered"))
         due = planned.select("account_id", "action_key").join(entered, on="account_id", how="left")
-        after = next_history(due, history, as_of)
+        after = next_history(due, history, as_of).with_columns(
+            pl.lit(settings.portfolio_id, pl.Int64()).alias("portfolio_id")
+        )
         keys = ["account_id", "action_key"]
         _append(session, "account_action_state", after.join(history, on=keys, how="anti"))
         bulk.insert_frame(
@@ -1508,8 +1513,21 @@ def _write_work_items(
     if held is not None:
         held.append(rows)
     else:
-        _append(session, "work_item", rows)
+        _append(session, "work_item", by_lifecycle(rows))
     outcome.work_items += rows.height
+
+
+def by_lifecycle(rows: pl.DataFrame) -> pl.DataFrame:
+    """Work item rows in the order they are written: open calls and visits, other open items, the rest.
+
+    Pure. The next run expires the open calls and visits together and reads the open items for
+    cancellation; written side by side, each group fills its own pages of the table, which those updates
+    and reads then touch alone instead of nearly every page (the blocked items are never changed).
+    Within a group the planned order stays.
+    """
+    worked = pl.col("kind").is_in(["call", "visit"])
+    rank = pl.when(pl.col("status") != "open").then(2).when(worked).then(0).otherwise(1)
+    return rows.sort(rank, maintain_order=True)
 
 
 def write_held_work_items(
@@ -1542,7 +1560,7 @@ def write_held_work_items(
             )
             .drop("_to", "_in")
         )
-    _append(session, "work_item", rows)
+    _append(session, "work_item", by_lifecycle(rows))
 
 
 def _count_decisions(decisions: pl.DataFrame, outcome: PartitionOutcome) -> None:
@@ -1711,17 +1729,20 @@ def analyse_stale(session: Session, tables: tuple[str, ...]) -> list[str]:
     return analysed
 
 
-def refresh_statistics(session: Session, outcome: PartitionOutcome) -> list[str]:
+def refresh_statistics(
+    session: Session, outcome: PartitionOutcome, *, decisions_read: bool = True
+) -> list[str]:
     """The allocation reads back what the partitions wrote, and the counters `analyse_stale` reads only
-    move when a transaction ends (a table filled in this one still looks empty). The decisions are always
-    analysed: the date they are read by is new to the statistics, which would count it as one row. The
-    work items are analysed when the partitions added a tenth of what the table held; the other tables
-    the allocation reads (cases, allocation events) were not written since the run began, so only their
-    committed changes are looked at (`analyse_stale`). Returns the tables analysed."""
+    move when a transaction ends (a table filled in this one still looks empty). The decisions are
+    analysed when the allocation reads them (``decisions_read``; not when the run hands them over): the
+    date they are read by is new to the statistics, which would count it as one row. The work items are
+    analysed when the partitions added a tenth of what the table held; the other tables the allocation
+    reads (cases, allocation events) were not written since the run began, so only their committed
+    changes are looked at (`analyse_stale`). Returns the tables analysed."""
     if bulk.dialect(session) != "postgresql":
         return []
     analysed: list[str] = []
-    if outcome.decisions:
+    if outcome.decisions and decisions_read:
         analysed.append("strategy_decision")
     if outcome.work_items:
         held = session.execute(
@@ -1804,8 +1825,10 @@ def finish_run(
     t = time.perf_counter()
     if progress:
         progress("expire", 0, 1)
+    # the decisions the allocation is handed: every one of the date's, when this run made them all
+    handed = pl.concat(decided, how="vertical_relaxed") if decided and outcome.accounts_skipped == 0 else None
     if done_by is None:
-        refresh_statistics(session, outcome)
+        refresh_statistics(session, outcome, decisions_read=handed is None)
     expired = expire_work_items(session, settings, as_of=as_of, now=now)
     phases.append({"name": "expire", "status": "done", "seconds": round(time.perf_counter() - t, 3)})
     if progress:
@@ -1824,9 +1847,7 @@ def finish_run(
             before_sync=(lambda collectors: write_held_work_items(session, held, collectors))
             if held
             else None,
-            decided=pl.concat(decided, how="vertical_relaxed")
-            if decided and outcome.accounts_skipped == 0
-            else None,
+            decided=handed,
         )
         outcome.case_stage_changes += allocation.stage_changes
         allocation_counts, allocation_changes = allocation.counts, allocation.changes

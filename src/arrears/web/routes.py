@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -126,6 +126,17 @@ def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def back_path(request: Request) -> str:
+    """Where an error page's link goes: the page of this site the request came from (its Referer), or the
+    work queue when there is none, it is another site's, or it is the page that failed."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path:
+        return "/queue"
+    target = referer.path + (f"?{referer.query}" if referer.query else "")
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/queue" if target == here else _safe_next(target)
+
+
 def _safe_next(target: str | None) -> str:
     """Only local paths: never redirect a signed-in person to another site."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
@@ -188,9 +199,17 @@ class Desk:
         return RedirectResponse(url, status_code=303)
 
     def error(self, exc: ArrearsError) -> HTMLResponse:
-        """An error as a readable page with the error's HTTP status."""
+        """An error as a readable page with the error's HTTP status, and a way back to the page the person
+        came from (`back_path`)."""
         title = self.t("forbidden") if exc.status == 403 else self.t("error")
-        return self.page("error.html", status=exc.status, title=title, message=exc.message, code=exc.code)
+        return self.page(
+            "error.html",
+            status=exc.status,
+            title=title,
+            message=exc.message,
+            code=exc.code,
+            back=back_path(self.request),
+        )
 
     def check_csrf(self, token: str | None) -> None:
         """Refuse a form without the session's CSRF token."""

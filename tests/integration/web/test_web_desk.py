@@ -381,6 +381,19 @@ def test_every_desk_door_answers_unreadable_input_with_a_page(engine: Engine, de
         r = supervisor.post(url, data={"csrf_token": token, "decision": "approve"})
         assert r.status_code == 422 and r.headers["content-type"].startswith("text/html"), url
         assert 'data-testid="error"' in r.text, url
+    # the error page leads back to the page the form was on, never to another site
+    back = re.compile(r'href="([^"]*)" data-testid="error-back"')
+    url = "/supervisor/approvals/arrangements/abc"
+    for referer, expected in (
+        ("http://testserver/supervisor/approvals?tab=legal", "/supervisor/approvals?tab=legal"),
+        ("https://elsewhere.example/phish", "/queue"),
+        (f"http://testserver{url}", "/queue"),
+        (None, "/queue"),
+    ):
+        headers = {"referer": referer} if referer else {}
+        r = supervisor.post(url, data={"csrf_token": token, "decision": "approve"}, headers=headers)
+        found = back.search(r.text)
+        assert found is not None and found.group(1) == expected, referer
     r = supervisor.get(f"/cases/{desk.cases[0]}", params={"item": "x"})
     assert r.status_code == 422 and "表单内容无效（item）" in _text(r.text)
     # without a session it is still the sign-in page, as for any page
