@@ -56,13 +56,14 @@ INPUTS = [
     "promise",
     "arrangement_account",
 ]
-# Appended by the run: rows with an id above the largest id before it.
-APPENDED = ["strategy_decision", "outbox_message", "work_item", "allocation_event", "posting"]
+# Appended by the run: rows with an id above the largest id before it (decisions: the run's date).
+APPENDED = ["outbox_message", "work_item", "allocation_event", "posting"]
 # Appended tables whose earlier rows the run also updates (messages and items cancelled, calls and visits
 # expired, items moved to their case's collector): those rows carry the run's time.
 UPDATED_TOO = ["outbox_message", "work_item"]
 # Inserted or updated by the run: the rows it touched, told by the run's date or time.
 TOUCHED = {
+    "strategy_decision": "as_of_date = '{day}'",
     "account_strategy_state": "changed_on = '{day}'",
     "account_action_state": "last_on = '{day}'",
     "account_limitation": "as_of = '{day}'",

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
     func,
     text,
 )
@@ -131,19 +130,15 @@ class StrategyDecision(Base):
     """One account's decision on one as-of date: stage, matched condition, planned actions (PI-7)."""
 
     __tablename__ = "strategy_decision"
-    __table_args__ = (
-        # led by the date: a day's decisions are appended at the right edge (migration 20261206_run5)
-        UniqueConstraint("as_of_date", "account_id"),
-        # a date's decisions of one portfolio (the allocation) or of all (the reports)
-        Index("ix_strategy_decision_as_of_date_portfolio_id", "as_of_date", "portfolio_id"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The key is the only index (migration 20261213_decision_key): one decision per account and date (an
+    # account belongs to one portfolio), led by the date so a day's decisions are appended at the right
+    # edge in account order; it serves a date's decisions of one portfolio (the allocation) or of all (the
+    # reports) and one account's decision on a date (explain, with the account's portfolio).
+    as_of_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    portfolio_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(Integer)
-    portfolio_id: Mapped[int] = mapped_column(Integer)
     case_id: Mapped[int] = mapped_column(Integer)
-    account_id: Mapped[int] = mapped_column(Integer)
-    as_of_date: Mapped[date] = mapped_column(Date)
     strategy: Mapped[str] = mapped_column(String(64))
     strategy_version: Mapped[int] = mapped_column(Integer)
     arm: Mapped[str | None] = mapped_column(String(16))  # champion / challenger, when an experiment runs

@@ -164,11 +164,18 @@ def roll_rates(
     before, after = aliased(StrategyDecision), aliased(StrategyDecision)
     for first, second in pairwise(snaps):
         start = _bucket_by_dpd(before.dpd).label("from_bucket")
-        end = case((after.id.is_(None), LEFT), else_=_bucket_by_dpd(after.dpd)).label("to_bucket")
+        end = case((after.account_id.is_(None), LEFT), else_=_bucket_by_dpd(after.dpd)).label("to_bucket")
         rows = session.execute(
             select(start, end, func.count())
             .select_from(before)
-            .outerjoin(after, and_(after.account_id == before.account_id, after.as_of_date == second))
+            .outerjoin(
+                after,
+                and_(
+                    after.as_of_date == second,
+                    after.portfolio_id == before.portfolio_id,
+                    after.account_id == before.account_id,
+                ),
+            )
             .where(before.as_of_date == first, _scoped(before.portfolio_id, portfolio_id))
             .group_by(start, end)
         ).all()

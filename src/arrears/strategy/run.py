@@ -329,7 +329,7 @@ def begin_run(
     if partitions < 1:
         raise ValidationFailed("partitions must be at least 1", code="bad_partitions")
     sort_memory(session)
-    # the portfolio's latest decision: read backwards along the (date, portfolio) index, first match
+    # the portfolio's latest decision: read backwards along the decisions' key, first match
     later = session.scalar(
         select(StrategyDecision.as_of_date)
         .where(StrategyDecision.portfolio_id == settings.portfolio_id)
@@ -573,7 +573,7 @@ def _decided_any(session: Session, settings: RunSettings, as_of: date) -> bool:
     """Whether any account of the portfolio has a decision for ``as_of`` (one probe of an index)."""
     return (
         session.scalar(
-            select(StrategyDecision.id)
+            select(StrategyDecision.account_id)
             .where(
                 StrategyDecision.as_of_date == as_of, StrategyDecision.portfolio_id == settings.portfolio_id
             )
@@ -612,11 +612,12 @@ def load_snapshot(
     if account_id is not None:
         where += f" AND a.id = {int(account_id)}"
     if not include_decided and _decided_any(session, settings, as_of):
-        # an account decided for the date has its decision (one per account and date: a unique index);
+        # an account decided for the date has its decision (one per account and date: the table's key);
         # looked up only when the date has decisions (the first run of a date has none)
         where += (
             " AND NOT EXISTS (SELECT 1 FROM strategy_decision sd"
-            f" WHERE sd.as_of_date = '{as_of.isoformat()}' AND sd.account_id = a.id)"
+            f" WHERE sd.as_of_date = '{as_of.isoformat()}' AND sd.portfolio_id = a.portfolio_id"
+            " AND sd.account_id = a.id)"
         )
     sql = (
         "SELECT a.id AS account_id, a.case_id, a.debtor_id, a.product, a.currency,"

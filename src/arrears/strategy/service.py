@@ -203,7 +203,9 @@ def explain_account(session: Session, *, account_id: int, as_of: date) -> Explan
         raise NotFound(f"账户不存在：{account_id} / account {account_id} not found", code="account_not_found")
     decision = session.scalar(
         select(StrategyDecision).where(
-            StrategyDecision.account_id == account_id, StrategyDecision.as_of_date == as_of
+            StrategyDecision.as_of_date == as_of,
+            StrategyDecision.portfolio_id == account.portfolio_id,
+            StrategyDecision.account_id == account_id,
         )
     )
     if decision is not None:
