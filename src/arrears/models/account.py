@@ -27,7 +27,11 @@ class Case(Timestamped, Base):
     debtor_id: Mapped[int] = mapped_column(Integer, index=True)  # debtor.id
     # Not indexed: the daily run rewrites stage and collector together, and without an index on either the
     # update stays on the row's page (PostgreSQL keeps half of each page free for it, fillfactor 50).
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    # app_user.id, without a database foreign key: a portfolio's first allocation gives every case its
+    # collector in one update, and the key's check was a trigger call per case (migration
+    # 20261214_case_assignee_unchecked). The allocation and a supervisor's reassignment give cases only to
+    # users with an active collector profile, and users are deactivated, never deleted.
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
     # Since when the case has been with ``assignee_id``: the day of the allocation that gave it to them
     # (None without a collector, or for a collector set without an allocation event). Queue rotation
     # counts from it; written with ``assignee_id`` by the allocation and by a supervisor's reassignment.
