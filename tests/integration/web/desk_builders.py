@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from arrears import demo
@@ -35,12 +35,7 @@ class Desk:
 
 def make_desk(session: Session, tmp_path: Path) -> Desk:
     """Six accounts in a fresh portfolio; collector ``a`` owns the first case, ``b`` the second."""
-    tag = uuid.uuid4().hex[:8]
-    portfolio = portfolios.create_portfolio(session, name=f"desk-{tag}", creditor=f"示例银行-{tag}")
-    path = demo.write_demo_file(
-        tmp_path / f"{tag}.csv", accounts=6, seed=random.randrange(10**9), as_of=AS_OF
-    )
-    portfolios.import_accounts(session, path=path, portfolio_name=portfolio.name, as_of=AS_OF)
+    tag, portfolio_id, cases = _callable_portfolio(session, tmp_path)
     people = {
         role: users.add_user(session, username=f"{role}-{tag}", role=kind, password=PASSWORD)
         for role, kind in (
@@ -50,24 +45,55 @@ def make_desk(session: Session, tmp_path: Path) -> Desk:
             ("auditor", "read_only"),
         )
     }
-    # the generator adds holds and other rule-blocked cases at random: use two the gate lets us call
-    cases = [
-        c
-        for c in session.scalars(select(Case).where(Case.portfolio_id == portfolio.id).order_by(Case.id))
-        if compliance.check_contact(
-            session,
-            case_id=c.id,
-            contact_point_id=own_phone(session, c.id),
-            channel=Channel.CALL,
-            at=MORNING,
-            collector="in_house",
-        ).allowed
-    ]
-    assert len(cases) >= 2, "too few callable cases in the generated portfolio"
     cases[0].assignee_id = people["a"].id
     cases[1].assignee_id = people["b"].id
     session.flush()
-    return Desk(tag=tag, portfolio_id=portfolio.id, cases=[c.id for c in cases], users=people)
+    return Desk(tag=tag, portfolio_id=portfolio_id, cases=[c.id for c in cases], users=people)
+
+
+def _callable_portfolio(session: Session, tmp_path: Path, attempts: int = 20) -> tuple[str, int, list[Case]]:
+    """A generated six-account portfolio with at least two cases the gate lets a collector call now.
+
+    The generator adds holds, disputes and other rule-blocked cases at random, so a portfolio of six can
+    have fewer than two callable cases; then another portfolio is generated."""
+    for _ in range(attempts):
+        tag = uuid.uuid4().hex[:8]
+        portfolio = portfolios.create_portfolio(session, name=f"desk-{tag}", creditor=f"示例银行-{tag}")
+        path = demo.write_demo_file(
+            tmp_path / f"{tag}.csv", accounts=6, seed=random.randrange(10**9), as_of=AS_OF
+        )
+        portfolios.import_accounts(session, path=path, portfolio_name=portfolio.name, as_of=AS_OF)
+        cases = [
+            c
+            for c in session.scalars(select(Case).where(Case.portfolio_id == portfolio.id).order_by(Case.id))
+            if _has_own_mobile(session, c)
+            and compliance.check_contact(
+                session,
+                case_id=c.id,
+                contact_point_id=own_phone(session, c.id),
+                channel=Channel.CALL,
+                at=MORNING,
+                collector="in_house",
+            ).allowed
+        ]
+        if len(cases) >= 2:
+            return tag, portfolio.id, cases
+    raise AssertionError(f"no generated portfolio of {attempts} had two callable cases")
+
+
+def _has_own_mobile(session: Session, case: Case) -> bool:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(ContactPoint)
+            .where(
+                ContactPoint.debtor_id == case.debtor_id,
+                ContactPoint.owner_relation == "self",
+                ContactPoint.kind == "mobile",
+            )
+        )
+        == 1
+    )
 
 
 def own_phone(session: Session, case_id: int) -> int:
