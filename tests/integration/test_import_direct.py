@@ -314,6 +314,17 @@ def test_broken_reference_is_reported(session: Session, tmp_path: Path) -> None:
         service.verify_references(session)
 
 
+def test_a_case_given_to_a_user_that_does_not_exist_is_reported(session: Session, tmp_path: Path) -> None:
+    service.create_portfolio(session, name="p-assignee", creditor="直写银行")
+    service.import_accounts(
+        session, path=write_csv(tmp_path / "a.csv", rows()), portfolio_name="p-assignee", as_of=AS_OF
+    )
+    service.verify_references(session)  # cases without a collector are fine
+    session.execute(text('UPDATE "case" SET assignee_id = 987654321 WHERE id = (SELECT MIN(id) FROM "case")'))
+    with pytest.raises(Conflict, match=r"case\.assignee_id -> app_user: 1"):
+        service.verify_references(session)
+
+
 def _index_definitions(session: Session) -> dict[str, list[bulk.Index]]:
     return {t: bulk._secondary_indexes(session, t, primary=True) for t in direct.WRITTEN_TABLES}
 

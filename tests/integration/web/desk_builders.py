@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arrears import demo
@@ -66,11 +66,11 @@ def _callable_portfolio(session: Session, tmp_path: Path, attempts: int = 20) ->
         cases = [
             c
             for c in session.scalars(select(Case).where(Case.portfolio_id == portfolio.id).order_by(Case.id))
-            if _has_own_mobile(session, c)
+            if len(phones := _own_phones(session, c.id)) == 1
             and compliance.check_contact(
                 session,
                 case_id=c.id,
-                contact_point_id=own_phone(session, c.id),
+                contact_point_id=phones[0],
                 channel=Channel.CALL,
                 at=MORNING,
                 collector="in_house",
@@ -81,31 +81,23 @@ def _callable_portfolio(session: Session, tmp_path: Path, attempts: int = 20) ->
     raise AssertionError(f"no generated portfolio of {attempts} had two callable cases")
 
 
-def _has_own_mobile(session: Session, case: Case) -> bool:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(ContactPoint)
-            .where(
+def _own_phones(session: Session, case_id: int) -> list[int]:
+    case = session.get(Case, case_id)
+    assert case is not None
+    return list(
+        session.scalars(
+            select(ContactPoint.id).where(
                 ContactPoint.debtor_id == case.debtor_id,
                 ContactPoint.owner_relation == "self",
                 ContactPoint.kind == "mobile",
             )
         )
-        == 1
     )
 
 
 def own_phone(session: Session, case_id: int) -> int:
-    case = session.get(Case, case_id)
-    assert case is not None
-    return session.scalars(
-        select(ContactPoint.id).where(
-            ContactPoint.debtor_id == case.debtor_id,
-            ContactPoint.owner_relation == "self",
-            ContactPoint.kind == "mobile",
-        )
-    ).one()
+    (phone,) = _own_phones(session, case_id)
+    return phone
 
 
 def first_account(session: Session, case_id: int) -> Account:
