@@ -425,3 +425,32 @@ def test_pipelined_copies_are_all_written_and_a_failed_one_raises(session: Sessi
             bulk.write_frame(session, "pipe_probe", f)
     nested.rollback()
     assert session.execute(text("SELECT COUNT(*) FROM pipe_probe")).scalar_one() == 5000
+
+
+def test_a_large_frame_is_copied_in_slices_whole_and_in_order(
+    pg_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "COPY_SLICE_ROWS", 1000)
+    with pg_engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE slice_probe (k SERIAL, n INTEGER NOT NULL)")
+        sql = "COPY slice_probe (n) FROM STDIN WITH (FORMAT csv)"
+        encoded: list[int] = []
+
+        def encode(df: pl.DataFrame) -> bytes:
+            encoded.append(df.height)
+            return df.write_csv(include_header=False, null_value="").encode()
+
+        frame = pl.DataFrame({"n": list(range(5500))}, schema={"n": pl.Int64})
+        bulk.copy_frame(driver, sql, frame, encode)
+        assert encoded == [1000] * 5 + [500]
+        rows = conn.exec_driver_sql("SELECT n FROM slice_probe ORDER BY k").scalars().all()
+        assert rows == list(range(5500))
+        # a bad row in a later slice refuses the whole COPY: none of the earlier slices stays
+        bad = frame.with_columns(pl.when(pl.col("n") == 4321).then(None).otherwise(pl.col("n")).alias("n"))
+        conn.exec_driver_sql("SAVEPOINT before_bad")
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            bulk.copy_frame(driver, sql, bad, encode)
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT before_bad")
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM slice_probe").scalar_one() == 5500
+        conn.rollback()

@@ -17,6 +17,8 @@ import polars as pl
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from arrears import bulk as table_bulk
+
 _TIMING = logging.getLogger("arrears.ledger.timing")
 
 
@@ -117,10 +119,12 @@ def insert_frame(
         return
     columns = ", ".join(f'"{c}"' for c in df.columns)
     if is_postgres(session):
-        data = encoded.result() if encoded is not None else _csv(df)
         sql = f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)'
+        if encoded is None:
+            table_bulk.copy_frame(_driver(session), sql, df, _csv)
+            return
         with _driver(session).cursor() as cur, cur.copy(sql) as copy:
-            copy.write(data)
+            copy.write(encoded.result())
         return
     prepared = df.with_columns(
         [pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Date()]

@@ -187,6 +187,13 @@ _OPENING_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def _created_column(session: Session) -> str:
+    """``account.created_at`` as text both dialects write alike (UTC, to the second)."""
+    if bulk.is_postgres(session):
+        return "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+    return "created_at"
+
+
 def ensure_opening_postings(
     session: Session, *, portfolio_id: int, debtor_ids: Sequence[int] | None = None
 ) -> int:
@@ -197,14 +204,10 @@ def ensure_opening_postings(
     happens once; contract interest, penalty interest and fees imported count against the cap (CN-30)
     from then on. Returns the number of accounts opened.
     """
-    portfolio = _portfolio(session, portfolio_id)
     cols = ", ".join(COLUMN[c] for c in COMPONENTS)
-    created = (
-        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
-        if bulk.is_postgres(session)
-        else "created_at"
+    base = (
+        f"SELECT id, {_created_column(session)}, {cols} FROM account WHERE portfolio_id = {int(portfolio_id)}"
     )
-    base = f"SELECT id, {created}, {cols} FROM account WHERE portfolio_id = {int(portfolio_id)}"
     base += " AND ledger_opened_on IS NULL"
     if debtor_ids is None:
         frame = bulk.read_frame(session, base, _OPENING_SCHEMA)
@@ -218,8 +221,20 @@ def ensure_opening_postings(
             for chunk in bulk.chunked(sorted(set(debtor_ids)))
         ]
         frame = pl.concat(parts) if parts else pl.DataFrame(schema=_OPENING_SCHEMA)
+    return _open_accounts(session, _portfolio(session, portfolio_id), frame).height
+
+
+def _open_accounts(session: Session, portfolio: Portfolio, frame: pl.DataFrame) -> pl.DataFrame:
+    """Write the opening postings of the accounts of ``frame`` (columns `_OPENING_SCHEMA`) and mark them.
+
+    Returns the marks as written: ``id``, ``opened_on``, ``charged`` and ``through`` (see
+    `ensure_opening_postings`).
+    """
+    watch = bulk.Stopwatch("open accounts")
+    marks_schema = {"id": pl.Int64(), "opened_on": pl.Date(), "charged": pl.Int64(), "through": pl.Date()}
     if frame.height == 0:
-        return 0
+        return pl.DataFrame(schema=marks_schema)
+    portfolio_id = portfolio.id
     opened = frame.with_columns(
         opened_on=pl.col("created_at")
         .str.slice(0, 19)
@@ -248,6 +263,7 @@ def ensure_opening_postings(
         session, ["posting"], rows=postings.height, ascending={"id"}, constant={"portfolio_id"}
     ):
         bulk.insert_frame(session, "posting", postings)
+    watch.lap("postings")
     # An account opened on a day the portfolio's accrual has already passed keeps its own day (the opening
     # day): it has those days still to accrue. The others follow the portfolio (see `Account`).
     watermark = portfolio.ledger_accrued_through
@@ -257,13 +273,8 @@ def ensure_opening_postings(
         pl.col("opened_on"),
         charged=pl.col("interest_minor") + pl.col("penalty_minor") + pl.col("fees_minor"),
         through=pl.when(behind).then(pl.col("opened_on")).otherwise(None),
-    )
-    bulk.temp_table(
-        session,
-        "ledger_tmp_open",
-        {"id": pl.Int64(), "opened_on": pl.Date(), "charged": pl.Int64(), "through": pl.Date()},
-        marks.sort("id"),
-    )
+    ).sort("id")
+    bulk.temp_table(session, "ledger_tmp_open", marks_schema, marks)
     session.execute(
         text(
             "UPDATE account SET ledger_opened_on = t.opened_on, charged_minor = t.charged,"
@@ -271,7 +282,9 @@ def ensure_opening_postings(
         )
     )
     bulk.drop_temp(session, "ledger_tmp_open")
-    return opened.height
+    watch.lap("mark accounts")
+    watch.done()
+    return marks
 
 
 IMPORT_RULE = "import"
@@ -1181,12 +1194,41 @@ def accrued_through(session: Session, account: Account) -> date | None:
     return day
 
 
-def _read_accrual_accounts(session: Session, cfg: LedgerConfig) -> pl.DataFrame:
-    """Every account of the portfolio, opened or not, in the columns of `_ACCRUAL_SCHEMA`."""
+def _read_accrual_accounts(session: Session, cfg: LedgerConfig, *, opening: bool = False) -> pl.DataFrame:
+    """Every account of the portfolio, opened or not, in the columns of `_ACCRUAL_SCHEMA`; with
+    ``opening``, also those of `_OPENING_SCHEMA` but ``id`` (what opening an account reads)."""
     cols = ", ".join("id" if c == "account_id" else c for c in _ACCRUAL_SCHEMA)
+    schema = dict(_ACCRUAL_SCHEMA)
+    if opening:
+        extra = {k: v for k, v in _OPENING_SCHEMA.items() if k not in schema and k != "id"}
+        cols += ", " + ", ".join(_created_column(session) if k == "created_at" else k for k in extra)
+        schema.update(extra)
     return bulk.read_frame(
-        session, f"SELECT {cols} FROM account WHERE portfolio_id = {int(cfg.portfolio_id)}", _ACCRUAL_SCHEMA
+        session, f"SELECT {cols} FROM account WHERE portfolio_id = {int(cfg.portfolio_id)}", schema
     )
+
+
+def _read_opening_accrual(
+    session: Session, cfg: LedgerConfig, portfolio: Portfolio
+) -> tuple[pl.DataFrame, int]:
+    """The portfolio's accounts as `_read_accrual_accounts` reads them, those not yet in the ledger opened
+    first (`_open_accounts`) from the same read: one read of the portfolio instead of two. Returns the
+    frame as it stands after the opening and the number of accounts opened."""
+    raw = _read_accrual_accounts(session, cfg, opening=True)
+    unopened = raw.filter(pl.col("ledger_opened_on").is_null())
+    marks = _open_accounts(
+        session, portfolio, unopened.select(pl.col("account_id").alias("id"), *list(_OPENING_SCHEMA)[1:])
+    )
+    raw = raw.select(list(_ACCRUAL_SCHEMA))
+    if marks.height:
+        patch = marks.select(
+            account_id="id",
+            ledger_opened_on="opened_on",
+            charged_minor="charged",
+            accrued_through_date="through",
+        )
+        raw = raw.update(patch, on="account_id", how="left", include_nulls=True)
+    return raw, marks.height
 
 
 def _followed_day(watermark: date | None) -> pl.Expr:
@@ -1272,13 +1314,14 @@ def accrue_portfolio(session: Session, *, portfolio_id: int, as_of: date) -> Acc
     portfolio = _portfolio(session, portfolio_id)
     watermark = portfolio.ledger_accrued_through
     new_watermark = as_of if watermark is None or as_of > watermark else watermark
-    # Accounts not yet in the ledger are opened first. A portfolio that never accrued opens them all before
-    # its one read; afterwards the read tells whether any (imported since) are left, and only then is
-    # the portfolio read again after opening them.
+    # Accounts not yet in the ledger are opened first. A portfolio that never accrued opens them all from
+    # its one read (with the columns the opening needs); afterwards the read tells whether any (imported
+    # since) are left, and only then is the portfolio read again after opening them.
     opened = 0
     if watermark is None:
-        opened = ensure_opening_postings(session, portfolio_id=portfolio_id)
-    raw = _read_accrual_accounts(session, cfg)
+        raw, opened = _read_opening_accrual(session, cfg, portfolio)
+    else:
+        raw = _read_accrual_accounts(session, cfg)
     if raw["ledger_opened_on"].null_count():
         opened += ensure_opening_postings(session, portfolio_id=portfolio_id)
         raw = _read_accrual_accounts(session, cfg)

@@ -14,6 +14,8 @@ from itertools import count
 import polars as pl
 from sqlalchemy.orm import Session
 
+from arrears import bulk as table_bulk
+
 _TEMP = count()
 
 
@@ -94,8 +96,7 @@ def _csv(df: pl.DataFrame) -> bytes:
 def _copy_in(session: Session, table: str, df: pl.DataFrame) -> None:
     raw = session.connection().connection.driver_connection
     names = ", ".join(f'"{c}"' for c in df.columns)
-    with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN WITH (FORMAT csv)') as cp:  # type: ignore[union-attr]
-        cp.write(_csv(df))
+    table_bulk.copy_frame(raw, f'COPY "{table}" ({names}) FROM STDIN WITH (FORMAT csv)', df, _csv)
 
 
 def _temp_like(session: Session, table: str, columns: Sequence[str]) -> str:

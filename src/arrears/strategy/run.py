@@ -1015,22 +1015,24 @@ def attach_contacts(planned: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFra
             (pl.col("owner_relation") == "self") if owner == "self" else (pl.col("owner_relation") != "self")
         )
         rank = pl.col("contact_kind").replace_strict({k: i for i, k in enumerate(kinds)}, default=None)
+        # each need on its own: sorted by debtor then preference, a debtor's best point is the first row of
+        # its run (no string keys to sort by, no hashing)
+        ranked = (
+            contacts.filter(pl.col("contact_kind").is_in(list(kinds)) & owner_ok)
+            .with_columns(rank.cast(pl.Int64).alias("_kind_rank"))
+            .sort(
+                ["debtor_id", "opted_out", "verified", "_kind_rank", "contact_point_id"],
+                descending=[False, False, True, False, False],
+            )
+        )
+        first = (pl.col("debtor_id") != pl.col("debtor_id").shift()).fill_null(True)
         tagged.append(
-            contacts.filter(pl.col("contact_kind").is_in(list(kinds)) & owner_ok).with_columns(
-                pl.lit(channel).alias("channel"),
-                pl.lit(audience).alias("audience"),
-                rank.cast(pl.Int64).alias("_kind_rank"),
+            ranked.filter(first).with_columns(
+                pl.lit(channel).alias("channel"), pl.lit(audience).alias("audience")
             )
         )
     candidates = pl.concat(tagged) if tagged else contacts.clear()
-    best = (
-        candidates.sort(
-            ["debtor_id", "channel", "audience", "opted_out", "verified", "_kind_rank", "contact_point_id"],
-            descending=[False, False, False, False, True, False, False],
-        )
-        .unique(["debtor_id", "channel", "audience"], keep="first", maintain_order=True)
-        .drop("_kind_rank", "is_valid", "verified")
-    )
+    best = candidates.drop("_kind_rank", "is_valid", "verified")
     own_phone = contacts.filter(
         (pl.col("owner_relation") == "self") & pl.col("contact_kind").is_in(["mobile", "landline"])
     )
@@ -1452,6 +1454,24 @@ def one_call_per_case(tasks: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+_WORK_ITEM_INPUTS = [
+    *_PER_CASE_KEYS,
+    "account_id",
+    "gate",
+    "priority",
+    "stage",
+    "dpd",
+    "action_key",
+    "template",
+    "case_assignee",
+    "planned_for",
+    "window_end_at",
+    "idempotency_key",
+    "gate_rule_ids",
+    "gate_reason",
+]
+
+
 def _write_work_items(
     session: Session,
     settings: RunSettings,
@@ -1463,6 +1483,9 @@ def _write_work_items(
     outcome: PartitionOutcome,
     held: list[pl.DataFrame] | None = None,
 ) -> None:
+    # the columns a work item is made of, first: the planned frame is wide, and filtering it whole copies
+    # every column of a million rows or more
+    planned = planned.select(_WORK_ITEM_INPUTS)
     tasks = one_call_per_case(planned.filter(pl.col("kind").is_in(list(TASK_KINDS))))
     if tasks.height and tasks["kind"].is_in(PER_CASE_TASKS).any():
         # a later run of the same date (accounts imported since) adds no second call to a case
